@@ -1,0 +1,37 @@
+// What every emulator is made with: the sandbox TLS material, the token signer, and the sandbox
+// tenant with the identity the app itself signs in as (EnvironmentCredential locally; a managed
+// identity in Azure).
+import type { SandboxTls } from "./tls";
+import type { TokenSigner } from "./tokens";
+import type { FaultSettings } from "./server";
+
+export interface SandboxIdentity {
+  tenantId: string;
+  /** The app's own identity: AZURE_CLIENT_ID / AZURE_CLIENT_SECRET for EnvironmentCredential. */
+  clientId: string;
+  clientSecret: string;
+  /** Object id of that identity's service principal. */
+  objectId: string;
+}
+
+export const SANDBOX_IDENTITY: SandboxIdentity = {
+  tenantId: "11111111-2222-4333-8444-555555555555",
+  clientId: "a11ce000-0000-4000-8000-00000000a99a",
+  clientSecret: "sandbox-app-identity-secret",
+  objectId: "a11ce000-0000-4000-8000-0000000000b0",
+};
+
+/** Token audiences (the `aud` claim) for each resource, as Entra issues them for `<resource>/.default`. */
+export const AUDIENCES = {
+  graph: ["https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"],
+  keyVault: ["https://vault.azure.net", "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"],
+};
+
+export interface EmulatorContext {
+  sandboxDir: string;
+  tls: SandboxTls;
+  signer: TokenSigner;
+  identity: SandboxIdentity;
+  /** Public base URL of the Graph/token emulator (the authority host), once known. */
+  faults?: Partial<FaultSettings>;
+}
