@@ -1,0 +1,44 @@
+// Microsoft Graph application permissions (app roles) for the app's managed identity, least privilege
+// (DESIGN.md section 4):
+//   Application.ReadWrite.OwnedBy           create the Creatio app registrations and manage only those it owns
+//                                           (their passwords included)
+//   Application.Read.All                    look up the Microsoft Graph and Exchange Online service principals
+//                                           and their delegated scope ids
+//   DelegatedPermissionGrant.ReadWrite.All  grant admin consent (oauth2PermissionGrants). Powerful: it can
+//                                           grant any delegated permission to any client in the tenant.
+//   Policy.ReadWrite.Authorization          only with allowUserConsentPermission (allowUserConsent requests)
+//
+// Uses the Microsoft Graph Bicep extension (GA, types v1.0.0, Bicep >= 0.36.1; learn.microsoft.com/graph/templates/bicep/whats-new),
+// registered as microsoftGraphV1 in infra/bicepconfig.json. The deploying user needs the right to assign
+// app roles (Privileged Role Administrator or Global Administrator). The same grants without Bicep:
+// infra/grant-graph-permissions.sh. App role ids are looked up by name on the Graph service principal
+// instead of being copied here.
+extension microsoftGraphV1
+
+@description('Object id of the managed identity\'s service principal (the user-assigned identity\'s principalId).')
+param managedIdentityPrincipalId string
+
+@description('Also grant Policy.ReadWrite.Authorization (tenant-wide user consent setting).')
+param allowUserConsentPermission bool = false
+
+var baseRoles = [
+  'Application.ReadWrite.OwnedBy'
+  'Application.Read.All'
+  'DelegatedPermissionGrant.ReadWrite.All'
+]
+var appRoles = allowUserConsentPermission ? concat(baseRoles, ['Policy.ReadWrite.Authorization']) : baseRoles
+
+// Microsoft Graph's service principal in this tenant (well-known appId).
+resource graph 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
+  appId: '00000003-0000-0000-c000-000000000000'
+}
+
+resource assignments 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
+  for role in appRoles: {
+    appRoleId: filter(graph.appRoles, r => r.value == role && contains(r.allowedMemberTypes, 'Application'))[0].id
+    principalId: managedIdentityPrincipalId
+    resourceId: graph.id
+  }
+]
+
+output grantedRoles array = appRoles
