@@ -1,15 +1,13 @@
-/**
- * The real process environment and error helpers that work across realms. Under jest, test code
- * runs in a vm context with its own `process.env` copy and its own `Error`; the app is loaded with
- * Node's own require (functionsCore.loadApp), so the host must write settings to the real env and
- * must not rely on `instanceof Error` for errors the app throws.
- */
-import Module from "node:module";
+/** Process environment and error helpers shared by the host modules. */
+import NodeModule from "node:module";
 
-const realProcess = Module.createRequire(__filename)("node:process") as NodeJS.Process;
+export const hostEnv: NodeJS.ProcessEnv = process.env;
 
-export const hostEnv: NodeJS.ProcessEnv = realProcess.env;
+/** Node's `module` builtin (Module._resolveFilename, _cache, createRequire). */
+export const RealModule: typeof NodeModule = NodeModule;
 
+// Errors thrown by app code are read by shape, not `instanceof Error`, so a realm boundary
+// (vm contexts, test runners) cannot turn a message into "[object Object]".
 export function errMessage(e: unknown): string {
   if (e && typeof e === "object" && "message" in e) return String((e as { message: unknown }).message);
   return String(e);

@@ -5,7 +5,7 @@
  * registerHook / log on it. We make `require("@azure/functions-core")` resolve to this object by
  * hooking Node's module resolution, then keep what the app registers in a registry.
  */
-import Module from "node:module";
+import { RealModule as Module } from "./env";
 
 export type LogLevel = "trace" | "debug" | "information" | "warning" | "error" | "critical" | "none";
 

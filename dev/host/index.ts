@@ -75,6 +75,11 @@ function normalizeStorage(cs: string): string {
 }
 
 export async function startHost(opts: HostOptions = {}): Promise<HostHandle> {
+  if (hostEnv.JEST_WORKER_ID !== undefined) {
+    // jest gives test code its own module registry: `require("@azure/functions-core")` cannot be
+    // redirected there, so the app would load in "test mode" without registering anything.
+    throw new Error("startHost cannot load an app inside a jest worker; use spawnHost from dev/host/spawn.ts (runs the CLI as a child process).");
+  }
   const appDir = path.resolve(opts.appDir ?? REPO_ROOT);
   const logger: HostLogger = createLogger(opts.log);
   applySettings(appDir, opts);

@@ -1,0 +1,80 @@
+/**
+ * Runs the local host as a child process (`tsx dev/host/cli.ts`) and waits for its ready line.
+ * This is how tests use the host: a real process they can SIGKILL, and outside jest's module
+ * sandbox (which cannot provide `@azure/functions-core` to the app).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+
+export interface SpawnHostOptions {
+  appDir?: string;
+  /** 0 (default) lets the host pick a free port; the ready line reports it. */
+  port?: number;
+  runTimers?: boolean;
+  storageConnectionString?: string;
+  /** Added to the child's environment (settings for the app, AzureWebJobsStorage, ...). */
+  env?: Record<string, string>;
+  /** Called with each stdout/stderr line as it arrives. */
+  onLine?: (line: string) => void;
+  timeoutMs?: number;
+}
+
+export interface SpawnedHost {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  /** Every stdout line so far. */
+  lines: string[];
+  /** SIGTERM and wait (clean stop). */
+  stop(): Promise<void>;
+  /** SIGKILL and wait: the host gets no chance to clean up. */
+  kill(): Promise<void>;
+}
+
+const CLI = path.resolve(__dirname, "cli.ts");
+
+export async function spawnHost(opts: SpawnHostOptions = {}): Promise<SpawnedHost> {
+  const args = [require.resolve("tsx/cli"), CLI, "--port", String(opts.port ?? 0)];
+  if (opts.appDir) args.push("--app", opts.appDir);
+  if (opts.runTimers === false) args.push("--no-timers");
+  if (opts.storageConnectionString) args.push("--storage", opts.storageConnectionString);
+  const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
+  delete env.JEST_WORKER_ID;
+  const child = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+  const lines: string[] = [];
+  const errLines: string[] = [];
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  let hasExited = false;
+  void exited.then(() => (hasExited = true));
+
+  const ready = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`host did not start in time:\n${[...lines, ...errLines].join("\n")}`)), opts.timeoutMs ?? 30000);
+    const onData =
+      (into: string[]) =>
+      (buf: Buffer): void => {
+        for (const line of buf.toString("utf8").split("\n")) {
+          if (line === "") continue;
+          into.push(line);
+          opts.onLine?.(line);
+          const m = /^Host listening on (http:\/\/\S+)/.exec(line);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1]);
+          }
+        }
+      };
+    child.stdout?.on("data", onData(lines));
+    child.stderr?.on("data", onData(errLines));
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`host exited before it was ready:\n${[...lines, ...errLines].join("\n")}`));
+    });
+  });
+  const url = await ready;
+  const end = async (signal: NodeJS.Signals): Promise<void> => {
+    if (hasExited) return;
+    child.kill(signal);
+    await exited;
+  };
+  return { url, port: Number(new URL(url).port), child, lines, stop: () => end("SIGTERM"), kill: () => end("SIGKILL") };
+}
