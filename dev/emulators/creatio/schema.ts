@@ -1,0 +1,161 @@
+// The two Creatio objects the product touches, with the columns the emulator knows, their OData
+// types, and the seeded rows. Sources: DESIGN.md section 4 "Creatio" (from a published Creatio 8.1
+// configuration dump): the Office 365 MailServer row id, its `OAuthApplication` lookup
+// (`OAuthApplicationId` in OData), and the OAuthApplications columns Creatio's own mailbox
+// settings page writes. Column lists beyond those are a plausible subset, not the full schema.
+import { randomUUID } from "node:crypto";
+
+export type ColumnType = "Guid" | "String" | "Int32" | "Boolean" | "DateTimeOffset";
+
+export interface ColumnDef {
+  type: ColumnType;
+  /** Secure text (Creatio "encrypted" columns): writable, never read back through OData. */
+  writeOnly?: boolean;
+  /** Filled by the server: ignored when sent. */
+  system?: boolean;
+}
+
+export interface EntityDef {
+  name: string;
+  columns: Record<string, ColumnDef>;
+  /** System operation a user needs to insert, update or delete rows (CanManageMailServers for MailServer). */
+  writeOperation?: string;
+}
+
+export type Row = Record<string, unknown>;
+
+const systemColumns: Record<string, ColumnDef> = {
+  Id: { type: "Guid" },
+  CreatedOn: { type: "DateTimeOffset", system: true },
+  CreatedById: { type: "Guid", system: true },
+  ModifiedOn: { type: "DateTimeOffset", system: true },
+  ModifiedById: { type: "Guid", system: true },
+};
+
+export const ENTITIES: Record<string, EntityDef> = {
+  MailServer: {
+    name: "MailServer",
+    // "Saving a MailServer needs the system operation CanManageMailServers" (DESIGN.md section 4).
+    writeOperation: "CanManageMailServers",
+    columns: {
+      ...systemColumns,
+      Name: { type: "String" },
+      TypeId: { type: "Guid" },
+      Address: { type: "String" },
+      Port: { type: "Int32" },
+      UseSSL: { type: "Boolean" },
+      AllowEmailDownloading: { type: "Boolean" },
+      AllowEmailSending: { type: "Boolean" },
+      SMTPServerAddress: { type: "String" },
+      SMTPPort: { type: "Int32" },
+      UseSSLforSending: { type: "Boolean" },
+      OAuthApplicationId: { type: "Guid" },
+    },
+  },
+  OAuthApplications: {
+    name: "OAuthApplications",
+    columns: {
+      ...systemColumns,
+      Name: { type: "String" },
+      AppClassName: { type: "String" },
+      ClientClassName: { type: "String" },
+      ClientId: { type: "String" },
+      SecretKey: { type: "String", writeOnly: true },
+      Description: { type: "String" },
+    },
+  },
+};
+
+/** The Office 365 mail service row Creatio ships (DESIGN.md section 4). */
+export const OFFICE365_MAIL_SERVER_ID = "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b";
+export const EMPTY_GUID = "00000000-0000-0000-0000-000000000000";
+
+/** Mail server types (ids invented for the emulator; the product never reads them). */
+const MAIL_SERVER_TYPE = { exchange: "f6e6a5c9-9bda-4e40-9d60-bd5b2e0a0c01", imap: "f6e6a5c9-9bda-4e40-9d60-bd5b2e0a0c02" };
+
+export function defaultValue(type: ColumnType): unknown {
+  switch (type) {
+    case "Guid":
+      return EMPTY_GUID;
+    case "String":
+      return "";
+    case "Int32":
+      return 0;
+    case "Boolean":
+      return false;
+    case "DateTimeOffset":
+      return null;
+  }
+}
+
+/** A complete row: every column present, defaults where not given (Creatio columns are not nullable but dates). */
+export function completeRow(entity: EntityDef, values: Row, actorId: string): Row {
+  const now = new Date().toISOString();
+  const row: Row = {};
+  for (const [column, def] of Object.entries(entity.columns)) row[column] = values[column] ?? defaultValue(def.type);
+  row.Id = (values.Id as string | undefined) ?? randomUUID();
+  row.CreatedOn = values.CreatedOn ?? now;
+  row.ModifiedOn = values.ModifiedOn ?? now;
+  row.CreatedById = values.CreatedById ?? actorId;
+  row.ModifiedById = values.ModifiedById ?? actorId;
+  return row;
+}
+
+/** Seeded rows: the Office 365 service (no OAuth application linked yet, as on a fresh site) and two others. */
+export function seedRows(supervisorContactId: string): Record<string, Row[]> {
+  const seeded = "2023-01-01T00:00:00Z";
+  const base = { CreatedOn: seeded, ModifiedOn: seeded, CreatedById: supervisorContactId, ModifiedById: supervisorContactId };
+  return {
+    MailServer: [
+      completeRow(
+        ENTITIES.MailServer,
+        {
+          ...base,
+          Id: OFFICE365_MAIL_SERVER_ID,
+          Name: "Office 365",
+          TypeId: MAIL_SERVER_TYPE.exchange,
+          Address: "outlook.office365.com",
+          Port: 443,
+          UseSSL: true,
+          AllowEmailDownloading: true,
+          AllowEmailSending: true,
+        },
+        supervisorContactId,
+      ),
+      completeRow(
+        ENTITIES.MailServer,
+        {
+          ...base,
+          Id: "8a1c3a36-6a65-4d7b-8d51-0c2c2f1e6b01",
+          Name: "Gmail",
+          TypeId: MAIL_SERVER_TYPE.imap,
+          Address: "imap.gmail.com",
+          Port: 993,
+          UseSSL: true,
+          AllowEmailDownloading: true,
+          AllowEmailSending: true,
+          SMTPServerAddress: "smtp.gmail.com",
+          SMTPPort: 465,
+          UseSSLforSending: true,
+        },
+        supervisorContactId,
+      ),
+      completeRow(
+        ENTITIES.MailServer,
+        {
+          ...base,
+          Id: "8a1c3a36-6a65-4d7b-8d51-0c2c2f1e6b02",
+          Name: "Exchange (on-premises)",
+          TypeId: MAIL_SERVER_TYPE.exchange,
+          Address: "mail.example.local",
+          Port: 443,
+          UseSSL: true,
+          AllowEmailDownloading: true,
+          AllowEmailSending: true,
+        },
+        supervisorContactId,
+      ),
+    ],
+    OAuthApplications: [],
+  };
+}

@@ -1,0 +1,216 @@
+// The Creatio emulator over HTTPS with plain fetch: there is no Creatio SDK, fetch is the client the
+// app itself uses. The sandbox CA is trusted through NODE_EXTRA_CA_CERTS (dev/run-tests.ts).
+import { randomUUID } from "node:crypto";
+import { AUDIENCES, EmulatorContext, SANDBOX_IDENTITY } from "../../dev/emulators/context";
+import { createCreatioEmulator } from "../../dev/emulators/creatio";
+import { OFFICE365_MAIL_SERVER_ID } from "../../dev/emulators/creatio/schema";
+import { EmulatorServer } from "../../dev/emulators/server";
+import { ensureSandboxTls } from "../../dev/emulators/tls";
+import { loadTokenSigner } from "../../dev/emulators/tokens";
+import { SANDBOX_DIR } from "../../dev/sandbox";
+
+const ctx: EmulatorContext = {
+  sandboxDir: SANDBOX_DIR,
+  tls: ensureSandboxTls(SANDBOX_DIR),
+  signer: loadTokenSigner(SANDBOX_DIR),
+  identity: SANDBOX_IDENTITY,
+};
+
+/** The headers DESIGN.md section 4 prescribes for Creatio OData calls. */
+const ODATA_HEADERS = {
+  Accept: "application/json",
+  "Content-Type": "application/json; charset=utf-8; IEEE754Compatible=true",
+  ForceUseSession: "true",
+};
+
+interface Session {
+  cookie: string;
+  csrf: string;
+}
+
+async function login(base: string, userName: string, password: string): Promise<{ status: number; body: any; setCookies: string[]; session?: Session }> {
+  const response = await fetch(`${base}/ServiceModel/AuthService.svc/Login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ UserName: userName, UserPassword: password }),
+  });
+  const setCookies = response.headers.getSetCookie();
+  const pairs = setCookies.map((c) => c.split(";")[0]);
+  const csrf = pairs.find((p) => p.startsWith("BPMCSRF="))?.slice("BPMCSRF=".length);
+  return { status: response.status, body: await response.json(), setCookies, session: csrf ? { cookie: pairs.join("; "), csrf } : undefined };
+}
+
+function call(url: string, session: Session | undefined, init: { method?: string; body?: unknown; csrf?: string | null; bearer?: string } = {}) {
+  const headers: Record<string, string> = { ...ODATA_HEADERS };
+  if (session) headers.Cookie = session.cookie;
+  const csrf = init.csrf === undefined ? session?.csrf : init.csrf;
+  if (csrf) headers.BPMCSRF = csrf;
+  if (init.bearer) headers.Authorization = `Bearer ${init.bearer}`;
+  return fetch(url, { method: init.method ?? "GET", headers, body: init.body === undefined ? undefined : JSON.stringify(init.body) });
+}
+
+let server: EmulatorServer;
+let base: string;
+let odata: string;
+const state = async () => (await (await fetch(`${base}/_emulator/state`)).json()) as any;
+
+beforeAll(async () => {
+  server = createCreatioEmulator(ctx);
+  base = await server.listen(0);
+  odata = `${base}/0/odata`;
+});
+
+afterAll(async () => {
+  await server.close();
+});
+
+beforeEach(async () => {
+  await fetch(`${base}/_emulator/reset`, { method: "POST" });
+});
+
+test("login: Code 0 with the Creatio cookies; a wrong password is 200 with Code 1 and no cookies", async () => {
+  const ok = await login(base, "Supervisor", "Supervisor");
+  expect(ok.status).toBe(200);
+  expect(ok.body).toEqual({ Code: 0, Message: "", Exception: null, PasswordChangeUrl: null, RedirectUrl: null });
+  const byName = Object.fromEntries(ok.setCookies.map((c) => [c.split("=")[0], c]));
+  expect(Object.keys(byName).sort()).toEqual([".ASPXAUTH", "BPMCSRF", "BPMLOADER", "UserName"]);
+  expect(byName[".ASPXAUTH"]).toMatch(/HttpOnly/);
+  expect(byName.BPMCSRF).not.toMatch(/HttpOnly/);
+  expect(byName[".ASPXAUTH"]).toMatch(/secure/);
+
+  const bad = await login(base, "Supervisor", "wrong");
+  expect(bad.status).toBe(200);
+  expect(bad.body).toMatchObject({ Code: 1, Message: expect.any(String) });
+  expect(bad.setCookies).toEqual([]);
+});
+
+test("OData: read the Office 365 mail server, insert an OAuth application, link it; SecretKey is write-only", async () => {
+  const { session } = await login(base, "Supervisor", "Supervisor");
+
+  const got = await call(`${odata}/MailServer(${OFFICE365_MAIL_SERVER_ID})?$select=Id,Name,OAuthApplicationId`, session);
+  expect(got.status).toBe(200);
+  const mailServer = (await got.json()) as any;
+  expect(mailServer).toEqual({
+    "@odata.context": expect.stringContaining("$metadata#MailServer(Id,Name,OAuthApplicationId)/$entity"),
+    Id: OFFICE365_MAIL_SERVER_ID,
+    Name: expect.any(String),
+    OAuthApplicationId: "00000000-0000-0000-0000-000000000000",
+  });
+
+  const created = await call(`${odata}/OAuthApplications`, session, {
+    method: "POST",
+    body: {
+      Name: "Office365OAuthAuthenticator",
+      AppClassName: "Office365OAuthAuthenticator",
+      ClientClassName: "Office365OAuthClient",
+      ClientId: "app-client-id",
+      SecretKey: "very-secret",
+    },
+  });
+  expect(created.status).toBe(201);
+  const app = (await created.json()) as any;
+  expect(app.Id).toMatch(/^[0-9a-f-]{36}$/);
+  expect(app).not.toHaveProperty("SecretKey");
+  expect(created.headers.get("location")).toBe(`${odata}/OAuthApplications(${app.Id})`);
+
+  const patched = await call(`${odata}/MailServer(${OFFICE365_MAIL_SERVER_ID})`, session, { method: "PATCH", body: { OAuthApplicationId: app.Id } });
+  expect(patched.status).toBe(204);
+
+  const filtered = await call(`${odata}/OAuthApplications?$filter=ClientId eq 'app-client-id'`, session);
+  const list = (await filtered.json()) as any;
+  expect(list.value).toHaveLength(1);
+  expect(list.value[0]).toMatchObject({ Id: app.Id, ClientClassName: "Office365OAuthClient" });
+  expect(JSON.stringify(list)).not.toContain("very-secret");
+  expect((await call(`${odata}/OAuthApplications(${app.Id})`, session).then((r) => r.json())) as any).not.toHaveProperty("SecretKey");
+  expect((await call(`${odata}/OAuthApplications?$select=SecretKey`, session)).status).toBe(400);
+
+  const byId = (await (await call(`${odata}/MailServer?$filter=Id eq ${OFFICE365_MAIL_SERVER_ID}&$select=OAuthApplicationId`, session)).json()) as any;
+  expect(byId.value).toEqual([{ OAuthApplicationId: app.Id }]);
+
+  const s = await state();
+  expect(s.OAuthApplications).toEqual([expect.objectContaining({ Id: app.Id, SecretKey: "very-secret" })]);
+  expect(s.MailServer.find((r: any) => r.Id === OFFICE365_MAIL_SERVER_ID).OAuthApplicationId).toBe(app.Id);
+
+  const updated = await call(`${odata}/OAuthApplications(${app.Id})`, session, { method: "PATCH", body: { SecretKey: "rotated" } });
+  expect(updated.status).toBe(204);
+  expect((await state()).OAuthApplications[0].SecretKey).toBe("rotated");
+});
+
+test("OData errors: unknown key 404, a quoted guid in $filter 400, a dangling lookup refused, unknown column 400", async () => {
+  const { session } = await login(base, "Supervisor", "Supervisor");
+  const missing = await call(`${odata}/OAuthApplications(${randomUUID()})`, session);
+  expect(missing.status).toBe(404);
+  expect(await missing.json()).toEqual({ error: { code: "", message: expect.any(String) } });
+  expect((await call(`${odata}/MailServer?$filter=Id eq '${OFFICE365_MAIL_SERVER_ID}'`, session)).status).toBe(400);
+  expect((await call(`${odata}/MailServer(${OFFICE365_MAIL_SERVER_ID})`, session, { method: "PATCH", body: { OAuthApplicationId: randomUUID() } })).status).toBe(500);
+  expect((await call(`${odata}/OAuthApplications`, session, { method: "POST", body: { Nope: 1 } })).status).toBe(400);
+  expect((await call(`${odata}/NoSuchEntity`, session)).status).toBe(404);
+  expect((await call(`${base}/odata/MailServer`, session)).status).toBe(404);
+});
+
+test("a missing or wrong BPMCSRF header is 401", async () => {
+  const { session } = await login(base, "Supervisor", "Supervisor");
+  expect((await call(`${odata}/MailServer`, session, { csrf: null })).status).toBe(401);
+  expect((await call(`${odata}/MailServer(${OFFICE365_MAIL_SERVER_ID})`, session, { method: "PATCH", csrf: "forged", body: { Name: "x" } })).status).toBe(401);
+  expect((await call(`${odata}/MailServer`, undefined)).status).toBe(401);
+});
+
+test("a user without CanManageMailServers reads but cannot write MailServer (403)", async () => {
+  const { session } = await login(base, "Sales", "Sales");
+  expect((await call(`${odata}/MailServer`, session)).status).toBe(200);
+  const refused = await call(`${odata}/MailServer(${OFFICE365_MAIL_SERVER_ID})`, session, { method: "PATCH", body: { Name: "mine" } });
+  expect(refused.status).toBe(403);
+  expect(((await refused.json()) as any).error.message).toContain("CanManageMailServers");
+  expect((await state()).MailServer.find((r: any) => r.Id === OFFICE365_MAIL_SERVER_ID).Name).not.toBe("mine");
+});
+
+test("expired sessions answer 401 until the client logs in again", async () => {
+  const first = (await login(base, "Supervisor", "Supervisor")).session;
+  expect((await call(`${odata}/MailServer`, first)).status).toBe(200);
+  const expired = await fetch(`${base}/_emulator/expire-sessions`, { method: "POST" });
+  expect(await expired.json()).toEqual({ expired: 1 });
+  expect((await call(`${odata}/MailServer`, first)).status).toBe(401);
+  const second = (await login(base, "Supervisor", "Supervisor")).session;
+  expect((await call(`${odata}/MailServer`, second)).status).toBe(200);
+
+  await fetch(`${base}/_emulator/session-lifetime`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ sessionLifetimeMs: 200 }) });
+  await new Promise((r) => setTimeout(r, 300));
+  expect((await call(`${odata}/MailServer`, second)).status).toBe(401);
+});
+
+test("Identity Service client credentials: the bearer token works without cookies or BPMCSRF", async () => {
+  const token = await fetch(`${base}/connect/token`, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "client_credentials", client_id: "sandbox-integration", client_secret: "sandbox-integration-secret" }),
+  });
+  expect(token.status).toBe(200);
+  const issued = (await token.json()) as any;
+  expect(issued).toMatchObject({ token_type: "Bearer", expires_in: 3600, access_token: expect.any(String) });
+  expect((await call(`${odata}/MailServer(${OFFICE365_MAIL_SERVER_ID})`, undefined, { bearer: issued.access_token })).status).toBe(200);
+  expect((await call(`${odata}/MailServer(${OFFICE365_MAIL_SERVER_ID})`, undefined, { method: "PATCH", bearer: issued.access_token, body: { Name: "Office 365" } })).status).toBe(204);
+
+  const bad = await fetch(`${base}/connect/token`, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "client_credentials", client_id: "sandbox-integration", client_secret: "wrong" }),
+  });
+  expect(bad.status).toBe(400);
+  expect(await bad.json()).toEqual({ error: "invalid_client" });
+
+  // A token for another resource (Key Vault) is not a Creatio token.
+  const foreign = ctx.signer.issue({ aud: AUDIENCES.keyVault[0], iss: "x", tid: SANDBOX_IDENTITY.tenantId, appid: "sandbox-integration", oid: "o" }).token;
+  expect((await call(`${odata}/MailServer`, undefined, { bearer: foreign })).status).toBe(401);
+});
+
+test("a .NET Core site serves OData at /odata only", async () => {
+  const core = createCreatioEmulator(ctx, { netCore: true });
+  const coreBase = await core.listen(0);
+  try {
+    const { session } = await login(coreBase, "Supervisor", "Supervisor");
+    expect((await call(`${coreBase}/odata/MailServer(${OFFICE365_MAIL_SERVER_ID})`, session)).status).toBe(200);
+    expect((await call(`${coreBase}/0/odata/MailServer(${OFFICE365_MAIL_SERVER_ID})`, session)).status).toBe(404);
+  } finally {
+    await core.close();
+  }
+});
