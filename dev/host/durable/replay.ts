@@ -99,6 +99,9 @@ export interface ReplayResult {
 }
 
 const toJson = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
+// durable-functions pre-serializes string inputs of activities and continueAsNew
+// (Utils.processInput: a string becomes its JSON text); other values are still values.
+const actionInput = (v: unknown): string | null => (typeof v === "string" ? v : toJson(v));
 
 export class DtfReplay {
   private nextId = 0;
@@ -241,10 +244,10 @@ export class DtfReplay {
   private invoke(a: JsAction): SimTask | undefined {
     switch (a.actionType) {
       case ActionType.CallActivity:
-        return this.schedule({ kind: "activity", name: a.functionName ?? "", input: toJson(a.input) });
+        return this.schedule({ kind: "activity", name: a.functionName ?? "", input: actionInput(a.input) });
       case ActionType.CallActivityWithRetry:
         return this.withRetry(
-          () => this.schedule({ kind: "activity", name: a.functionName ?? "", input: toJson(a.input) }),
+          () => this.schedule({ kind: "activity", name: a.functionName ?? "", input: actionInput(a.input) }),
           a.retryOptions ?? { firstRetryIntervalInMilliseconds: 1000, maxNumberOfAttempts: 1 },
         );
       case ActionType.CallSubOrchestrator:
@@ -259,7 +262,7 @@ export class DtfReplay {
         return a.actionType === ActionType.CallSubOrchestrator || !a.retryOptions ? start() : this.withRetry(start, a.retryOptions);
       }
       case ActionType.ContinueAsNew:
-        this.continueAsNew = { input: toJson(a.input) };
+        this.continueAsNew = { input: actionInput(a.input) };
         return undefined;
       case ActionType.CreateTimer: {
         const t = this.timer(new Date(a.fireAt ?? this.now));
