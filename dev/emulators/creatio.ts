@@ -2,7 +2,8 @@
 // token endpoint (client credentials), and OData 4 for the two objects the product writes,
 // `MailServer` and `OAuthApplications`. Sources: DESIGN.md section 4 "Creatio" (a published Creatio
 // 8.1 configuration dump and Creatio Academy: "Authentication of external requests", "Protection
-// from CSRF attacks", "OData 4 overview", "Authorize external requests using OAuth 2.0").
+// from CSRF attacks", "odata web service (OData 4)" reference with its request headers including
+// BPMCSRF on GETs too, "Authorize external requests using OAuth 2.0").
 //
 // Options: `netCore` (default false) emulates a .NET Core / .NET 8 site where OData lives at
 // `/odata`; otherwise a .NET Framework site with `/0/odata` (DESIGN.md section 4). The other prefix
@@ -207,6 +208,18 @@ export function createCreatioEmulator(ctx: EmulatorContext, options: CreatioEmul
   };
   const readable = (entity: EntityDef, row: Row) => project(row, parseSelect(null, entity));
   const context = (entity: EntityDef, suffix = "") => `${baseUrl()}${prefix}/$metadata#${entity.name}${suffix}`;
+
+  // Service document: GET /0/odata/ lists the entity sets (Creatio Academy "odata web service (OData 4)"
+  // uses it to discover objects); a cheap probe for which prefix a site serves.
+  server.route("GET", new RegExp(`^${prefix}/?$`), (req) => {
+    const who = authenticate(req);
+    if ("status" in who) return who;
+    return {
+      status: 200,
+      headers: { "OData-Version": "4.0", "Content-Type": contentType(req) },
+      body: { "@odata.context": `${baseUrl()}${prefix}/$metadata`, value: Object.keys(ENTITIES).map((name) => ({ name, kind: "EntitySet", url: name })) },
+    };
+  });
 
   const collection = new RegExp(`^${prefix}/(?<entity>[A-Za-z0-9_]+)$`);
   const byKey = new RegExp(`^${prefix}/(?<entity>[A-Za-z0-9_]+)\\((?<key>[^)]*)\\)$`);

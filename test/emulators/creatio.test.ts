@@ -210,6 +210,9 @@ test("a .NET Core site serves OData at /odata only", async () => {
     const { session } = await login(coreBase, "Supervisor", "Supervisor");
     expect((await call(`${coreBase}/odata/MailServer(${OFFICE365_MAIL_SERVER_ID})`, session)).status).toBe(200);
     expect((await call(`${coreBase}/0/odata/MailServer(${OFFICE365_MAIL_SERVER_ID})`, session)).status).toBe(404);
+    const serviceDocument = (await (await call(`${coreBase}/odata/`, session)).json()) as any;
+    expect(serviceDocument.value.map((e: any) => e.name)).toEqual(["MailServer", "OAuthApplications"]);
+    expect((await call(`${coreBase}/0/odata/`, session)).status).toBe(404);
   } finally {
     await core.close();
   }

@@ -70,8 +70,12 @@ export const ENTITIES: Record<string, EntityDef> = {
 export const OFFICE365_MAIL_SERVER_ID = "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b";
 export const EMPTY_GUID = "00000000-0000-0000-0000-000000000000";
 
-/** Mail server types (ids invented for the emulator; the product never reads them). */
-const MAIL_SERVER_TYPE = { exchange: "f6e6a5c9-9bda-4e40-9d60-bd5b2e0a0c01", imap: "f6e6a5c9-9bda-4e40-9d60-bd5b2e0a0c02" };
+/**
+ * Mail server types and the shipped Gmail row: ids from Creatio's client module `ExchangeNUIConstants`
+ * (`MailServer.Type.Imap/Exchange`, `MailServer.Gmail`, `MailServer.Office365`).
+ */
+const MAIL_SERVER_TYPE = { exchange: "3490bd45-4f4d-4613-aa06-454546f3342a", imap: "844f0837-eaa0-4f40-b965-71f5db9eae6e" };
+export const GMAIL_MAIL_SERVER_ID = "1b424a93-dee9-e011-8376-00155d04c01d";
 
 export function defaultValue(type: ColumnType): unknown {
   switch (type) {
@@ -101,7 +105,10 @@ export function completeRow(entity: EntityDef, values: Row, actorId: string): Ro
   return row;
 }
 
-/** Seeded rows: the Office 365 service (no OAuth application linked yet, as on a fresh site) and two others. */
+/**
+ * Seeded rows: the Office 365 service (no OAuth application linked yet, as on a fresh site), the
+ * shipped Gmail service, and one custom Exchange server. An empty lookup reads as the empty guid.
+ */
 export function seedRows(supervisorContactId: string): Record<string, Row[]> {
   const seeded = "2023-01-01T00:00:00Z";
   const base = { CreatedOn: seeded, ModifiedOn: seeded, CreatedById: supervisorContactId, ModifiedById: supervisorContactId };
@@ -126,7 +133,7 @@ export function seedRows(supervisorContactId: string): Record<string, Row[]> {
         ENTITIES.MailServer,
         {
           ...base,
-          Id: "8a1c3a36-6a65-4d7b-8d51-0c2c2f1e6b01",
+          Id: GMAIL_MAIL_SERVER_ID,
           Name: "Gmail",
           TypeId: MAIL_SERVER_TYPE.imap,
           Address: "imap.gmail.com",
@@ -144,6 +151,7 @@ export function seedRows(supervisorContactId: string): Record<string, Row[]> {
         ENTITIES.MailServer,
         {
           ...base,
+          // Not shipped by Creatio: an administrator's own on-premises server (id invented).
           Id: "8a1c3a36-6a65-4d7b-8d51-0c2c2f1e6b02",
           Name: "Exchange (on-premises)",
           TypeId: MAIL_SERVER_TYPE.exchange,
