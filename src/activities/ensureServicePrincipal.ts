@@ -1,0 +1,48 @@
+import { z } from "zod";
+import { graphGetOrUndefined, graphUpsert, odataString, GraphCallError } from "../clients/graph";
+import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
+
+/**
+ * Step 2 (part of manual step 6): the app's service principal, upserted by appId
+ * (`PATCH /servicePrincipals(appId='...')` + `Prefer: create-if-missing`). Right after the app is
+ * created Graph may answer 400 NoBackingApplicationObject or 404 for seconds: retried with backoff.
+ */
+export const ENSURE_SERVICE_PRINCIPAL = "ensureServicePrincipal";
+
+export const ensureServicePrincipalInput = z.object({
+  appId: z.string().min(1),
+  displayName: z.string().min(1),
+});
+export type EnsureServicePrincipalInput = z.infer<typeof ensureServicePrincipalInput>;
+
+export interface EnsureServicePrincipalResult {
+  servicePrincipalId: string;
+  created: boolean;
+}
+
+export function isReplicationLag(error: unknown): boolean {
+  if (!(error instanceof GraphCallError)) return false;
+  if (error.status === 404) return true;
+  return error.status === 400 && /NoBackingApplicationObject|does not reference a valid application|Request_ResourceNotFound/i.test(`${error.code} ${error.upstreamMessage}`);
+}
+
+export async function ensureServicePrincipal(rawInput: EnsureServicePrincipalInput, deps: ActivityDeps = defaultDeps()): Promise<EnsureServicePrincipalResult> {
+  const input = ensureServicePrincipalInput.parse(rawInput);
+  const keyPath = `/servicePrincipals(appId=${odataString(input.appId)})`;
+  const existing = await graphGetOrUndefined<{ id: string }>(deps.graph, `${keyPath}?$select=id,appId`);
+  if (existing) return { servicePrincipalId: existing.id, created: false };
+
+  return whileReplicating(deps, isReplicationLag, async () => {
+    const upsert = await graphUpsert<{ id: string }>(deps.graph, keyPath, { displayName: input.displayName });
+    if (upsert.created && upsert.body) return { servicePrincipalId: upsert.body.id, created: true };
+    const found = await graphGetOrUndefined<{ id: string }>(deps.graph, `${keyPath}?$select=id,appId`);
+    if (!found) throw new GraphCallError(`GET ${keyPath}`, 404, "Request_ResourceNotFound", "service principal not visible yet");
+    return { servicePrincipalId: found.id, created: false };
+  });
+}
+
+export const ensureServicePrincipalActivity = {
+  name: ENSURE_SERVICE_PRINCIPAL,
+  input: ensureServicePrincipalInput,
+  handler: (input: unknown) => ensureServicePrincipal(input as EnsureServicePrincipalInput),
+};

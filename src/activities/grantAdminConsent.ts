@@ -1,0 +1,98 @@
+import { z } from "zod";
+import { graphCall, odataString, GraphCallError } from "../clients/graph";
+import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
+import { isReplicationLag } from "./ensureServicePrincipal";
+
+/**
+ * Step 3 (manual step 6, "Grant admin consent"): one `AllPrincipals` oauth2PermissionGrant per
+ * resource, keyed by clientId + resourceId (DESIGN rule 2). Created with exactly the needed
+ * scopes, or widened with `PATCH /oauth2PermissionGrants/{id}`; scopes an admin added stay.
+ */
+export const GRANT_ADMIN_CONSENT = "grantAdminConsent";
+
+export const grantAdminConsentInput = z.object({
+  servicePrincipalId: z.string().min(1),
+  grants: z
+    .array(
+      z.object({
+        resourceName: z.string(),
+        resourceServicePrincipalId: z.string().min(1),
+        scopes: z.array(z.string().min(1)).min(1),
+      }),
+    )
+    .min(1),
+});
+export type GrantAdminConsentInput = z.infer<typeof grantAdminConsentInput>;
+
+export interface GrantResult {
+  grantId: string;
+  resourceServicePrincipalId: string;
+  scopes: string[];
+  action: "created" | "widened" | "unchanged";
+}
+
+export interface GrantAdminConsentResult {
+  grants: GrantResult[];
+}
+
+interface PermissionGrant {
+  id: string;
+  clientId: string;
+  consentType: string;
+  resourceId: string;
+  scope?: string | null;
+}
+
+/** 409 on create: the grant exists but our read did not see it yet; read again. */
+function isLagOrConflict(error: unknown): boolean {
+  return isReplicationLag(error) || (error instanceof GraphCallError && error.status === 409);
+}
+
+export function scopeList(scope: string | null | undefined): string[] {
+  return (scope ?? "").split(/\s+/).filter(Boolean);
+}
+
+export async function grantAdminConsent(rawInput: GrantAdminConsentInput, deps: ActivityDeps = defaultDeps()): Promise<GrantAdminConsentResult> {
+  const input = grantAdminConsentInput.parse(rawInput);
+  const results: GrantResult[] = [];
+  for (const wanted of input.grants) {
+    // Read before every write: an earlier attempt may have created the grant already.
+    const result = await whileReplicating(deps, isLagOrConflict, async () => {
+      const listPath = `/oauth2PermissionGrants?$filter=clientId eq ${odataString(input.servicePrincipalId)}`;
+      const list = await graphCall(`GET ${listPath}`, () => deps.graph.api(listPath).get() as Promise<{ value: PermissionGrant[] }>);
+      const grant = list.value.find((g) => g.consentType === "AllPrincipals" && g.resourceId === wanted.resourceServicePrincipalId);
+      if (!grant) {
+        const body = {
+          clientId: input.servicePrincipalId,
+          consentType: "AllPrincipals",
+          resourceId: wanted.resourceServicePrincipalId,
+          scope: wanted.scopes.join(" "),
+        };
+        const created = await graphCall("POST /oauth2PermissionGrants", () => deps.graph.api("/oauth2PermissionGrants").post(body) as Promise<PermissionGrant>);
+        return { grantId: created.id, resourceServicePrincipalId: wanted.resourceServicePrincipalId, scopes: wanted.scopes, action: "created" as const };
+      }
+      const current = scopeList(grant.scope);
+      const missing = wanted.scopes.filter((s) => !current.includes(s));
+      if (missing.length === 0) {
+        return { grantId: grant.id, resourceServicePrincipalId: wanted.resourceServicePrincipalId, scopes: current, action: "unchanged" as const };
+      }
+      const scopes = [...current, ...missing];
+      const path = `/oauth2PermissionGrants/${grant.id}`;
+      await graphCall(`PATCH ${path}`, () => deps.graph.api(path).patch({ scope: scopes.join(" ") }));
+      return { grantId: grant.id, resourceServicePrincipalId: wanted.resourceServicePrincipalId, scopes, action: "widened" as const };
+    }).catch((error: unknown) => {
+      if (error instanceof GraphCallError) {
+        throw new Error(`Admin consent for ${wanted.resourceName} (${wanted.scopes.join(" ")}) failed: ${error.message}`);
+      }
+      throw error;
+    });
+    results.push(result);
+  }
+  return { grants: results };
+}
+
+export const grantAdminConsentActivity = {
+  name: GRANT_ADMIN_CONSENT,
+  input: grantAdminConsentInput,
+  handler: (input: unknown) => grantAdminConsent(input as GrantAdminConsentInput),
+};

@@ -1,0 +1,25 @@
+import * as df from "durable-functions";
+import { ensureApplicationActivity } from "./ensureApplication";
+import { ensureServicePrincipalActivity } from "./ensureServicePrincipal";
+import { grantAdminConsentActivity } from "./grantAdminConsent";
+import { issueClientSecretActivity } from "./issueClientSecret";
+import { configureCreatioActivity } from "./configureCreatio";
+import { allowUserConsentActivity } from "./allowUserConsent";
+
+/**
+ * Every activity, registered once: onboarding and rotation share issueClientSecret and
+ * configureCreatio, so registration lives here rather than in either orchestrator.
+ */
+export const activities = [
+  ensureApplicationActivity,
+  ensureServicePrincipalActivity,
+  grantAdminConsentActivity,
+  issueClientSecretActivity,
+  configureCreatioActivity,
+  allowUserConsentActivity,
+] as const;
+
+for (const activity of activities) {
+  // The input is validated by each handler's zod schema; a bad input fails the activity, not the worker.
+  df.app.activity(activity.name, { handler: (input: unknown) => activity.handler(input) });
+}

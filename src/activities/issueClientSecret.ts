@@ -1,0 +1,222 @@
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+import { graphCall, GraphCallError, SendOnce } from "../clients/graph";
+import { isSecretNotFound } from "../clients/keyVault";
+import { secretNameFor } from "../domain/site";
+import { SECRET_CONTENT_TYPE, assertTagsFreeOf, decodeSiteTags, mergeSiteTags, type SiteTags } from "../domain/tags";
+import { defaultDeps, redactError, type ActivityDeps } from "./shared";
+
+/**
+ * Step 4 (manual steps 7-8): a client secret, stored in Key Vault by the same activity that asked
+ * Graph for it, so the value never enters Durable state (DESIGN rule 1). addPassword is not
+ * idempotent (DESIGN rule 2): each password's displayName names the orchestration instance, the
+ * run and this attempt; before adding, passwords an earlier attempt left behind (ours, not the
+ * one Key Vault holds nor the previous one still in use) are removed.
+ *
+ * Reused by rotation: `purpose: "rotate"` always issues a new secret (unless this same run
+ * already stored one) and keeps the replaced keyId in the `previousKeyId` tag.
+ */
+export const ISSUE_CLIENT_SECRET = "issueClientSecret";
+
+export const issueClientSecretInput = z.object({
+  host: z.string().min(1),
+  instanceId: z.string().min(1),
+  /** Stable for one orchestration run (its start time); tells this run's passwords from earlier runs'. */
+  runId: z.string().min(1),
+  purpose: z.enum(["onboard", "rotate"]),
+  appId: z.string().min(1),
+  appObjectId: z.string().min(1),
+  servicePrincipalId: z.string().min(1).optional(),
+  secretLifetimeDays: z.number().int().min(1).max(730),
+  creatioCredentialSecretName: z.string().min(1),
+  mailServerId: z.string().min(1),
+  scopes: z.array(z.string()).optional(),
+});
+export type IssueClientSecretInput = z.infer<typeof issueClientSecretInput>;
+
+/** A reference to the secret; never its value. */
+export interface SecretReference {
+  secretName: string;
+  version: string;
+  keyId: string;
+  expiresOn: string;
+  hint: string | null;
+  /** true when the secret Key Vault already held was still good and is kept. */
+  reused: boolean;
+  /** Passwords of earlier failed attempts removed by this run. */
+  removedLeftovers: string[];
+}
+
+interface PasswordCredential {
+  keyId: string;
+  displayName?: string | null;
+  endDateTime?: string | null;
+  hint?: string | null;
+}
+
+const DISPLAY_NAME_PREFIX = "creatio-o365-oauth";
+
+export function passwordDisplayName(instanceId: string, runId: string, attempt: string): string {
+  return `${DISPLAY_NAME_PREFIX} ${instanceId} ${runId} #${attempt}`;
+}
+
+/** True when a password was made by this product for this instance (any run, any attempt). */
+export function isOurPassword(credential: PasswordCredential, instanceId: string): boolean {
+  return (credential.displayName ?? "").startsWith(`${DISPLAY_NAME_PREFIX} ${instanceId} `);
+}
+
+export function isPasswordLifetimePolicyError(error: unknown): boolean {
+  return (
+    error instanceof GraphCallError &&
+    error.status === 400 &&
+    /lifetime|AppManagementPolic|CredentialInvalid|passwordLifetime/i.test(`${error.code ?? ""} ${error.upstreamMessage}`)
+  );
+}
+
+export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: ActivityDeps = defaultDeps()): Promise<SecretReference> {
+  const input = issueClientSecretInput.parse(rawInput);
+  const secretName = secretNameFor(input.host);
+  const now = deps.now();
+
+  // What Key Vault holds now: its tags say which keyId is current (DESIGN rule 5).
+  let stored: { version: string; expiresOn?: Date; tags: Record<string, string> } | undefined;
+  try {
+    const secret = await deps.secrets.getSecret(secretName);
+    stored = { version: secret.properties.version!, expiresOn: secret.properties.expiresOn, tags: secret.properties.tags ?? {} };
+  } catch (error) {
+    if (!isSecretNotFound(error)) throw error;
+  }
+  const decoded = stored ? decodeSiteTags(stored.tags) : undefined;
+  const storedTags: SiteTags | undefined = decoded?.ok ? decoded.tags : undefined;
+  // Tags that do not decode (hand-edited) are rebuilt from this input rather than trusted.
+  const baseTags = decoded?.ok ? stored!.tags : {};
+  const currentKeyId = storedTags?.keyId;
+  const previousKeyId = storedTags?.previousKeyId;
+
+  const appPath = `/applications/${input.appObjectId}`;
+  const app = await graphCall(`GET ${appPath}`, () =>
+    deps.graph.api(`${appPath}?$select=id,appId,passwordCredentials`).get() as Promise<{ passwordCredentials?: PasswordCredential[] }>,
+  );
+  const passwords = app.passwordCredentials ?? [];
+  const current = currentKeyId ? passwords.find((p) => p.keyId === currentKeyId) : undefined;
+
+  const tagsFor = (keyId: string, previous: string | undefined) => ({
+    site: input.host,
+    appId: input.appId,
+    appObjectId: input.appObjectId,
+    servicePrincipalId: input.servicePrincipalId ?? null,
+    keyId,
+    previousKeyId: previous ?? null,
+    creatioCredential: input.creatioCredentialSecretName,
+    mailServerId: input.mailServerId,
+    scopes: input.scopes?.join(" ") ?? undefined,
+    instanceId: input.instanceId,
+  });
+
+  // Reuse: onboarding keeps a live secret that is not yet due for rotation; any purpose keeps the
+  // secret this very run already stored (the activity is being retried after storing it).
+  if (stored && current) {
+    const thisRun = (current.displayName ?? "").startsWith(`${DISPLAY_NAME_PREFIX} ${input.instanceId} ${input.runId} `);
+    const endsAt = current.endDateTime ? new Date(current.endDateTime) : stored.expiresOn;
+    const dueAt = new Date(now.getTime() + deps.rotateDaysBeforeExpiry * 86_400_000);
+    const stillGood = endsAt !== undefined && endsAt > dueAt;
+    if (thisRun || (input.purpose === "onboard" && stillGood)) {
+      const removedLeftovers = await removeLeftovers(deps, appPath, passwords, input.instanceId, [currentKeyId, previousKeyId]);
+      const tags = mergeSiteTags(baseTags, tagsFor(current.keyId, previousKeyId));
+      if (JSON.stringify(tags) !== JSON.stringify(stored.tags)) {
+        // Same version, new tags: updateSecretProperties does not create a version.
+        await deps.secrets.updateSecretProperties(secretName, stored.version, { tags });
+      }
+      return {
+        secretName,
+        version: stored.version,
+        keyId: current.keyId,
+        expiresOn: (endsAt ?? now).toISOString(),
+        hint: current.hint ?? null,
+        reused: true,
+        removedLeftovers,
+      };
+    }
+  }
+
+  const removedLeftovers = await removeLeftovers(deps, appPath, passwords, input.instanceId, [currentKeyId, previousKeyId]);
+
+  const endDateTime = new Date(now.getTime() + input.secretLifetimeDays * 86_400_000);
+  const attempt = randomBytes(4).toString("hex");
+  const addPath = `${appPath}/addPassword`;
+  let added: { keyId: string; secretText: string; hint?: string | null; endDateTime: string };
+  try {
+    // Sent once: a retried POST could add a second password whose value nobody kept (DESIGN section 4).
+    added = await graphCall(`POST ${addPath}`, () =>
+      deps.graph
+        .api(addPath)
+        .middlewareOptions([new SendOnce()])
+        .post({ passwordCredential: { displayName: passwordDisplayName(input.instanceId, input.runId, attempt), endDateTime: endDateTime.toISOString() } }),
+    );
+  } catch (error) {
+    if (isPasswordLifetimePolicyError(error)) {
+      throw new Error(
+        `The tenant's app management policy rejects a client secret lifetime of ${input.secretLifetimeDays} days; ` +
+          `onboard again with a smaller secretLifetimeDays or ask an administrator to relax the policy's passwordLifetime. ${(error as Error).message}`,
+      );
+    }
+    throw error;
+  }
+
+  try {
+    // The replaced keyId stays referenced (previousKeyId) so rotation can remove it after its grace period.
+    const replaced = currentKeyId && currentKeyId !== added.keyId && current ? currentKeyId : previousKeyId;
+    const tags = mergeSiteTags(baseTags ?? {}, {
+      ...tagsFor(added.keyId, replaced),
+      rotationState: storedTags?.rotationState ?? "idle",
+    });
+    assertTagsFreeOf(tags, added.secretText);
+    const expiresOn = new Date(added.endDateTime ?? endDateTime.toISOString());
+    const result = await deps.secrets.setSecret(secretName, added.secretText, {
+      expiresOn,
+      contentType: SECRET_CONTENT_TYPE,
+      tags,
+    });
+    return {
+      secretName,
+      version: result.properties.version!,
+      keyId: added.keyId,
+      expiresOn: expiresOn.toISOString(),
+      hint: added.hint ?? null,
+      reused: false,
+      removedLeftovers,
+    };
+  } catch (error) {
+    // Not stored: the password is useless; remove it now rather than on the next attempt.
+    await graphCall(`POST ${appPath}/removePassword`, () => deps.graph.api(`${appPath}/removePassword`).post({ keyId: added.keyId })).catch(() => undefined);
+    throw redactError(error, added.secretText);
+  }
+}
+
+/** Removes this instance's passwords that are neither in Key Vault nor the previous one still in use. */
+async function removeLeftovers(
+  deps: ActivityDeps,
+  appPath: string,
+  passwords: PasswordCredential[],
+  instanceId: string,
+  keep: (string | undefined)[],
+): Promise<string[]> {
+  const removed: string[] = [];
+  for (const password of passwords) {
+    if (!isOurPassword(password, instanceId) || keep.includes(password.keyId)) continue;
+    const path = `${appPath}/removePassword`;
+    await graphCall(`POST ${path}`, () => deps.graph.api(path).post({ keyId: password.keyId })).catch((error: unknown) => {
+      // Already gone (an earlier attempt removed it): that is the goal.
+      if (error instanceof GraphCallError && (error.status === 404 || error.status === 400)) return;
+      throw error;
+    });
+    removed.push(password.keyId);
+  }
+  return removed;
+}
+
+export const issueClientSecretActivity = {
+  name: ISSUE_CLIENT_SECRET,
+  input: issueClientSecretInput,
+  handler: (input: unknown) => issueClientSecret(input as IssueClientSecretInput),
+};

@@ -1,0 +1,62 @@
+import type { Client } from "@microsoft/microsoft-graph-client";
+import { getGraphClient } from "../clients/graph";
+import { getSecretClient, type SecretStore } from "../clients/keyVault";
+import { getCreatioClient, type CreatioClient, type CreatioClientOptions } from "../clients/creatio";
+import { settings } from "../settings";
+
+/** What activities talk to. Production uses the memoised clients; unit tests pass recorders. */
+export interface ActivityDeps {
+  graph: Client;
+  secrets: SecretStore;
+  creatio: (options: CreatioClientOptions) => CreatioClient;
+  now: () => Date;
+  sleep: (ms: number) => Promise<void>;
+  /** Days before expiry at which a secret counts as due for rotation (ROTATE_DAYS_BEFORE_EXPIRY). */
+  rotateDaysBeforeExpiry: number;
+}
+
+export function defaultDeps(): ActivityDeps {
+  return {
+    graph: getGraphClient(),
+    secrets: getSecretClient(),
+    creatio: getCreatioClient,
+    now: () => new Date(),
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    rotateDaysBeforeExpiry: settings().ROTATE_DAYS_BEFORE_EXPIRY,
+  };
+}
+
+/**
+ * Rides out Entra replication lag (DESIGN section 4, "Designing for eventual consistency"): a
+ * just-created object can be "not found" for seconds. Retries `fn` while `isLag(error)`, with
+ * exponential backoff; the last error propagates so the orchestrator's retry policy takes over.
+ */
+export async function whileReplicating<T>(
+  deps: Pick<ActivityDeps, "sleep">,
+  isLag: (error: unknown) => boolean,
+  fn: () => Promise<T>,
+  { attempts = 6, baseDelayMs = 1000 }: { attempts?: number; baseDelayMs?: number } = {},
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (attempt >= attempts || !isLag(error)) throw error;
+      await deps.sleep(Math.min(baseDelayMs * 2 ** (attempt - 1), 16_000));
+    }
+  }
+}
+
+/**
+ * Replaces every occurrence of a secret in an error's message and stack before it leaves the
+ * activity: a failed activity's message is persisted in Durable history (DESIGN rule 1).
+ */
+export function redactError(error: unknown, ...secrets: (string | undefined)[]): Error {
+  const err = error instanceof Error ? error : new Error(String(error));
+  for (const secret of secrets) {
+    if (!secret || secret.length < 4) continue;
+    err.message = err.message.split(secret).join("[redacted]");
+    if (err.stack) err.stack = err.stack.split(secret).join("[redacted]");
+  }
+  return err;
+}

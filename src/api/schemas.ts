@@ -1,0 +1,193 @@
+import { z } from "zod";
+import { KEY_VAULT_NAME_PATTERN, parseCreatioUrl } from "../domain/site";
+
+/**
+ * Request and response schemas of the tenants HTTP API (DESIGN.md section 3). They are the single
+ * source for validation here and for the OpenAPI document, so every field carries a description.
+ * Pure: no clients, no settings.
+ */
+
+/** Office 365 `MailServer` row of a standard Creatio (DESIGN section 4). */
+export const OFFICE365_MAIL_SERVER_ID = "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b";
+
+export const onboardRequestSchema = z
+  .strictObject({
+    creatioUrl: z
+      .string()
+      .superRefine((value, ctx) => {
+        const parsed = parseCreatioUrl(value);
+        if (!parsed.ok) ctx.addIssue({ code: "custom", message: `creatioUrl ${parsed.problem}` });
+      })
+      .meta({
+        description: "https origin of the Creatio site, e.g. https://acme.creatio.com. The site key is its lower-cased host; a path other than / or /0 is rejected.",
+        example: "https://acme.creatio.com",
+      }),
+    creatioCredentialSecretName: z
+      .string()
+      .regex(KEY_VAULT_NAME_PATTERN, "must be a Key Vault secret name (letters, digits, hyphens; at most 127)")
+      .meta({
+        description:
+          'Name of a Key Vault secret whose value is JSON: {"username","password"} for Creatio cookie login, or {"clientId","clientSecret","identityServerUrl"?} for Creatio Identity Service client credentials. The request itself never carries a password.',
+        example: "creatio-api-acme",
+      }),
+    displayName: z.string().trim().min(1).max(120).default("Creatio").meta({ description: "Display name of the app registration." }),
+    secretLifetimeDays: z
+      .number()
+      .int()
+      .min(1)
+      .max(730)
+      .default(730)
+      .meta({ description: "Lifetime of the client secret in days (1-730; Entra allows at most 24 months)." }),
+    mailServerId: z
+      .guid()
+      .default(OFFICE365_MAIL_SERVER_ID)
+      .meta({ description: "Creatio MailServer row to link; defaults to the standard Office 365 record." }),
+    allowUserConsent: z
+      .boolean()
+      .default(false)
+      .meta({ description: "Also allow user consent tenant-wide (manual step 9). Off by default: admin consent already covers every user." }),
+  })
+  .meta({ id: "OnboardRequest", description: "Onboard a Creatio site for Office 365 OAuth." });
+
+export type OnboardRequest = z.output<typeof onboardRequestSchema>;
+
+export const fieldErrorSchema = z
+  .object({
+    path: z.string().meta({ description: "Dotted path of the offending field; empty for the body as a whole." }),
+    message: z.string(),
+  })
+  .meta({ id: "FieldError" });
+
+export const errorResponseSchema = z
+  .object({
+    error: z.string().meta({ description: "What went wrong." }),
+    errors: z.array(fieldErrorSchema).optional().meta({ description: "Field-level problems (400)." }),
+    instanceId: z.string().optional().meta({ description: "Instance concerned (409)." }),
+  })
+  .meta({ id: "ErrorResponse" });
+
+export type ErrorResponse = z.infer<typeof errorResponseSchema>;
+
+/** Durable's check-status body (client.createCheckStatusResponse). */
+export const checkStatusResponseSchema = z
+  .object({
+    id: z.string().meta({ description: "Orchestration instance id: onboard-<host>." }),
+    statusQueryGetUri: z.string(),
+    sendEventPostUri: z.string(),
+    terminatePostUri: z.string(),
+    rewindPostUri: z.string().optional(),
+    purgeHistoryDeleteUri: z.string(),
+    suspendPostUri: z.string().optional(),
+    resumePostUri: z.string().optional(),
+  })
+  .meta({ id: "CheckStatusResponse", description: "202 body; the Location header repeats statusQueryGetUri." });
+
+export const onboardingProgressSchema = z
+  .object({
+    step: z.string().meta({ description: "Activity currently running, e.g. issueClientSecret." }),
+    stepNumber: z.number().int(),
+    totalSteps: z.number().int(),
+  })
+  .meta({ id: "OnboardingProgress", description: "Custom status of the onboardTenant orchestration." });
+
+export const tenantSummarySchema = z
+  .object({
+    host: z.string().meta({ description: "Site key: the Creatio site's lower-cased host." }),
+    secretName: z.string().meta({ description: "Key Vault secret holding the client secret (the value is never returned)." }),
+    appId: z.string().nullable(),
+    keyId: z.string().nullable().meta({ description: "keyId of the current password." }),
+    expiresOn: z.string().nullable().meta({ description: "Expiry of the current secret (ISO 8601)." }),
+    daysLeft: z.number().nullable(),
+    creatioSyncedAt: z.string().nullable(),
+    rotationState: z.string().nullable(),
+  })
+  .meta({ id: "TenantSummary" });
+
+export const tenantListSchema = z.array(tenantSummarySchema).meta({ id: "TenantList" });
+
+export const tenantStatusSchema = z
+  .object({
+    host: z.string(),
+    creatioUrl: z.string(),
+    redirectUri: z.string().meta({ description: "Web redirect URI registered on the app." }),
+    appId: z.string().nullable(),
+    applicationObjectId: z.string().nullable(),
+    servicePrincipalId: z.string().nullable(),
+    grantedScopes: z.array(z.string()).meta({ description: "Delegated scopes granted with admin consent." }),
+    secret: z
+      .object({
+        name: z.string(),
+        version: z.string().nullable(),
+        keyId: z.string().nullable(),
+        expiresOn: z.string().nullable(),
+        daysLeft: z.number().nullable(),
+      })
+      .nullable()
+      .meta({ description: "Reference to the client secret in Key Vault; never its value." }),
+    creatio: z.object({
+      credentialSecretName: z.string().nullable(),
+      mailServerId: z.string().nullable(),
+      syncedAt: z.string().nullable().meta({ description: "When Creatio last received the client id and secret." }),
+      syncedKeyId: z.string().nullable(),
+    }),
+    rotationState: z.string().nullable(),
+    onboarding: z
+      .object({
+        instanceId: z.string(),
+        runtimeStatus: z.string().meta({ description: "Durable runtime status: Pending, Running, Completed, Failed, Terminated..." }),
+        currentStep: onboardingProgressSchema.nullable(),
+        error: z.string().nullable().meta({ description: "Failure message naming the step, when Failed." }),
+        createdTime: z.string().nullable(),
+        lastUpdatedTime: z.string().nullable(),
+      })
+      .nullable(),
+    warnings: z.array(z.string()).meta({ description: "Includes the Exchange Online EWS retirement notice." }),
+  })
+  .meta({ id: "TenantStatus" });
+
+export type TenantStatus = z.infer<typeof tenantStatusSchema>;
+export type TenantSummary = z.infer<typeof tenantSummarySchema>;
+
+/** Fields of the request whose names look like secrets but carry none. */
+const ALLOWED_SECRETISH_FIELDS = new Set(["creatioCredentialSecretName", "secretLifetimeDays"]);
+
+const PASSWORD_LIKE = /(pass(word|wd|phrase)?|pwd|secret|token|apikey|privatekey|credential)/i;
+
+/**
+ * DESIGN rule 1: a request never carries a password. Returns the dotted path of the first field,
+ * at any depth, whose name looks like one (password, secret, clientSecret, secretKey, token...),
+ * except the request's own fields that merely mention "secret".
+ */
+export function findPasswordLikeField(body: unknown, path: string[] = []): string | undefined {
+  if (Array.isArray(body)) {
+    for (let i = 0; i < body.length; i++) {
+      const found = findPasswordLikeField(body[i], [...path, String(i)]);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (body === null || typeof body !== "object") return undefined;
+  for (const [key, value] of Object.entries(body)) {
+    const normalised = key.replace(/[-_\s.]/g, "");
+    const allowed = path.length === 0 && ALLOWED_SECRETISH_FIELDS.has(key);
+    if (!allowed && PASSWORD_LIKE.test(normalised)) return [...path, key].join(".");
+    const found = findPasswordLikeField(value, [...path, key]);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** zod issues → `{path, message}` with dotted paths. */
+export function toFieldErrors(error: z.ZodError): { path: string; message: string }[] {
+  return error.issues.flatMap((issue) => {
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => ({
+        path: [...issue.path, key].join("."),
+        message: `unknown field ${key}`,
+      }));
+    }
+    const path = issue.path.map(String).join(".");
+    const message = path && !issue.message.startsWith(path) ? `${path}: ${issue.message}` : issue.message;
+    return [{ path, message }];
+  });
+}

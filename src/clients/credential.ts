@@ -1,0 +1,23 @@
+import { DefaultAzureCredential, type TokenCredential } from "@azure/identity";
+import { settings } from "../settings";
+
+/**
+ * The app's own identity. In Azure: the user-assigned managed identity named by AZURE_CLIENT_ID.
+ * AZURE_AUTHORITY_HOST and AZURE_DISABLE_INSTANCE_DISCOVERY exist for private clouds / Azure Stack
+ * and are also how the local emulators are reached (DESIGN section 4 "Identity ... without
+ * internet": instance discovery asks login.microsoftonline.com first unless disabled).
+ */
+let credential: TokenCredential | undefined;
+
+export function getCredential(): TokenCredential {
+  if (!credential) {
+    const s = settings();
+    credential = new DefaultAzureCredential({
+      ...(s.AZURE_CLIENT_ID ? { managedIdentityClientId: s.AZURE_CLIENT_ID } : {}),
+      ...(s.AZURE_TENANT_ID ? { tenantId: s.AZURE_TENANT_ID } : {}),
+      ...(s.AZURE_AUTHORITY_HOST ? { authorityHost: s.AZURE_AUTHORITY_HOST } : {}),
+      disableInstanceDiscovery: s.AZURE_DISABLE_INSTANCE_DISCOVERY,
+    });
+  }
+  return credential;
+}

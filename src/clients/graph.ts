@@ -1,0 +1,212 @@
+import {
+  AuthenticationHandler,
+  Client,
+  GraphError,
+  HTTPMessageHandler,
+  ResponseType,
+  TelemetryHandler,
+  type Context,
+  type Middleware,
+  type MiddlewareOptions,
+} from "@microsoft/microsoft-graph-client";
+import { TokenCredentialAuthenticationProvider } from "@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials";
+import type { TokenCredential } from "@azure/identity";
+import { getCredential } from "./credential";
+import { settings } from "../settings";
+
+/**
+ * Microsoft Graph client. We build the middleware chain ourselves because the SDK's default
+ * RetryHandler retries POSTs on 503/504, which is unsafe for `addPassword` (DESIGN section 4):
+ * a POST that may already have taken effect must not be replayed blindly.
+ */
+
+/** Per-request option: the request must reach Graph at most once (addPassword). */
+export class SendOnce implements MiddlewareOptions {}
+
+const IDEMPOTENT_METHODS = new Set(["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+
+export interface RetryPolicy {
+  maxRetries: number;
+  /** Backoff when Graph sends no Retry-After: baseDelayMs * 2^attempt, capped. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  sleep: (ms: number) => Promise<void>;
+}
+
+export const defaultRetryPolicy: RetryPolicy = {
+  maxRetries: 5,
+  baseDelayMs: 1000,
+  maxDelayMs: 60_000,
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+/**
+ * Retries 429 (throttled: Graph did not process the request) for every method, honouring
+ * Retry-After (seconds or HTTP date); retries 5xx and network failures only for idempotent methods.
+ * Requests marked SendOnce are never retried.
+ */
+export class SafeRetryHandler implements Middleware {
+  private next: Middleware | undefined;
+  constructor(private readonly policy: RetryPolicy = defaultRetryPolicy) {}
+
+  setNext(next: Middleware): void {
+    this.next = next;
+  }
+
+  async execute(context: Context): Promise<void> {
+    const method = (context.options?.method ?? (typeof context.request === "string" ? "GET" : context.request.method)).toUpperCase();
+    const sendOnce = context.middlewareControl?.getMiddlewareOptions(SendOnce as never) !== undefined;
+    for (let attempt = 0; ; attempt++) {
+      let failure: unknown;
+      try {
+        await this.next!.execute(context);
+      } catch (error) {
+        failure = error;
+      }
+      const status = context.response?.status;
+      const canRetry = !sendOnce && attempt < this.policy.maxRetries;
+      const retryable =
+        failure !== undefined
+          ? IDEMPOTENT_METHODS.has(method)
+          : status === 429 || ((status === 500 || status === 502 || status === 503 || status === 504) && IDEMPOTENT_METHODS.has(method));
+      if (!canRetry || !retryable) {
+        if (failure !== undefined) throw failure;
+        return;
+      }
+      const delay = retryDelayMs(context.response?.headers.get("retry-after") ?? null, attempt, this.policy);
+      // Drain the body so the connection is reused.
+      await context.response?.arrayBuffer().catch(() => undefined);
+      await this.policy.sleep(delay);
+    }
+  }
+}
+
+/** Retry-After (delta-seconds or HTTP date) else exponential backoff; never beyond maxDelayMs. */
+export function retryDelayMs(retryAfter: string | null, attempt: number, policy: Pick<RetryPolicy, "baseDelayMs" | "maxDelayMs">): number {
+  if (retryAfter !== null && retryAfter.trim() !== "") {
+    const seconds = Number(retryAfter);
+    const ms = Number.isFinite(seconds) ? seconds * 1000 : new Date(retryAfter).getTime() - Date.now();
+    if (Number.isFinite(ms)) return Math.min(Math.max(ms, 0), policy.maxDelayMs);
+  }
+  return Math.min(policy.baseDelayMs * 2 ** attempt, policy.maxDelayMs);
+}
+
+/**
+ * National clouds' Graph endpoints are their own token audiences (learn.microsoft.com/graph/deployments).
+ * Any other host (a proxy, a private endpoint, the local emulator) fronts the global service and
+ * takes its audience, https://graph.microsoft.com.
+ */
+const NATIONAL_GRAPH_HOSTS = new Set(["graph.microsoft.us", "dod-graph.microsoft.us", "microsoftgraph.chinacloudapi.cn"]);
+
+export function graphTokenScope(baseUrl: string): string {
+  const host = new URL(baseUrl).hostname.toLowerCase();
+  return NATIONAL_GRAPH_HOSTS.has(host) ? `https://${host}/.default` : "https://graph.microsoft.com/.default";
+}
+
+export interface GraphClientOptions {
+  baseUrl: string;
+  credential: TokenCredential;
+  /** Last middleware; tests replace the network with a recorder. */
+  transport?: Middleware;
+  retryPolicy?: RetryPolicy;
+}
+
+export function createGraphClient(options: GraphClientOptions): Client {
+  const base = new URL(options.baseUrl);
+  const authProvider = new TokenCredentialAuthenticationProvider(options.credential, { scopes: [graphTokenScope(options.baseUrl)] });
+  return Client.initWithMiddleware({
+    baseUrl: options.baseUrl.replace(/\/+$/, "") + "/",
+    defaultVersion: "v1.0",
+    // The SDK sends the bearer token only to Graph hosts or these (DESIGN section 4); a hostname, no port.
+    customHosts: new Set([base.hostname]),
+    middleware: [
+      new AuthenticationHandler(authProvider),
+      new SafeRetryHandler(options.retryPolicy),
+      new TelemetryHandler(),
+      options.transport ?? new HTTPMessageHandler(),
+    ],
+  });
+}
+
+let graphClient: Client | undefined;
+
+export function getGraphClient(): Client {
+  graphClient ??= createGraphClient({ baseUrl: settings().GRAPH_BASE_URL, credential: getCredential() });
+  return graphClient;
+}
+
+/** Graph failure with the call that failed, the status, and Graph's error code and message. */
+export class GraphCallError extends Error {
+  override name = "GraphCallError";
+  constructor(
+    readonly call: string,
+    readonly status: number | undefined,
+    readonly code: string | undefined,
+    readonly upstreamMessage: string,
+  ) {
+    super(`Graph ${call} failed${status ? ` with ${status}` : ""}${code ? ` ${code}` : ""}: ${upstreamMessage}`);
+  }
+}
+
+export function toGraphCallError(error: unknown, call: string): GraphCallError {
+  if (error instanceof GraphCallError) return error;
+  if (error instanceof GraphError) {
+    const status = error.statusCode > 0 ? error.statusCode : undefined;
+    return new GraphCallError(call, status, error.code ?? undefined, error.message || "no message");
+  }
+  return new GraphCallError(call, undefined, undefined, error instanceof Error ? error.message : String(error));
+}
+
+/** Runs a Graph call and rethrows its failure as a GraphCallError naming `call`. */
+export async function graphCall<T>(call: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw toGraphCallError(error, call);
+  }
+}
+
+/** GET that answers undefined on 404 (lookups by alternate key). */
+export async function graphGetOrUndefined<T>(client: Client, path: string): Promise<T | undefined> {
+  try {
+    return (await client.api(path).get()) as T;
+  } catch (error) {
+    if (error instanceof GraphError && error.statusCode === 404) return undefined;
+    throw toGraphCallError(error, `GET ${path}`);
+  }
+}
+
+export interface UpsertResult<T> {
+  /** 201: the object was created and Graph returned it. */
+  created: boolean;
+  body: T | undefined;
+}
+
+/**
+ * `PATCH <path>` with `Prefer: create-if-missing` (DESIGN section 4): 201 + body when created,
+ * 204 when updated. Read raw because the SDK's parsed response hides the status.
+ */
+export async function graphUpsert<T>(client: Client, path: string, body: unknown): Promise<UpsertResult<T>> {
+  const call = `PATCH ${path}`;
+  const response = (await graphCall(call, () =>
+    client.api(path).header("Prefer", "create-if-missing").responseType(ResponseType.RAW).patch(body),
+  )) as Response;
+  if (response.status === 201) return { created: true, body: (await response.json()) as T };
+  if (response.ok) return { created: false, body: undefined };
+  const text = await response.text();
+  let code: string | undefined;
+  let message = text.slice(0, 500);
+  try {
+    const parsed = JSON.parse(text) as { error?: { code?: string; message?: string } };
+    code = parsed.error?.code;
+    message = parsed.error?.message ?? message;
+  } catch {
+    // not JSON: keep the text
+  }
+  throw new GraphCallError(call, response.status, code, message);
+}
+
+/** OData string literal inside a key or $filter: single quotes doubled. */
+export function odataString(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}

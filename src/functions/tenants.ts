@@ -1,0 +1,223 @@
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from "@azure/functions";
+import * as df from "durable-functions";
+import type { DurableClient, DurableOrchestrationStatus } from "durable-functions";
+import {
+  findPasswordLikeField,
+  onboardRequestSchema,
+  toFieldErrors,
+  type ErrorResponse,
+  type TenantStatus,
+  type TenantSummary,
+} from "../api/schemas";
+import { parseCreatioCredential } from "../clients/creatio";
+import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
+import { ewsRetirementNotice } from "../domain/ews";
+import { onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor, hostFromSecretName } from "../domain/site";
+import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
+import { ONBOARD_TENANT, type OnboardTenantInput, type OnboardingProgress } from "../orchestrators/onboardTenant";
+
+/**
+ * The tenants HTTP API (DESIGN section 3). Nothing here returns or logs a secret value: Key Vault
+ * is read for properties and tags; the Creatio credential is only checked to exist and to have
+ * the documented shape.
+ */
+
+export interface TenantsDeps {
+  secrets: SecretStore;
+  now: () => Date;
+}
+
+const defaultDeps = (): TenantsDeps => ({ secrets: getSecretClient(), now: () => new Date() });
+
+const ACTIVE_STATES = new Set(["Running", "Pending", "ContinuedAsNew", "Suspended"]);
+
+function json(status: number, body: unknown): HttpResponseInit {
+  return { status, jsonBody: body, headers: { "Content-Type": "application/json; charset=utf-8" } };
+}
+
+function badRequest(error: string, errors: ErrorResponse["errors"]): HttpResponseInit {
+  return json(400, { error, errors } satisfies ErrorResponse);
+}
+
+/** getStatus throws on an unknown instance (durable-functions 3); that is "none" here. */
+async function statusOf(client: DurableClient, instanceId: string): Promise<DurableOrchestrationStatus | undefined> {
+  try {
+    return await client.getStatus(instanceId, { showInput: false });
+  } catch (error) {
+    if (/404|could not find|not found/i.test(String((error as Error)?.message))) return undefined;
+    throw error;
+  }
+}
+
+/** POST /api/tenants: validate, check the Creatio credential secret, start onboardTenant. */
+export async function createTenant(request: HttpRequest, client: DurableClient, context: InvocationContext, deps: TenantsDeps = defaultDeps()): Promise<HttpResponseInit> {
+  const contentType = request.headers.get("content-type") ?? "";
+  if (!/^application\/json\s*(;|$)/i.test(contentType)) {
+    return badRequest("The body must be JSON", [{ path: "content-type", message: `content-type must be application/json, got ${contentType || "none"}` }]);
+  }
+  const text = await request.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (error) {
+    return badRequest("Malformed JSON", [{ path: "", message: `body is not valid JSON: ${(error as Error).message}` }]);
+  }
+  // DESIGN rule 1: a request never carries a password; say which field, never echo its value.
+  const passwordField = findPasswordLikeField(body);
+  if (passwordField) {
+    return badRequest("The request carries a password-like field", [
+      { path: passwordField, message: `${passwordField} looks like a password or secret; store credentials in Key Vault and pass creatioCredentialSecretName` },
+    ]);
+  }
+  const parsed = onboardRequestSchema.safeParse(body);
+  if (!parsed.success) return badRequest("Invalid request", toFieldErrors(parsed.error));
+  const request_ = parsed.data;
+  const site = parseCreatioUrl(request_.creatioUrl);
+  if (!site.ok) return badRequest("Invalid request", [{ path: "creatioUrl", message: `creatioUrl ${site.problem}` }]);
+
+  // Checked here so a typo answers 400 now instead of failing step 5 minutes later.
+  try {
+    const credential = await deps.secrets.getSecret(request_.creatioCredentialSecretName);
+    parseCreatioCredential(request_.creatioCredentialSecretName, credential.value);
+  } catch (error) {
+    if (isSecretNotFound(error)) {
+      return badRequest("Invalid request", [
+        { path: "creatioCredentialSecretName", message: `creatioCredentialSecretName: Key Vault has no secret named ${request_.creatioCredentialSecretName}` },
+      ]);
+    }
+    if ((error as Error)?.name === "CreatioCredentialError") {
+      return badRequest("Invalid request", [{ path: "creatioCredentialSecretName", message: `creatioCredentialSecretName: ${(error as Error).message}` }]);
+    }
+    context.error(`Key Vault lookup of ${request_.creatioCredentialSecretName} failed: ${(error as Error)?.message}`);
+    return json(503, { error: `Key Vault could not be read: ${(error as Error)?.message}` } satisfies ErrorResponse);
+  }
+
+  const instanceId = onboardingInstanceIdFor(site.site.host);
+  const existing = await statusOf(client, instanceId);
+  if (existing && ACTIVE_STATES.has(String(existing.runtimeStatus))) {
+    return json(409, { error: `An onboarding of ${site.site.host} is already ${existing.runtimeStatus}`, instanceId } satisfies ErrorResponse);
+  }
+  const input: OnboardTenantInput = {
+    host: site.site.host,
+    creatioCredentialSecretName: request_.creatioCredentialSecretName,
+    displayName: request_.displayName,
+    secretLifetimeDays: request_.secretLifetimeDays,
+    mailServerId: request_.mailServerId,
+    allowUserConsent: request_.allowUserConsent,
+  };
+  await client.startNew(ONBOARD_TENANT, { instanceId, input });
+  context.log(`Started ${ONBOARD_TENANT} ${instanceId}`);
+  return client.createCheckStatusResponse(request, instanceId);
+}
+
+function daysLeft(expiresOn: Date | undefined, now: Date): number | null {
+  return expiresOn ? Math.floor((expiresOn.getTime() - now.getTime()) / 86_400_000) : null;
+}
+
+function iso(date: Date | string | undefined | null): string | null {
+  if (!date) return null;
+  const d = typeof date === "string" ? new Date(date) : date;
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
+/** GET /api/tenants/{host}: Key Vault tags + Durable status of the site's onboarding. */
+export async function getTenant(request: HttpRequest, client: DurableClient, _context: InvocationContext, deps: TenantsDeps = defaultDeps()): Promise<HttpResponseInit> {
+  const parsedHost = parseSiteHost(decodeURIComponent(request.params.host ?? ""));
+  if (!parsedHost.ok) return badRequest("Invalid host", [{ path: "host", message: `host ${parsedHost.problem}` }]);
+  const { host } = parsedHost.site;
+  const secretName = secretNameFor(host);
+
+  let properties: { version?: string; expiresOn?: Date; tags?: Record<string, string> } | undefined;
+  try {
+    // getSecret is the only single-secret read; the value is dropped here and never leaves.
+    properties = (await deps.secrets.getSecret(secretName)).properties;
+  } catch (error) {
+    if (!isSecretNotFound(error)) throw error;
+  }
+  const instanceId = onboardingInstanceIdFor(host);
+  const status = await statusOf(client, instanceId);
+  if (!properties && !status) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
+
+  const decoded = properties ? decodeSiteTags(properties.tags) : undefined;
+  const tags = decoded?.ok ? decoded.tags : undefined;
+  const output = (status?.runtimeStatus === "Completed" ? status.output : undefined) as
+    | { appId?: string; applicationObjectId?: string; servicePrincipalId?: string; grantedScopes?: string[] }
+    | undefined;
+  const now = deps.now();
+  const body: TenantStatus = {
+    host,
+    creatioUrl: `https://${host}`,
+    redirectUri: redirectUriFor(host),
+    appId: tags?.appId ?? output?.appId ?? null,
+    applicationObjectId: tags?.appObjectId ?? output?.applicationObjectId ?? null,
+    servicePrincipalId: tags?.servicePrincipalId ?? output?.servicePrincipalId ?? null,
+    grantedScopes: tags?.scopes ? tags.scopes.split(/\s+/).filter(Boolean) : (output?.grantedScopes ?? []),
+    secret: properties
+      ? { name: secretName, version: properties.version ?? null, keyId: tags?.keyId ?? null, expiresOn: iso(properties.expiresOn), daysLeft: daysLeft(properties.expiresOn, now) }
+      : null,
+    creatio: {
+      credentialSecretName: tags?.creatioCredential ?? null,
+      mailServerId: tags?.mailServerId ?? null,
+      syncedAt: tags?.creatioSyncedAt ?? null,
+      syncedKeyId: tags?.creatioSyncedKeyId ?? null,
+    },
+    rotationState: tags?.rotationState ?? null,
+    onboarding: status
+      ? {
+          instanceId,
+          runtimeStatus: String(status.runtimeStatus),
+          currentStep: (status.customStatus as OnboardingProgress | null | undefined) ?? null,
+          error: status.runtimeStatus === "Failed" ? String(status.output ?? "failed") : null,
+          createdTime: iso(status.createdTime),
+          lastUpdatedTime: iso(status.lastUpdatedTime),
+        }
+      : null,
+    warnings: [ewsRetirementNotice()],
+  };
+  return json(200, body);
+}
+
+/** GET /api/tenants: every site whose secret carries our contentType; properties only, no values (DESIGN rule 5). */
+export async function listTenants(_request: HttpRequest, _context: InvocationContext, deps: TenantsDeps = defaultDeps()): Promise<HttpResponseInit> {
+  const now = deps.now();
+  const sites: TenantSummary[] = [];
+  for await (const properties of deps.secrets.listPropertiesOfSecrets()) {
+    if (properties.contentType !== SECRET_CONTENT_TYPE) continue;
+    const decoded = decodeSiteTags(properties.tags);
+    const host = decoded.ok ? decoded.tags.site : hostFromSecretName(properties.name);
+    if (!host) continue;
+    sites.push({
+      host,
+      secretName: properties.name,
+      appId: decoded.ok ? decoded.tags.appId : null,
+      keyId: decoded.ok ? decoded.tags.keyId : null,
+      expiresOn: iso(properties.expiresOn),
+      daysLeft: daysLeft(properties.expiresOn, now),
+      creatioSyncedAt: decoded.ok ? (decoded.tags.creatioSyncedAt ?? null) : null,
+      rotationState: decoded.ok ? decoded.tags.rotationState : null,
+    });
+  }
+  sites.sort((a, b) => a.host.localeCompare(b.host));
+  return json(200, sites);
+}
+
+df.app.client.http("tenantsCreate", {
+  route: "tenants",
+  methods: ["POST"],
+  authLevel: "function",
+  handler: (request, client, context) => createTenant(request, client, context),
+});
+
+df.app.client.http("tenantsGet", {
+  route: "tenants/{host}",
+  methods: ["GET"],
+  authLevel: "function",
+  handler: (request, client, context) => getTenant(request, client, context),
+});
+
+app.http("tenantsList", {
+  route: "tenants",
+  methods: ["GET"],
+  authLevel: "function",
+  handler: (request, context) => listTenants(request, context),
+});

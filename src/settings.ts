@@ -1,0 +1,75 @@
+import { z } from "zod";
+
+/**
+ * The app settings (DESIGN.md section 3 "Settings"). One schema, parsed once, on first use, so a
+ * missing or malformed setting fails with a message that names it instead of a late `undefined`.
+ * Every endpoint comes from here: the emulators are reached through settings alone (DESIGN rule 4).
+ */
+
+const httpsUrl = (what: string) =>
+  z
+    .url({ protocol: /^https$/, error: `${what} must be an https:// URL` })
+    .transform((u) => u.replace(/\/+$/, ""));
+
+/** Env values are strings; accept the usual spellings of a boolean and nothing else. */
+const envBoolean = z
+  .enum(["true", "false", "1", "0", "yes", "no", "TRUE", "FALSE", "True", "False"], {
+    error: "must be true or false",
+  })
+  .transform((v) => ["true", "1", "yes"].includes(v.toLowerCase()));
+
+/** Six-field NCRONTAB (`{second} {minute} {hour} {day} {month} {day-of-week}`), as the timer trigger expects. */
+const ncrontab = z
+  .string()
+  .trim()
+  .refine((v) => v.split(/\s+/).length === 6, "must be a six-field NCRONTAB expression, e.g. 0 0 3 * * *");
+
+const emptyToUndefined = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
+
+export const settingsSchema = z.object({
+  AzureWebJobsStorage: z.string().min(1),
+  KEY_VAULT_URL: httpsUrl("KEY_VAULT_URL"),
+  GRAPH_BASE_URL: z.preprocess(emptyToUndefined, httpsUrl("GRAPH_BASE_URL").default("https://graph.microsoft.com")),
+  AZURE_CLIENT_ID: z.preprocess(emptyToUndefined, z.string().optional()),
+  AZURE_TENANT_ID: z.preprocess(emptyToUndefined, z.string().optional()),
+  ROTATION_SCHEDULE: z.preprocess(emptyToUndefined, ncrontab.default("0 0 3 * * *")),
+  ROTATE_DAYS_BEFORE_EXPIRY: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(700).default(30)),
+  // Fractions allowed so tests can use a grace period of seconds (0.001 h = 3.6 s).
+  OLD_SECRET_GRACE_HOURS: z.preprocess(emptyToUndefined, z.coerce.number().min(0).max(24 * 30).default(24)),
+  AZURE_AUTHORITY_HOST: z.preprocess(emptyToUndefined, httpsUrl("AZURE_AUTHORITY_HOST").optional()),
+  AZURE_DISABLE_INSTANCE_DISCOVERY: z.preprocess(emptyToUndefined, envBoolean.default(false)),
+});
+
+export type Settings = z.infer<typeof settingsSchema>;
+
+export class SettingsError extends Error {
+  override name = "SettingsError";
+}
+
+/** Parses an environment; throws a SettingsError naming every bad setting. */
+export function parseSettings(env: Record<string, string | undefined>): Settings {
+  const result = settingsSchema.safeParse(env);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? "(settings)");
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === "") return `${name} is required but not set`;
+    const message = issue.message.startsWith(name) ? issue.message : `${name} ${issue.message}`;
+    // The value is not echoed: AzureWebJobsStorage may carry an account key.
+    return message;
+  });
+  throw new SettingsError(`Invalid app settings: ${problems.join("; ")}`);
+}
+
+let cached: Settings | undefined;
+
+/** The process settings, parsed on first use (not at import, so registration never fails on a bad setting). */
+export function settings(): Settings {
+  cached ??= parseSettings(process.env);
+  return cached;
+}
+
+/** Tests change process.env between cases. */
+export function resetSettingsForTests(): void {
+  cached = undefined;
+}
