@@ -21,6 +21,10 @@ import { CreatioUser, IdentityClient, loginCookies, parseCookies, SEED_CLIENTS, 
 import { isGuid, ODataError, parseCount, parseFilter, parseOrderBy, parseSelect, project, validateBody } from "./creatio/odata";
 import { completeRow, EMPTY_GUID, ENTITIES, EntityDef, Row, seedRows } from "./creatio/schema";
 
+export { SEED_CLIENTS, SEED_USERS } from "./creatio/auth";
+export type { CreatioUser, IdentityClient } from "./creatio/auth";
+export { GMAIL_MAIL_SERVER_ID, OFFICE365_MAIL_SERVER_ID } from "./creatio/schema";
+
 export interface CreatioEmulatorOptions {
   /** A .NET Core site: OData at `/odata` only. Default: .NET Framework, `/0/odata` only. */
   netCore?: boolean;

@@ -15,6 +15,8 @@ import { bearerToken } from "./tokens";
 import { SecretEntry, SecretStore, SecretVersion, SeedSecret } from "./keyVault/store";
 import { deletedSecretBundle, deletedSecretItem, kvError, secretBundle, secretItem } from "./keyVault/wire";
 
+export type { SeedSecret } from "./keyVault/store";
+
 export interface KeyVaultEmulatorOptions {
   /** The Entra authority host (the token emulator's URL) named in the challenge; read per request since it may be known late. */
   authorityHost: () => string;
