@@ -3,15 +3,15 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { loadTokenSigner } from "./emulators/tokens";
-import { ensureSandboxTls } from "./emulators/tls";
+import { extraCaBundle } from "./emulators/tls";
 import { REPO_ROOT, SANDBOX_DIR } from "./sandbox";
 
-const tls = ensureSandboxTls(SANDBOX_DIR);
+const caBundle = extraCaBundle(SANDBOX_DIR);
 loadTokenSigner(SANDBOX_DIR); // made once here, so parallel test workers never race to create it
 const jest = join(REPO_ROOT, "node_modules", "jest", "bin", "jest.js");
 const result = spawnSync(process.execPath, [jest, ...process.argv.slice(2)], {
   cwd: REPO_ROOT,
   stdio: "inherit",
-  env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.caCertPath, SANDBOX_DIR },
+  env: { ...process.env, NODE_EXTRA_CA_CERTS: caBundle, SANDBOX_DIR },
 });
 process.exit(result.status ?? 1);

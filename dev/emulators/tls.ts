@@ -3,7 +3,7 @@
 // process that calls them trusts it through NODE_EXTRA_CA_CERTS, set before the process starts
 // (Node reads it once at start-up; DESIGN.md section 4).
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import forge from "node-forge";
 
@@ -22,10 +22,30 @@ const FILES = { caCert: "ca.pem", caKey: "ca-key.pem", serverCert: "server.pem",
 export function ensureSandboxTls(sandboxDir: string): SandboxTls {
   const dir = join(sandboxDir, "tls");
   const path = (name: keyof typeof FILES) => join(dir, FILES[name]);
-  if (!Object.keys(FILES).every((name) => existsSync(path(name as keyof typeof FILES)))) {
+  const complete = () => Object.keys(FILES).every((name) => existsSync(path(name as keyof typeof FILES)));
+  if (!complete()) {
     mkdirSync(dir, { recursive: true });
-    const created = createCaAndServerCertificate();
-    for (const name of Object.keys(FILES) as (keyof typeof FILES)[]) writeFileSync(path(name), created[name], { mode: 0o600 });
+    // Parallel test processes may arrive here together: one creates under a lock file, the others
+    // wait for it, so the CA and the server certificate always belong together.
+    const lock = join(dir, ".creating");
+    let lockFd: number | undefined;
+    try {
+      lockFd = openSync(lock, "wx");
+    } catch {
+      const deadline = Date.now() + 30_000;
+      while (existsSync(lock) && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    }
+    if (lockFd !== undefined) {
+      try {
+        if (!complete()) {
+          const created = createCaAndServerCertificate();
+          for (const name of Object.keys(FILES) as (keyof typeof FILES)[]) writeFileSync(path(name), created[name], { mode: 0o600 });
+        }
+      } finally {
+        closeSync(lockFd);
+        unlinkSync(lock);
+      }
+    }
   }
   return {
     caCertPath: path("caCert"),
@@ -94,4 +114,23 @@ function createCaAndServerCertificate(): Record<keyof typeof FILES, string> {
     serverCert: forge.pki.certificateToPem(server),
     serverKey: serverKeys.pem,
   };
+}
+
+/**
+ * The file for NODE_EXTRA_CA_CERTS: the sandbox CA, plus whatever file the environment already
+ * names there (a corporate proxy's CA, or a distribution bundle), since the variable takes one file.
+ */
+export function extraCaBundle(sandboxDir: string, inherited = process.env.NODE_EXTRA_CA_CERTS): string {
+  const tls = ensureSandboxTls(sandboxDir);
+  if (!inherited || inherited === tls.caCertPath || !existsSync(inherited)) return tls.caCertPath;
+  const bundlePath = join(sandboxDir, "tls", "extra-ca-bundle.pem");
+  if (inherited === bundlePath) return bundlePath;
+  const bundle = `${readFileSync(inherited, "utf8").trimEnd()}\n${tls.caCert}`;
+  // Rewritten only when it changes: parallel test processes read it while others start.
+  if (!existsSync(bundlePath) || readFileSync(bundlePath, "utf8") !== bundle) {
+    const temporary = `${bundlePath}.${process.pid}`;
+    writeFileSync(temporary, bundle);
+    renameSync(temporary, bundlePath);
+  }
+  return bundlePath;
 }

@@ -1,0 +1,101 @@
+// Starts the three emulators (Graph with the Entra token endpoint, Key Vault, Creatio) on HTTPS with
+// the sandbox CA, and says which app settings point the unchanged app at them.
+import { SANDBOX_DIR } from "../sandbox";
+import { AUDIENCES, EmulatorContext, SANDBOX_IDENTITY } from "./context";
+import { createCreatioEmulator, CreatioEmulatorOptions, SEED_USERS } from "./creatio";
+import { createGraphEmulator } from "./graph";
+import { createKeyVaultEmulator, SeedSecret } from "./keyVault";
+import type { EmulatorServer, FaultSettings } from "./server";
+import { ensureSandboxTls, extraCaBundle } from "./tls";
+import { loadTokenSigner } from "./tokens";
+
+export { AUDIENCES, SANDBOX_IDENTITY };
+
+/** The Key Vault secret `npm start` seeds: the sandbox Creatio site's administrator login. */
+export const SANDBOX_CREATIO_CREDENTIAL_SECRET = "creatio-sandbox-admin";
+
+export interface EmulatorStackOptions {
+  sandboxDir?: string;
+  /** 0 picks a free port (tests); `npm start` uses 7101, 7102, 7103. */
+  graphPort?: number;
+  keyVaultPort?: number;
+  creatioPort?: number;
+  /** Seed `creatio-sandbox-admin` in Key Vault with the Creatio Supervisor login. Default true. */
+  seedCreatioCredential?: boolean;
+  keyVaultSeed?: SeedSecret[];
+  creatio?: CreatioEmulatorOptions;
+  faults?: Partial<FaultSettings>;
+}
+
+export interface EmulatorStack {
+  /** Graph emulator base URL: the GRAPH_BASE_URL setting (the client adds `/v1.0`). */
+  graphUrl: string;
+  /** Entra token endpoint host (same server as Graph): the AZURE_AUTHORITY_HOST setting. */
+  authorityHost: string;
+  keyVaultUrl: string;
+  /** The sandbox Creatio site, e.g. https://localhost:7103. */
+  creatioUrl: string;
+  caCertPath: string;
+  identity: typeof SANDBOX_IDENTITY;
+  servers: { graph: EmulatorServer; keyVault: EmulatorServer; creatio: EmulatorServer };
+  /** App settings that point the app at this stack (no local.settings.json needed). */
+  appSettings(): Record<string, string>;
+  close(): Promise<void>;
+}
+
+export async function startEmulators(options: EmulatorStackOptions = {}): Promise<EmulatorStack> {
+  const sandboxDir = options.sandboxDir ?? SANDBOX_DIR;
+  const ctx: EmulatorContext = {
+    sandboxDir,
+    tls: ensureSandboxTls(sandboxDir),
+    signer: loadTokenSigner(sandboxDir),
+    identity: SANDBOX_IDENTITY,
+    faults: options.faults,
+  };
+  const supervisor = SEED_USERS[0];
+  const seed: SeedSecret[] = [...(options.keyVaultSeed ?? [])];
+  if (options.seedCreatioCredential !== false) {
+    seed.push({
+      name: SANDBOX_CREATIO_CREDENTIAL_SECRET,
+      value: JSON.stringify({ username: supervisor.userName, password: supervisor.password }),
+      contentType: "application/json",
+    });
+  }
+
+  const graph = createGraphEmulator(ctx);
+  const graphUrl = await graph.listen(options.graphPort ?? 0);
+  const keyVault = createKeyVaultEmulator(ctx, { authorityHost: () => graphUrl, seed });
+  const creatio = createCreatioEmulator(ctx, options.creatio);
+  let keyVaultUrl: string;
+  let creatioUrl: string;
+  try {
+    keyVaultUrl = await keyVault.listen(options.keyVaultPort ?? 0);
+    creatioUrl = await creatio.listen(options.creatioPort ?? 0);
+  } catch (error) {
+    await Promise.allSettled([graph.close(), keyVault.close(), creatio.close()]);
+    throw error;
+  }
+
+  return {
+    graphUrl,
+    authorityHost: graphUrl,
+    keyVaultUrl,
+    creatioUrl,
+    caCertPath: ctx.tls.caCertPath,
+    identity: SANDBOX_IDENTITY,
+    servers: { graph, keyVault, creatio },
+    appSettings: () => ({
+      KEY_VAULT_URL: keyVaultUrl,
+      GRAPH_BASE_URL: graphUrl,
+      AZURE_AUTHORITY_HOST: graphUrl,
+      AZURE_DISABLE_INSTANCE_DISCOVERY: "true",
+      AZURE_TENANT_ID: SANDBOX_IDENTITY.tenantId,
+      AZURE_CLIENT_ID: SANDBOX_IDENTITY.clientId,
+      AZURE_CLIENT_SECRET: SANDBOX_IDENTITY.clientSecret,
+      NODE_EXTRA_CA_CERTS: extraCaBundle(sandboxDir),
+    }),
+    async close() {
+      await Promise.allSettled([graph.close(), keyVault.close(), creatio.close()]);
+    },
+  };
+}

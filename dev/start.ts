@@ -1,0 +1,108 @@
+// `npm start`: the app on http://localhost:7071, as `func start` would run it.
+//
+// Without local.settings.json: starts Azurite (data in .sandbox/azurite), the Graph/Entra, Key
+// Vault and Creatio emulators, and the local host with settings pointing at them. Variables set
+// in the environment override those defaults (ports included). With local.settings.json: runs the
+// host against whatever that file names (real Azure and Creatio); no emulator is started.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { startAzurite, type AzuriteHandle } from "./azurite";
+import { SANDBOX_CREATIO_CREDENTIAL_SECRET, startEmulators, type EmulatorStack } from "./emulators";
+import { spawnHost, type SpawnedHost } from "./host/spawn";
+import { REPO_ROOT, SANDBOX_DIR } from "./sandbox";
+
+const env = process.env;
+const port = (name: string, fallback: number) => Number(env[name] ?? fallback);
+
+const PORTS = {
+  host: port("FUNCTIONS_PORT", 7071),
+  blob: port("AZURITE_BLOB_PORT", 10000),
+  queue: port("AZURITE_QUEUE_PORT", 10001),
+  table: port("AZURITE_TABLE_PORT", 10002),
+  graph: port("GRAPH_EMULATOR_PORT", 7101),
+  keyVault: port("KEY_VAULT_EMULATOR_PORT", 7102),
+  creatio: port("CREATIO_EMULATOR_PORT", 7103),
+};
+
+/** Environment variables win over the sandbox defaults. */
+function withEnvironmentOverrides(defaults: Record<string, string>): Record<string, string> {
+  const settings: Record<string, string> = {};
+  for (const [key, value] of Object.entries(defaults)) settings[key] = env[key] ?? value;
+  return settings;
+}
+
+async function main(): Promise<void> {
+  const stoppers: (() => Promise<void>)[] = [];
+  let stopping = false;
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    console.log("\nStopping...");
+    for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
+    process.exit(code);
+  };
+  process.on("SIGINT", () => void stopAll(0));
+  process.on("SIGTERM", () => void stopAll(0));
+
+  try {
+    const useLocalSettings = existsSync(join(REPO_ROOT, "local.settings.json"));
+    let hostEnv: Record<string, string> = {};
+    let stack: EmulatorStack | undefined;
+    if (useLocalSettings) {
+      console.log("local.settings.json found: running against the services it names (no emulators).");
+    } else {
+      const started = Date.now();
+      const azurite: AzuriteHandle = await startAzurite({
+        location: join(SANDBOX_DIR, "azurite"),
+        blobPort: PORTS.blob,
+        queuePort: PORTS.queue,
+        tablePort: PORTS.table,
+      });
+      stoppers.push(() => azurite.stop());
+      stack = await startEmulators({ graphPort: PORTS.graph, keyVaultPort: PORTS.keyVault, creatioPort: PORTS.creatio });
+      stoppers.push(() => stack!.close());
+      // NODE_EXTRA_CA_CERTS is not a default to override: appSettings() already bundles any inherited CA file.
+      const { NODE_EXTRA_CA_CERTS, ...settings } = stack.appSettings();
+      hostEnv = { ...withEnvironmentOverrides({ AzureWebJobsStorage: azurite.connectionString, ...settings }), NODE_EXTRA_CA_CERTS };
+      console.log(`Azurite and emulators up in ${Date.now() - started} ms.`);
+    }
+
+    const host: SpawnedHost = await spawnHost({
+      port: PORTS.host,
+      env: hostEnv,
+      onLine: (line) => console.log(line),
+      timeoutMs: 60000,
+    });
+    stoppers.push(() => host.stop());
+    host.child.once("exit", (code) => {
+      if (!stopping) {
+        console.error(`The host exited (code ${code}).`);
+        void stopAll(1);
+      }
+    });
+
+    const api = `${host.url}/api`;
+    console.log("");
+    console.log(`Functions host   ${host.url}  (admin: POST ${host.url}/admin/functions/{name})`);
+    if (stack) {
+      console.log(`Graph + Entra    ${stack.graphUrl}   (state: GET ${stack.graphUrl}/_emulator/state)`);
+      console.log(`Key Vault        ${stack.keyVaultUrl}   (state: GET ${stack.keyVaultUrl}/_emulator/state)`);
+      console.log(`Creatio          ${stack.creatioUrl}   (state: GET ${stack.creatioUrl}/_emulator/state)`);
+      console.log(`CA certificate   ${stack.caCertPath}  (curl --cacert it to call the emulators)`);
+      console.log("");
+      console.log("Onboard the sandbox Creatio site:");
+      console.log(
+        `  curl -s -X POST ${api}/tenants -H 'Content-Type: application/json' ` +
+          `-d '{"creatioUrl":"${stack.creatioUrl}","creatioCredentialSecretName":"${SANDBOX_CREATIO_CREDENTIAL_SECRET}"}'`,
+      );
+      console.log(`  curl -s ${api}/tenants`);
+      console.log(`  curl -s -X POST ${host.url}/admin/functions/rotationSweep -H 'Content-Type: application/json' -d '{}'`);
+    }
+    console.log("\nCtrl-C stops everything.");
+  } catch (error) {
+    console.error(`npm start failed: ${error instanceof Error ? error.message : String(error)}`);
+    await stopAll(1);
+  }
+}
+
+void main();
