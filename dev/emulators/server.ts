@@ -82,6 +82,8 @@ export interface LoggedRequest {
   query: string;
   body: unknown;
   status: number;
+  /** Set when the request was a sub-request of a batch: the path of the batch request that carried it. */
+  via?: string;
 }
 
 export interface EmulatorOptions {
@@ -128,6 +130,15 @@ export class EmulatorServer {
   /** True when an object created at `createdAtMs` is still hidden by injected replication lag. */
   isLagging(createdAtMs: number): boolean {
     return this.faults.replicationLagMs > 0 && Date.now() - createdAtMs < this.faults.replicationLagMs;
+  }
+
+  /**
+   * The fault injected for a request ("METHOD /path") under the current settings, if any; consumes a
+   * throttleNext/serverErrorNext count like a served request. For emulators that fan one request out into
+   * several (Graph's $batch throttles each sub-request on its own).
+   */
+  faultFor(request: string): EmulatorResponse | undefined {
+    return this.injectedFault(request);
   }
 
   error(status: number, code: string, message: string): unknown {
