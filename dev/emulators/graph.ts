@@ -1,0 +1,122 @@
+// The Microsoft Graph v1.0 emulator and, on the same HTTPS server, the Entra ID token endpoint it trusts (the
+// local AZURE_AUTHORITY_HOST). Graph requests need a bearer token issued for Graph's audience; a Key Vault
+// token is refused, as the real Graph does.
+//
+// Admin API: the common /_emulator/{state,faults,requests,reset} (server.ts), plus
+//   GET   /_emulator/tenant   tenant settings: {identityGraphRoles, passwordLifetimeMaxDays}
+//   PATCH /_emulator/tenant   merge tenant settings (reset restores the defaults)
+// Fault `replicationLagMs` hides new applications, service principals and grants from reads, and makes
+// service principal creation for a new app fail with NoBackingApplicationObject, until the lag has passed.
+import { AUDIENCES, EmulatorContext } from "./context";
+import { EmulatorRequest, EmulatorResponse, EmulatorServer } from "./server";
+import { bearerToken } from "./tokens";
+import { graphErrorBody } from "./graph/errors";
+import { Caller, createGraphApi, GraphCall } from "./graph/routes";
+import { GraphStore, TenantSettings } from "./graph/store";
+import { originOf, registerTokenEndpoint } from "./graph/token";
+
+export type { TenantSettings } from "./graph/store";
+export { MICROSOFT_GRAPH_APP_ID, EXCHANGE_ONLINE_APP_ID, SEEDED_SP_IDS, DEFAULT_IDENTITY_GRAPH_ROLES } from "./graph/seed";
+
+export interface GraphEmulatorOptions {
+  /** Initial tenant settings (also what POST /_emulator/reset restores). */
+  tenant?: Partial<TenantSettings>;
+}
+
+export function createGraphEmulator(ctx: EmulatorContext, options: GraphEmulatorOptions = {}): EmulatorServer {
+  const store = new GraphStore(ctx.identity, options.tenant);
+  const server = new EmulatorServer({
+    name: "graph",
+    tls: ctx.tls,
+    state: () => store.state(),
+    reset: () => store.reset(),
+    errorBody: (_status, code, message) => graphErrorBody(code, message),
+    faults: ctx.faults,
+  });
+
+  registerTokenEndpoint(server, ctx, store);
+
+  const api = createGraphApi({
+    store,
+    tenantId: ctx.identity.tenantId,
+    isLagging: (createdAtMs) => server.isLagging(createdAtMs),
+    subRequestFault: (request) => server.faultFor(request),
+    onSubRequest: (call, response) =>
+      server.requests.push({
+        method: call.method,
+        path: `/v1.0${call.path}`,
+        query: call.query.toString() ? `?${call.query.toString()}` : "",
+        body: call.body,
+        status: response.status,
+        via: "/v1.0/$batch",
+      }),
+  });
+
+  const handle = async (req: EmulatorRequest): Promise<EmulatorResponse> => {
+    const clientRequestId = header(req, "client-request-id");
+    const caller = authenticate(req, ctx);
+    const response =
+      "status" in caller
+        ? caller
+        : await api.dispatch({
+            method: req.method,
+            path: req.path.slice("/v1.0".length) || "/",
+            query: req.query,
+            headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k.toLowerCase(), Array.isArray(v) ? v.join(", ") : v])),
+            body: req.body,
+            rawBody: req.rawBody,
+            caller,
+            origin: originOf(req),
+          } satisfies GraphCall);
+    // Graph echoes client-request-id and adds request-id to every answer (Graph best practices, "Diagnostics").
+    const requestId = (response.body as any)?.error?.innerError?.["request-id"] ?? crypto.randomUUID();
+    return {
+      ...response,
+      headers: { ...(response.headers ?? {}), "request-id": requestId, "client-request-id": clientRequestId ?? requestId, "OData-Version": "4.0" },
+    };
+  };
+  for (const method of ["GET", "POST", "PATCH", "PUT", "DELETE"]) server.route(method, /^\/v1\.0(\/.*)?$/, handle);
+
+  server.route("GET", /^\/_emulator\/tenant$/, () => ({ status: 200, body: store.settings }));
+  server.route("PATCH", /^\/_emulator\/tenant$/, (req) => {
+    const patch = req.body ?? {};
+    const unknown = Object.keys(patch).filter((k) => !(k in store.settings));
+    if (unknown.length) return { status: 400, body: { error: `Unknown tenant settings: ${unknown.join(", ")}` } };
+    store.settings = { ...store.settings, ...patch };
+    return { status: 200, body: store.settings };
+  });
+  return server;
+}
+
+function header(req: EmulatorRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * Graph's token check: a bearer token signed by the tenant, unexpired, for Graph's audience and this tenant;
+ * otherwise 401 InvalidAuthenticationToken with a WWW-Authenticate challenge (Graph errors.md, "401 Unauthorized").
+ */
+function authenticate(req: EmulatorRequest, ctx: EmulatorContext): Caller | EmulatorResponse {
+  const unauthorized = (message: string): EmulatorResponse => ({
+    status: 401,
+    headers: {
+      "WWW-Authenticate": `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"`,
+    },
+    body: graphErrorBody("InvalidAuthenticationToken", message),
+  });
+  const token = bearerToken(header(req, "authorization"));
+  if (!token) return unauthorized("Access token is empty.");
+  const checked = ctx.signer.check(token, AUDIENCES.graph);
+  if (!checked.ok) {
+    if (/audience/i.test(checked.reason)) return unauthorized("Access token validation failure. Invalid audience.");
+    if (/expired/i.test(checked.reason)) return unauthorized("Lifetime validation failed, the token is expired.");
+    return unauthorized("Access token validation failure.");
+  }
+  if (checked.claims.tid !== ctx.identity.tenantId) return unauthorized("Access token validation failure. Invalid issuer or tenant.");
+  return {
+    objectId: checked.claims.oid,
+    appId: checked.claims.appid,
+    roles: new Set(Array.isArray(checked.claims.roles) ? checked.claims.roles : []),
+  };
+}

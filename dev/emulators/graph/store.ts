@@ -1,0 +1,214 @@
+// The Graph emulator's directory: applications, service principals, delegated permission grants, the
+// authorization policy, and tenant settings that shape behaviour (the identity's app roles, an app
+// management policy). Objects are kept in Graph's own JSON shapes so GET and /_emulator/state return them as is.
+import { randomBytes, randomUUID } from "node:crypto";
+import type { SandboxIdentity } from "../context";
+import { AuthorizationPolicy, DEFAULT_IDENTITY_GRAPH_ROLES, seedAuthorizationPolicy, seedServicePrincipals } from "./seed";
+
+export type Json = Record<string, any>;
+
+export interface TenantSettings {
+  /** Graph app roles (by value) granted to the sandbox identity: they become the `roles` claim of its Graph tokens. */
+  identityGraphRoles: string[];
+  /** App management policy: the longest password lifetime addPassword accepts, in days; null = no policy. */
+  passwordLifetimeMaxDays: number | null;
+}
+
+export const DEFAULT_TENANT_SETTINGS: TenantSettings = {
+  identityGraphRoles: DEFAULT_IDENTITY_GRAPH_ROLES,
+  passwordLifetimeMaxDays: null,
+};
+
+export interface Stored<T> {
+  object: T;
+  createdAtMs: number;
+  /** Object ids of the service principals that own it (Application.ReadWrite.OwnedBy scope). */
+  owners: Set<string>;
+}
+
+export interface IssuedSecret {
+  secretText: string;
+  createdAtMs: number;
+}
+
+export class GraphStore {
+  applications = new Map<string, Stored<Json>>();
+  servicePrincipals = new Map<string, Stored<Json>>();
+  grants = new Map<string, Stored<Json>>();
+  /** keyId → the secret issued by addPassword (kept only for state and the token endpoint). */
+  secrets = new Map<string, IssuedSecret>();
+  authorizationPolicy!: AuthorizationPolicy;
+  settings!: TenantSettings;
+
+  constructor(
+    readonly identity: SandboxIdentity,
+    private readonly initialSettings: Partial<TenantSettings> = {},
+  ) {
+    this.reset();
+  }
+
+  reset() {
+    this.applications.clear();
+    this.servicePrincipals.clear();
+    this.grants.clear();
+    this.secrets.clear();
+    this.authorizationPolicy = seedAuthorizationPolicy();
+    this.settings = { ...DEFAULT_TENANT_SETTINGS, ...this.initialSettings };
+    for (const seed of seedServicePrincipals(this.identity)) {
+      const { id, appId, displayName, servicePrincipalType, appOwnerOrganizationId, oauth2PermissionScopes, appRoles, servicePrincipalNames } = seed;
+      const sp = newServicePrincipal({ id, appId, displayName, appOwnerOrganizationId, servicePrincipalType, oauth2PermissionScopes, appRoles, servicePrincipalNames });
+      // Seeded objects exist "since forever": never hidden by replication lag.
+      this.servicePrincipals.set(id, { object: sp, createdAtMs: 0, owners: new Set() });
+    }
+  }
+
+  appByAppId(appId: string) {
+    return [...this.applications.values()].find((s) => s.object.appId === appId);
+  }
+  appByUniqueName(uniqueName: string) {
+    return [...this.applications.values()].find((s) => s.object.uniqueName === uniqueName);
+  }
+  spByAppId(appId: string) {
+    return [...this.servicePrincipals.values()].find((s) => s.object.appId === appId);
+  }
+
+  /** GET /_emulator/state: Graph shapes; application passwordCredentials also carry the issued secretText. */
+  state() {
+    return {
+      applications: [...this.applications.values()].map(({ object }) => ({
+        ...object,
+        passwordCredentials: (object.passwordCredentials as Json[]).map((p) => ({ ...p, secretText: this.secrets.get(p.keyId)?.secretText ?? null })),
+      })),
+      servicePrincipals: [...this.servicePrincipals.values()].map((s) => s.object),
+      oauth2PermissionGrants: [...this.grants.values()].map((s) => s.object),
+      authorizationPolicy: this.authorizationPolicy,
+    };
+  }
+}
+
+/** A new application in the shape Graph returns (application-upsert.md, application-post-applications.md example). */
+export function newApplication(fields: Json): Json {
+  const app: Json = {
+    id: randomUUID(),
+    deletedDateTime: null,
+    appId: randomUUID(),
+    applicationTemplateId: null,
+    disabledByMicrosoftStatus: null,
+    createdDateTime: graphNow(),
+    displayName: null,
+    description: null,
+    groupMembershipClaims: null,
+    identifierUris: [],
+    isDeviceOnlyAuthSupported: null,
+    isFallbackPublicClient: null,
+    notes: null,
+    publisherDomain: "sandbox.onmicrosoft.com",
+    serviceManagementReference: null,
+    signInAudience: "AzureADMyOrg",
+    tags: [],
+    tokenEncryptionKeyId: null,
+    uniqueName: null,
+    defaultRedirectUri: null,
+    optionalClaims: null,
+    addIns: [],
+    api: { acceptMappedClaims: null, knownClientApplications: [], requestedAccessTokenVersion: null, oauth2PermissionScopes: [], preAuthorizedApplications: [] },
+    appRoles: [],
+    info: { logoUrl: null, marketingUrl: null, privacyStatementUrl: null, supportUrl: null, termsOfServiceUrl: null },
+    keyCredentials: [],
+    parentalControlSettings: { countriesBlockedForMinors: [], legalAgeGroupRule: "Allow" },
+    passwordCredentials: [],
+    publicClient: { redirectUris: [] },
+    requiredResourceAccess: [],
+    verifiedPublisher: { displayName: null, verifiedPublisherId: null, addedDateTime: null },
+    web: {
+      homePageUrl: null,
+      logoutUrl: null,
+      redirectUris: [],
+      implicitGrantSettings: { enableAccessTokenIssuance: false, enableIdTokenIssuance: false },
+      redirectUriSettings: [],
+    },
+    spa: { redirectUris: [] },
+  };
+  return mergePatch(app, fields);
+}
+
+/** A new service principal in the shape Graph returns (serviceprincipal-post-serviceprincipals.md example). */
+export function newServicePrincipal(fields: Json): Json {
+  const sp: Json = {
+    id: randomUUID(),
+    deletedDateTime: null,
+    accountEnabled: true,
+    alternativeNames: [],
+    appDisplayName: fields.displayName ?? null,
+    appDescription: null,
+    appId: null,
+    applicationTemplateId: null,
+    appOwnerOrganizationId: null,
+    appRoleAssignmentRequired: false,
+    createdDateTime: graphNow(),
+    description: null,
+    disabledByMicrosoftStatus: null,
+    displayName: null,
+    homepage: null,
+    loginUrl: null,
+    logoutUrl: null,
+    notes: null,
+    notificationEmailAddresses: [],
+    preferredSingleSignOnMode: null,
+    preferredTokenSigningKeyThumbprint: null,
+    replyUrls: [],
+    servicePrincipalNames: [],
+    servicePrincipalType: "Application",
+    signInAudience: "AzureADMyOrg",
+    tags: [],
+    tokenEncryptionKeyId: null,
+    info: { logoUrl: null, marketingUrl: null, privacyStatementUrl: null, supportUrl: null, termsOfServiceUrl: null },
+    samlSingleSignOnSettings: null,
+    addIns: [],
+    appRoles: [],
+    keyCredentials: [],
+    oauth2PermissionScopes: [],
+    passwordCredentials: [],
+    resourceSpecificApplicationPermissions: [],
+    verifiedPublisher: { displayName: null, verifiedPublisherId: null, addedDateTime: null },
+  };
+  return mergePatch(sp, fields);
+}
+
+/**
+ * PATCH semantics for directory objects: the given properties replace the stored ones; complex-typed values
+ * (web, api, info, ...) are merged property by property, collections are replaced wholly (OData 4.01 PATCH).
+ */
+export function mergePatch(target: Json, patch: Json): Json {
+  const out: Json = { ...target };
+  for (const [key, value] of Object.entries(patch)) {
+    const current = out[key];
+    if (isPlainObject(value) && isPlainObject(current)) out[key] = mergePatch(current, value);
+    else out[key] = structuredClone(value);
+  }
+  return out;
+}
+
+const isPlainObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Graph's timestamps: ISO 8601 UTC, e.g. 2019-09-17T19:10:35Z. */
+export function graphNow(ms = Date.now()): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/**
+ * A client secret like Entra's: 40 characters from letters, digits and `~._-` (what portal and Graph secrets
+ * look like today; application-addpassword.md says 16-64 characters). Starts with 3 characters used as the hint.
+ */
+export function newSecretText(): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789~._-";
+  const bytes = randomBytes(40);
+  let out = "";
+  for (const b of bytes) out += alphabet[b % alphabet.length];
+  return out;
+}
+
+/** oauth2PermissionGrant ids are opaque base64url strings (oauth2permissiongrant.md examples). */
+export function newGrantId(): string {
+  return randomBytes(33).toString("base64url");
+}
