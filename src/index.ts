@@ -5,3 +5,4 @@
 import "./activities";
 import "./orchestrators/onboardTenant";
 import "./functions/tenants";
+import "./functions/openapi";

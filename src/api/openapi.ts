@@ -1,0 +1,214 @@
+import { z } from "zod";
+import {
+  checkStatusResponseSchema,
+  errorResponseSchema,
+  onboardRequestSchema,
+  tenantListSchema,
+  tenantStatusSchema,
+} from "./schemas";
+
+/**
+ * The OpenAPI 3.1 description of the HTTP API, generated from the zod schemas in ./schemas (the
+ * same ones the functions validate with), so it is never written twice. zod 4's z.toJSONSchema emits
+ * JSON Schema 2020-12, which is OpenAPI 3.1's schema dialect (spec.openapis.org/oas/v3.1.0,
+ * "Schema Object"); schemas with a `.meta({ id })` become components.
+ *
+ * API_ROUTES is the route table: the HTTP functions can take their `route` and `methods` from it,
+ * and test/infra/openapi.test.ts checks that the app registers exactly these routes.
+ */
+
+export type HttpMethod = "GET" | "POST";
+
+export interface ApiRoute {
+  method: HttpMethod;
+  /** Route as the Functions host takes it (no /api prefix; `{host}` is a route parameter). */
+  route: string;
+  operationId: string;
+  summary: string;
+  description?: string;
+  requestBody?: z.ZodType;
+  responses: Record<string, { description: string; schema?: z.ZodType; location?: boolean }>;
+  /** false: anonymous (no function key). */
+  secured?: boolean;
+}
+
+const badRequest = { description: "Invalid request: `errors` lists each field path and problem.", schema: errorResponseSchema };
+const unauthorized = { description: "Missing or wrong function key." };
+const notFound = { description: "No managed site with that host.", schema: errorResponseSchema };
+const conflict = { description: "An orchestration for that site is already running; `instanceId` names it.", schema: errorResponseSchema };
+
+/**
+ * Every route the app serves under /api. The app must register exactly these (test/infra/openapi.test.ts).
+ * POST tenants/{host}/rotate (DESIGN section 3) joins when the rotation functions register it:
+ * { method: "POST", route: "tenants/{host}/rotate", operationId: "rotateTenantSecret", responses
+ * 202 (checkStatusResponseSchema, location) / 401 / 404 / 409 }.
+ */
+export const API_ROUTES: readonly ApiRoute[] = [
+  {
+    method: "POST",
+    route: "tenants",
+    operationId: "onboardTenant",
+    summary: "Onboard a Creatio site",
+    description:
+      "Starts the onboardTenant orchestration: app registration, permissions, admin consent, client secret in Key Vault, Creatio settings. The instance id is derived from the site host.",
+    requestBody: onboardRequestSchema,
+    responses: {
+      "202": { description: "Started; follow statusQueryGetUri (also in Location).", schema: checkStatusResponseSchema, location: true },
+      "400": badRequest,
+      "401": unauthorized,
+      "409": conflict,
+      "503": { description: "Key Vault could not be read; retry later.", schema: errorResponseSchema },
+    },
+  },
+  {
+    method: "GET",
+    route: "tenants",
+    operationId: "listTenants",
+    summary: "List managed sites",
+    description: "Every site that has a client secret in Key Vault, from the secrets' tags (values are never read).",
+    responses: { "200": { description: "Managed sites.", schema: tenantListSchema }, "401": unauthorized },
+  },
+  {
+    method: "GET",
+    route: "tenants/{host}",
+    operationId: "getTenant",
+    summary: "Status of one site",
+    description: "Key Vault tags and the onboarding orchestration's status. Never contains a secret value.",
+    responses: {
+      "200": { description: "Status.", schema: tenantStatusSchema },
+      "400": { description: "The host is not a valid site host.", schema: errorResponseSchema },
+      "401": unauthorized,
+      "404": notFound,
+    },
+  },
+  {
+    method: "GET",
+    route: "openapi.json",
+    operationId: "getOpenApiDocument",
+    summary: "This OpenAPI document",
+    description: "Anonymous: it describes the API and holds no data.",
+    secured: false,
+    responses: { "200": { description: "OpenAPI 3.1 document." } },
+  },
+];
+
+type JsonSchema = Record<string, unknown>;
+
+const COMPONENT_REF = "#/components/schemas/";
+
+/** Component schemas of every `.meta({ id })` schema, as request (input) or response (output) types. */
+function componentSchemas(io: "input" | "output"): Record<string, JsonSchema> {
+  const { schemas } = z.toJSONSchema(z.globalRegistry, { io, uri: (id) => `${COMPONENT_REF}${id}`, unrepresentable: "any" });
+  const out: Record<string, JsonSchema> = {};
+  for (const [id, schema] of Object.entries(schemas)) {
+    // Inside an OpenAPI document the dialect is implied and a fragment $id is not allowed.
+    const { $schema: _schema, $id: _id, ...rest } = schema as JsonSchema;
+    out[id] = rest;
+  }
+  return out;
+}
+
+function idOf(schema: z.ZodType): string {
+  const id = z.globalRegistry.get(schema)?.id;
+  if (typeof id !== "string") throw new Error("API schemas need .meta({ id }) to become OpenAPI components");
+  return id;
+}
+
+/** Names of the components a schema refers to, transitively. */
+function collectRefs(schema: unknown, all: Record<string, JsonSchema>, into: Set<string>): void {
+  if (Array.isArray(schema)) return schema.forEach((s) => collectRefs(s, all, into));
+  if (!schema || typeof schema !== "object") return;
+  for (const [key, value] of Object.entries(schema)) {
+    if (key === "$ref" && typeof value === "string" && value.startsWith(COMPONENT_REF)) {
+      const name = value.slice(COMPONENT_REF.length);
+      if (!into.has(name)) {
+        into.add(name);
+        collectRefs(all[name], all, into);
+      }
+    } else collectRefs(value, all, into);
+  }
+}
+
+/** `tenants/{host}` → `/api/tenants/{host}` (host.json extensions.http.routePrefix is "api"). */
+export function openApiPath(route: string, routePrefix = "api"): string {
+  return `/${[routePrefix, route].filter(Boolean).join("/")}`;
+}
+
+export function buildOpenApiDocument(options: { version?: string } = {}): Record<string, unknown> {
+  const output = componentSchemas("output");
+  const input = componentSchemas("input");
+  const components: Record<string, JsonSchema> = {};
+  const use = (name: string, from: Record<string, JsonSchema>) => {
+    const names = new Set([name]);
+    collectRefs(from[name], from, names);
+    for (const n of names) {
+      if (components[n] && JSON.stringify(components[n]) !== JSON.stringify(from[n])) {
+        throw new Error(`schema ${n} differs between request and response; give the request variant its own id`);
+      }
+      components[n] = from[n];
+    }
+    return { $ref: `${COMPONENT_REF}${name}` };
+  };
+
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const r of API_ROUTES) {
+    const params = [...r.route.matchAll(/\{(\w+)\}/g)].map(([, name]) => ({
+      name,
+      in: "path",
+      required: true,
+      description: name === "host" ? "Site key: the Creatio site's lower-cased host, e.g. acme.creatio.com." : undefined,
+      schema: { type: "string" },
+    }));
+    const responses: Record<string, unknown> = {};
+    for (const [status, res] of Object.entries(r.responses)) {
+      responses[status] = {
+        description: res.description,
+        ...(res.location
+          ? { headers: { Location: { description: "Status URL of the orchestration (statusQueryGetUri).", schema: { type: "string", format: "uri" } } } }
+          : {}),
+        ...(res.schema
+          ? { content: { "application/json": { schema: use(idOf(res.schema), output) } } }
+          : r.operationId === "getOpenApiDocument"
+            ? { content: { "application/json": { schema: { type: "object" } } } }
+            : {}),
+      };
+    }
+    const operation: Record<string, unknown> = {
+      operationId: r.operationId,
+      summary: r.summary,
+      ...(r.description ? { description: r.description } : {}),
+      tags: [r.route.startsWith("tenants") ? "tenants" : "meta"],
+      ...(params.length ? { parameters: params.map((p) => JSON.parse(JSON.stringify(p))) } : {}),
+      ...(r.requestBody
+        ? { requestBody: { required: true, content: { "application/json": { schema: use(idOf(r.requestBody), input) } } } }
+        : {}),
+      responses,
+      ...(r.secured === false ? { security: [] } : {}),
+    };
+    (paths[openApiPath(r.route)] ??= {})[r.method.toLowerCase()] = operation;
+  }
+
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "creatio-o365-oauth",
+      version: options.version ?? "0.1.0",
+      description:
+        "Registers the Entra ID application Creatio needs for Office 365 mail and calendar sync, keeps its client secret in Azure Key Vault and rotates it before it expires. Calls need a function key (x-functions-key header or code query parameter) unless stated otherwise.",
+    },
+    servers: [{ url: "/", description: "The Function App (https://<app>.azurewebsites.net) or the local host (http://localhost:7071)." }],
+    tags: [
+      { name: "tenants", description: "Managed Creatio sites." },
+      { name: "meta", description: "About the API." },
+    ],
+    security: [{ functionKeyHeader: [] }, { functionKeyQuery: [] }],
+    paths,
+    components: {
+      schemas: Object.fromEntries(Object.entries(components).sort(([a], [b]) => a.localeCompare(b))),
+      securitySchemes: {
+        functionKeyHeader: { type: "apiKey", in: "header", name: "x-functions-key", description: "Azure Functions function or host key." },
+        functionKeyQuery: { type: "apiKey", in: "query", name: "code", description: "Azure Functions function or host key." },
+      },
+    },
+  };
+}
