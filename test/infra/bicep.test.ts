@@ -75,7 +75,7 @@ describe("app settings in infra/resources.bicep", () => {
   test("the settings Azure gets pass the app's schema (host storage given as the host reads it)", () => {
     // The app never reads the storage account itself; see the .failing test below for the
     // identity-only environment exactly as deployed.
-    const env = { ...azureEnv(), AzureWebJobsStorage: "identity-based: AzureWebJobsStorage__accountName" };
+    const env: Record<string, string> = { ...azureEnv(), AzureWebJobsStorage: "identity-based: AzureWebJobsStorage__accountName" };
     const settings = parseSettings(env);
     expect(settings.KEY_VAULT_URL).toBe("https://kv-abcdefghijklm.vault.azure.net");
     expect(settings.AZURE_CLIENT_ID).toBe(env.AzureWebJobsStorage__clientId);
