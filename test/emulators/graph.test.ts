@@ -265,6 +265,17 @@ test("tokens: a Key Vault-audience token and a missing token are refused with 40
   expect(denied).toMatchObject({ statusCode: 403, code: "Authorization_RequestDenied" });
 });
 
+test("Application.ReadWrite.OwnedBy alone manages the apps the identity created but cannot read other principals (why Application.Read.All is needed)", async () => {
+  await fetch(`${base}/_emulator/tenant`, { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ identityGraphRoles: ["Application.ReadWrite.OwnedBy"] }) });
+  const client = graphClient();
+  const app = await client.api("/applications").post({ displayName: "Owned" });
+  const password = await client.api(`/applications/${app.id}/addPassword`).post({});
+  expect(password.secretText).toBeTruthy();
+  expect((await client.api("/applications").get()).value.map((a: any) => a.id)).toEqual([app.id]);
+  const graphSp = await graphFailure(client.api(`/servicePrincipals(appId='${MICROSOFT_GRAPH_APP_ID}')`).get());
+  expect(graphSp).toMatchObject({ statusCode: 403, code: "Authorization_RequestDenied" });
+});
+
 test("an injected 429 with Retry-After is honoured by the Graph client's RetryHandler", async () => {
   const client = graphClient();
   await client.api("/applications").get(); // token fetched before the faults, so only Graph calls are counted
@@ -314,6 +325,11 @@ test("$batch: sub-requests go through the same routes, dependsOn orders them and
   expect(byId["3"]).toMatchObject({ status: 404, body: { error: { code: "Request_ResourceNotFound" } } });
   expect(byId["4"].status).toBe(424);
   expect(server.requests.filter((r) => r.via === "/v1.0/$batch").map((r) => `${r.method} ${r.path}`)).toContain("POST /v1.0/applications");
+
+  // Graph throttles sub-requests individually: the 429 (with Retry-After) comes back inside the batch.
+  await setFaults(base, { throttleNext: 1, retryAfterSeconds: 7, match: "^POST /v1\\.0/applications$" });
+  const throttled = await client.api("/$batch").post({ requests: [{ id: "a", method: "POST", url: "/applications", headers: { "Content-Type": "application/json" }, body: { displayName: "T" } }] });
+  expect(throttled.responses[0]).toMatchObject({ id: "a", status: 429, headers: { "Retry-After": "7" } });
 
   const tooMany = await raw("POST", "/$batch", { requests: Array.from({ length: 21 }, (_, i) => ({ id: String(i), method: "GET", url: "/applications" })) });
   expect(tooMany.status).toBe(400);
