@@ -1,0 +1,99 @@
+// `npm run bench`: timings that must not be test assertions (a slow machine would fail them).
+// Everything runs in one go on this machine, so the ratios compare like with like:
+//   - stack start: Azurite + emulators + host until the host answers (issue goal: under 30 s);
+//   - onboarding of the sandbox site, first run, then the same POST again (idempotent re-run);
+//   - onboarding again with 50 ms added to every emulator call, and with 20% of calls throttled (429).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startAzurite } from "./azurite";
+import { SANDBOX_CREATIO_CREDENTIAL_SECRET, startEmulators } from "./emulators";
+import { setFaults, type FaultSettings } from "./emulators/server";
+import { spawnHost } from "./host/spawn";
+import { relaunchTrustingSandboxCa } from "./trust";
+import { getFreePort } from "../test/support/ports";
+
+async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const started = performance.now();
+  const value = await work();
+  return { ms: performance.now() - started, value };
+}
+
+async function waitForCompletion(statusUrl: string, timeoutMs = 120_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = (await (await fetch(statusUrl)).json()) as { runtimeStatus: string };
+    if (["Completed", "Failed", "Terminated"].includes(status.runtimeStatus)) return status.runtimeStatus;
+    if (Date.now() > deadline) throw new Error(`Still ${status.runtimeStatus} after ${timeoutMs} ms: ${statusUrl}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function main() {
+  relaunchTrustingSandboxCa();
+  const dataDir = mkdtempSync(join(tmpdir(), "creatio-bench-"));
+  const rows: [string, number, string][] = [];
+  const stackStart = await timed(async () => {
+    const azurite = await startAzurite({
+      location: dataDir,
+      blobPort: await getFreePort(),
+      queuePort: await getFreePort(),
+      tablePort: await getFreePort(),
+    });
+    const stack = await startEmulators();
+    const host = await spawnHost({
+      env: { AzureWebJobsStorage: azurite.connectionString, ...stack.appSettings() },
+      runTimers: false,
+    });
+    return { azurite, stack, host };
+  });
+  const { azurite, stack, host } = stackStart.value;
+  rows.push(["stack start (Azurite + emulators + host)", stackStart.ms, stackStart.ms < 30_000 ? "goal < 30 s: met" : "goal < 30 s: MISSED"]);
+
+  const emulatorUrls = [stack.graphUrl, stack.keyVaultUrl, stack.creatioUrl];
+  const onboard = async (label: string, faults: Partial<FaultSettings>) => {
+    for (const url of emulatorUrls) await setFaults(url, faults);
+    const run = await timed(async () => {
+      const response = await fetch(`${host.url}/api/tenants`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ creatioUrl: stack.creatioUrl, creatioCredentialSecretName: SANDBOX_CREATIO_CREDENTIAL_SECRET }),
+      });
+      if (response.status !== 202) throw new Error(`${label}: POST answered ${response.status} ${await response.text()}`);
+      const body = (await response.json()) as { statusQueryGetUri: string };
+      return waitForCompletion(body.statusQueryGetUri);
+    });
+    for (const url of emulatorUrls) await fetch(`${url}/_emulator/faults`, { method: "DELETE" });
+    rows.push([label, run.ms, run.value]);
+    return run.ms;
+  };
+  const resetEmulators = async () => {
+    for (const url of emulatorUrls) await fetch(`${url}/_emulator/reset`, { method: "POST" });
+  };
+
+  try {
+    const first = await onboard("onboarding, first run", {});
+    const again = await onboard("onboarding, same POST again", {});
+    await resetEmulators();
+    const slow = await onboard("onboarding, 50 ms per emulator call", { latencyMs: 50 });
+    await resetEmulators();
+    const throttled = await onboard("onboarding, 20% of calls 429 (Retry-After 1 s)", { throttleFraction: 0.2, retryAfterSeconds: 1 });
+
+    console.log("\nmeasurement".padEnd(52) + "ms".padStart(10) + "  outcome");
+    for (const [label, ms, outcome] of rows) console.log(label.padEnd(51) + ms.toFixed(0).padStart(10) + "  " + outcome);
+    console.log("\nratios (same run)");
+    console.log(`  re-run / first run                ${(again / first).toFixed(2)}`);
+    console.log(`  50 ms latency / first run         ${(slow / first).toFixed(2)}`);
+    console.log(`  20% throttled / first run         ${(throttled / first).toFixed(2)}`);
+  } finally {
+    await host.stop();
+    await stack.close();
+    await azurite.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
