@@ -1,10 +1,11 @@
 /**
- * Runs the local host as a child process (`tsx dev/host/cli.ts`) and waits for its ready line.
+ * Runs the local host as a child process (`node --import tsx dev/host/cli.ts`) and waits for its ready line.
  * This is how tests use the host: a real process they can SIGKILL, and outside jest's module
  * sandbox (which cannot provide `@azure/functions-core` to the app).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 
 export interface SpawnHostOptions {
   appDir?: string;
@@ -34,7 +35,10 @@ export interface SpawnedHost {
 const CLI = path.resolve(__dirname, "cli.ts");
 
 export async function spawnHost(opts: SpawnHostOptions = {}): Promise<SpawnedHost> {
-  const args = [require.resolve("tsx/cli"), CLI, "--port", String(opts.port ?? 0)];
+  // `node --import tsx` runs the CLI in this one process. (The `tsx` binary would fork a second
+  // node process; SIGKILL of the first would leave the real host running as an orphan.)
+  const loader = pathToFileURL(path.join(path.dirname(require.resolve("tsx/package.json")), "dist", "loader.mjs")).href;
+  const args = ["--import", loader, CLI, "--port", String(opts.port ?? 0)];
   if (opts.appDir) args.push("--app", opts.appDir);
   if (opts.runTimers === false) args.push("--no-timers");
   if (opts.storageConnectionString) args.push("--storage", opts.storageConnectionString);
