@@ -415,12 +415,18 @@ export class DurableEngine {
       }
     }
     const commitRow: TransactionAction = ["update", this.store.instanceEntity(row), "Replace", { etag: next.etag }];
-    // Work items first so an oversize commit never commits the episode without its work.
-    const ops = [...work, ...consumed, ...cleanup];
-    const first = ops.length < 100 ? ops : ops.slice(ops.length - 99);
-    const before = ops.length < 100 ? [] : ops.slice(0, ops.length - 99);
-    if (before.length) await this.store.commit(before);
-    await this.store.commit([commitRow, ...first]);
+    // One entity-group transaction holds at most 100 operations. The commit row goes with as many
+    // new work items as fit; any other new work items are written BEFORE it (harmless if we die
+    // then: results of work history does not know are dropped and the episode reruns), and inbox
+    // deletes that do not fit AFTER it (harmless too: applied events are deduped by key).
+    const batch: TransactionAction[] = [commitRow];
+    const pre = [...work];
+    while (pre.length > 0 && batch.length < 100) batch.push(pre.pop() as TransactionAction);
+    const post = [...consumed, ...cleanup];
+    while (post.length > 0 && batch.length < 100) batch.push(post.shift() as TransactionAction);
+    if (pre.length) await this.store.commit(pre);
+    await this.store.commit(batch);
+    if (post.length) await this.store.commit(post);
     if (TERMINAL.includes(row.status)) {
       this.o.logger.host("information", `Orchestration '${row.instanceId}' (${row.name}) ${row.status}.`);
       await this.notifyParent(row);
