@@ -69,12 +69,20 @@ export class DurableEngine {
     this.loopDone = this.loop();
   }
 
-  /** Stops dispatching and waits for in-flight episodes and activities. */
-  async stop(): Promise<void> {
+  /**
+   * Stops dispatching and waits (at most `graceMs`) for in-flight episodes and activities.
+   * Anything still running then is simply redone after the next start, as after a crash.
+   */
+  async stop(graceMs = 10000): Promise<void> {
     this.running = false;
     this.wake();
     await this.loopDone;
-    await Promise.allSettled([...this.inflight, ...this.runningActivities.values()]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.inflight, ...this.runningActivities.values()]),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+    ]);
+    if (timer) clearTimeout(timer);
   }
 
   wake(): void {

@@ -136,7 +136,7 @@ export async function handleDurableApi(engine: DurableEngine, req: IncomingMessa
     const page = sorted.slice(0, top);
     const headers: Record<string, string> = {};
     if (sorted.length > top) headers["x-ms-continuation-token"] = Buffer.from(page[page.length - 1].instanceId).toString("base64");
-    const showInput = q.get("showInput") === "true";
+    const showInput = q.get("showInput") !== "false";
     return send(res, 200, page.map((i) => statusJson(i, showInput)), headers);
   }
 

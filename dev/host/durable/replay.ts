@@ -98,6 +98,9 @@ export interface ReplayResult {
   nonDeterminism?: string;
 }
 
+export const MAX_SHORT_TIMER_MS = 6 * 24 * 3600 * 1000; // "6.00:00:00"
+export const LONG_TIMER_INTERVAL_MS = 3 * 24 * 3600 * 1000; // "3.00:00:00"
+
 const toJson = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
 // durable-functions pre-serializes string inputs of activities and continueAsNew
 // (Utils.processInput: a string becomes its JSON text); other values are still values.
@@ -205,6 +208,25 @@ export class DtfReplay {
     return this.schedule({ kind: "timer", fireAt: fireAt.toISOString() });
   }
 
+  /**
+   * A user timer. Longer than maximumShortTimerDuration (6 days, sent in the trigger payload) it
+   * becomes a chain of timers of longRunningTimerIntervalDuration (3 days) each, then the
+   * remainder: what the extension does for Azure Storage and what durable-functions' LongTimerTask
+   * (replay schema V3) expects, one sequence number per link.
+   */
+  private durableTimer(finalFireAt: Date): SimTask {
+    if (finalFireAt.getTime() - this.now.getTime() <= MAX_SHORT_TIMER_MS) return this.timer(finalFireAt);
+    const outer = new SimTask();
+    const link = (): void => {
+      const remaining = finalFireAt.getTime() - this.now.getTime();
+      const next = remaining > MAX_SHORT_TIMER_MS ? new Date(this.now.getTime() + LONG_TIMER_INTERVAL_MS) : finalFireAt;
+      const t = this.timer(next);
+      t.then(() => (finalFireAt.getTime() > this.now.getTime() ? link() : outer.settle(true)));
+    };
+    link();
+    return outer;
+  }
+
   private withRetry(start: () => SimTask, opts: NonNullable<JsAction["retryOptions"]>): SimTask {
     const outer = new SimTask();
     const firstAttempt = this.now;
@@ -265,7 +287,7 @@ export class DtfReplay {
         this.continueAsNew = { input: actionInput(a.input) };
         return undefined;
       case ActionType.CreateTimer: {
-        const t = this.timer(new Date(a.fireAt ?? this.now));
+        const t = this.durableTimer(new Date(a.fireAt ?? this.now));
         if (a.isCanceled) {
           const c = new SimTask();
           c.settle(false);
