@@ -4,5 +4,9 @@
  */
 import "./activities";
 import "./orchestrators/onboardTenant";
+import "./orchestrators/rotateSecret";
 import "./functions/tenants";
+import "./functions/rotate";
+import "./functions/rotationSweep";
+import "./functions/keyVaultEvents";
 import "./functions/openapi";

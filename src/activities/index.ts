@@ -5,6 +5,10 @@ import { grantAdminConsentActivity } from "./grantAdminConsent";
 import { issueClientSecretActivity } from "./issueClientSecret";
 import { configureCreatioActivity } from "./configureCreatio";
 import { allowUserConsentActivity } from "./allowUserConsent";
+import { beginRotationActivity } from "./beginRotation";
+import { markRotationStateActivity } from "./markRotationState";
+import { removeOldPasswordActivity } from "./removeOldPassword";
+import { removeStrayPasswordsActivity } from "./removeStrayPasswords";
 
 /**
  * Every activity, registered once: onboarding and rotation share issueClientSecret and
@@ -17,6 +21,10 @@ export const activities = [
   issueClientSecretActivity,
   configureCreatioActivity,
   allowUserConsentActivity,
+  beginRotationActivity,
+  markRotationStateActivity,
+  removeOldPasswordActivity,
+  removeStrayPasswordsActivity,
 ] as const;
 
 for (const activity of activities) {

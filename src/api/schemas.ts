@@ -90,6 +90,38 @@ export const onboardingProgressSchema = z
   })
   .meta({ id: "OnboardingProgress", description: "Custom status of the onboardTenant orchestration." });
 
+/** Rotation facts shared by the status and list answers (issue 4); derived from tags and expiry, never a value. */
+export const rotationStatusSchema = z
+  .object({
+    state: z.string().nullable().meta({ description: "Rotation state from the tags: idle, rotating, grace-period or failed." }),
+    lastRotatedAt: z.string().nullable().meta({ description: "When the last rotation delivered the new secret to Creatio (or failed / started, per lastOutcome)." }),
+    lastOutcome: z.enum(["succeeded", "failed", "running"]).nullable().meta({ description: "Outcome of the last rotation; null when the site was never rotated." }),
+    currentKeyId: z.string().nullable().meta({ description: "keyId of the password Key Vault's current version holds." }),
+    previousKeyId: z.string().nullable().meta({ description: "keyId the last rotation replaced (removed once its grace period ended, unless state is grace-period)." }),
+    expiresOn: z.string().nullable().meta({ description: "Expiry of the current secret (ISO 8601)." }),
+    daysLeft: z.number().nullable().meta({ description: "Whole days until expiry; negative once expired." }),
+    nextRotationDueAt: z.string().nullable().meta({ description: "When the sweep starts the next rotation: expiry minus ROTATE_DAYS_BEFORE_EXPIRY." }),
+  })
+  .meta({ id: "RotationStatus" });
+
+export type RotationStatus = z.infer<typeof rotationStatusSchema>;
+
+/** Upper bound of a grace period, as OLD_SECRET_GRACE_HOURS (30 days). */
+export const MAX_GRACE_PERIOD_HOURS = 24 * 30;
+
+export const rotateRequestSchema = z
+  .strictObject({
+    gracePeriodHours: z
+      .number()
+      .min(0)
+      .max(MAX_GRACE_PERIOD_HOURS)
+      .optional()
+      .meta({ description: "Hours the old secret stays valid after Creatio has the new one; 0 retires it at once (a suspected leak). Default OLD_SECRET_GRACE_HOURS." }),
+  })
+  .meta({ id: "RotateRequest", description: "Optional body of POST /api/tenants/{host}/rotate." });
+
+export type RotateRequest = z.output<typeof rotateRequestSchema>;
+
 export const tenantSummarySchema = z
   .object({
     host: z.string().meta({ description: "Site key: the Creatio site's lower-cased host." }),
@@ -100,6 +132,7 @@ export const tenantSummarySchema = z
     daysLeft: z.number().nullable(),
     creatioSyncedAt: z.string().nullable(),
     rotationState: z.string().nullable(),
+    rotation: rotationStatusSchema.nullable(),
   })
   .meta({ id: "TenantSummary" });
 
@@ -131,6 +164,19 @@ export const tenantStatusSchema = z
       syncedKeyId: z.string().nullable(),
     }),
     rotationState: z.string().nullable(),
+    rotation: rotationStatusSchema.nullable().meta({ description: "Last rotation, keyIds, expiry and when the next rotation is due." }),
+    rotationRun: z
+      .object({
+        instanceId: z.string(),
+        runtimeStatus: z.string(),
+        currentStep: z.string().nullable().meta({ description: "Step of rotateSecret running now (custom status)." }),
+        graceEndsAt: z.string().nullable(),
+        error: z.string().nullable(),
+        createdTime: z.string().nullable(),
+        lastUpdatedTime: z.string().nullable(),
+      })
+      .nullable()
+      .meta({ description: "The site's latest rotateSecret orchestration (rotate-<host>), if any." }),
     onboarding: z
       .object({
         instanceId: z.string(),

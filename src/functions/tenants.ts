@@ -6,6 +6,7 @@ import {
   onboardRequestSchema,
   toFieldErrors,
   type ErrorResponse,
+  type RotationStatus,
   type TenantStatus,
   type TenantSummary,
 } from "../api/schemas";
@@ -13,7 +14,11 @@ import { parseCreatioCredential } from "../clients/creatio";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { ewsRetirementNotice } from "../domain/ews";
 import { onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor, hostFromSecretName } from "../domain/site";
-import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
+import { SECRET_CONTENT_TYPE, decodeSiteTags, type SiteTags } from "../domain/tags";
+import { bySoonestExpiry, lastRotationFromTags, nextRotationDueAt } from "../domain/rotationPlan";
+import type { RotationProgress } from "../orchestrators/rotateSecret";
+import { rotationStatus } from "./startRotation";
+import { settings } from "../settings";
 import { ONBOARD_TENANT, type OnboardTenantInput, type OnboardingProgress } from "../orchestrators/onboardTenant";
 
 /**
@@ -25,9 +30,27 @@ import { ONBOARD_TENANT, type OnboardTenantInput, type OnboardingProgress } from
 export interface TenantsDeps {
   secrets: SecretStore;
   now: () => Date;
+  /** ROTATE_DAYS_BEFORE_EXPIRY, for the next rotation's due date; the setting's default (30) when omitted. */
+  rotateDaysBeforeExpiry?: number;
 }
 
-const defaultDeps = (): TenantsDeps => ({ secrets: getSecretClient(), now: () => new Date() });
+const defaultDeps = (): TenantsDeps => ({ secrets: getSecretClient(), now: () => new Date(), rotateDaysBeforeExpiry: settings().ROTATE_DAYS_BEFORE_EXPIRY });
+
+/** Rotation facts of a site: tags and the current version's expiry only (issue 4). */
+export function rotationOf(tags: SiteTags | undefined, expiresOn: Date | undefined, now: Date, deps: TenantsDeps): RotationStatus | null {
+  if (!tags) return null;
+  const last = lastRotationFromTags(tags);
+  return {
+    state: tags.rotationState,
+    lastRotatedAt: last?.at ?? null,
+    lastOutcome: last?.outcome ?? null,
+    currentKeyId: tags.keyId,
+    previousKeyId: tags.previousKeyId ?? null,
+    expiresOn: iso(expiresOn),
+    daysLeft: daysLeft(expiresOn, now),
+    nextRotationDueAt: iso(nextRotationDueAt(expiresOn, deps.rotateDaysBeforeExpiry ?? 30)),
+  };
+}
 
 const ACTIVE_STATES = new Set(["Running", "Pending", "ContinuedAsNew", "Suspended"]);
 
@@ -136,6 +159,7 @@ export async function getTenant(request: HttpRequest, client: DurableClient, _co
   }
   const instanceId = onboardingInstanceIdFor(host);
   const status = await statusOf(client, instanceId);
+  const rotationRun = await rotationStatus(client, host);
   if (!properties && !status) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
 
   const decoded = properties ? decodeSiteTags(properties.tags) : undefined;
@@ -162,6 +186,18 @@ export async function getTenant(request: HttpRequest, client: DurableClient, _co
       syncedKeyId: tags?.creatioSyncedKeyId ?? null,
     },
     rotationState: tags?.rotationState ?? null,
+    rotation: rotationOf(tags, properties?.expiresOn, now, deps),
+    rotationRun: rotationRun
+      ? {
+          instanceId: rotationRun.instanceId,
+          runtimeStatus: String(rotationRun.runtimeStatus),
+          currentStep: (rotationRun.customStatus as RotationProgress | null | undefined)?.step ?? null,
+          graceEndsAt: (rotationRun.customStatus as RotationProgress | null | undefined)?.graceEndsAt ?? null,
+          error: rotationRun.runtimeStatus === "Failed" ? String(rotationRun.output ?? "failed") : null,
+          createdTime: iso(rotationRun.createdTime),
+          lastUpdatedTime: iso(rotationRun.lastUpdatedTime),
+        }
+      : null,
     onboarding: status
       ? {
           instanceId,
@@ -195,9 +231,11 @@ export async function listTenants(_request: HttpRequest, _context: InvocationCon
       daysLeft: daysLeft(properties.expiresOn, now),
       creatioSyncedAt: decoded.ok ? (decoded.tags.creatioSyncedAt ?? null) : null,
       rotationState: decoded.ok ? decoded.tags.rotationState : null,
+      rotation: rotationOf(decoded.ok ? decoded.tags : undefined, properties.expiresOn, now, deps),
     });
   }
-  sites.sort((a, b) => a.host.localeCompare(b.host));
+  // Soonest expiry first (issue 4): the sites that need attention lead.
+  sites.sort(bySoonestExpiry);
   return json(200, sites);
 }
 

@@ -1,0 +1,134 @@
+import { z } from "zod";
+import { graphCall } from "../clients/graph";
+import { isSecretNotFound } from "../clients/keyVault";
+import { secretNameFor } from "../domain/site";
+import { DAY_MS, isInRotationWindow } from "../domain/rotationPlan";
+import { SECRET_CONTENT_TYPE, decodeSiteTags, mergeSiteTags, type SiteTagsChange } from "../domain/tags";
+import { defaultDeps, type ActivityDeps } from "./shared";
+
+/**
+ * Rotation step 1: read the site from Key Vault (tags and expiry of the current version; the value
+ * is not used) and its app's passwords from Graph, and mark the site `rotating`. Returns what the
+ * orchestrator needs to decide the rest, so it reads no clock and no setting itself (DESIGN rule 3).
+ *
+ * Never remove the password Creatio holds (DESIGN rule 6): when Creatio does not hold the current
+ * keyId (a failed rotation), its keyId (creatioSyncedKeyId) is written to previousKeyId before any
+ * new password is issued, because issueClientSecret keeps exactly keyId and previousKeyId when it
+ * clears this instance's leftovers.
+ *
+ * Idempotent: a retry or replay writes the same tags again.
+ */
+export const BEGIN_ROTATION = "beginRotation";
+
+export const beginRotationInput = z.object({
+  host: z.string().min(1),
+  instanceId: z.string().min(1),
+});
+export type BeginRotationInput = z.infer<typeof beginRotationInput>;
+
+export interface RotationSite {
+  host: string;
+  secretName: string;
+  /** Current Key Vault version and the keyId it holds. */
+  version: string;
+  keyId: string;
+  /** Key Vault expiry of the current version (ISO 8601); null when none is recorded. */
+  expiresOn: string | null;
+  /** The current version expires within ROTATE_DAYS_BEFORE_EXPIRY days (or has expired). */
+  currentDue: boolean;
+  /** The current keyId is still a password of the app. */
+  currentExists: boolean;
+  /** keyId Creatio holds, as far as the tags know (creatioSyncedKeyId, else the current keyId). */
+  creatioHeldKeyId: string;
+  /** previousKeyId after this step (see the class comment). */
+  previousKeyId: string | null;
+  /** Rotation state before this step. */
+  priorState: string;
+  appId: string;
+  appObjectId: string;
+  servicePrincipalId: string | null;
+  creatioCredentialSecretName: string;
+  mailServerId: string;
+  scopes: string[];
+  /** Lifetime for a new password: the current one's (what onboarding chose, maybe a tenant policy cap), else 730. */
+  secretLifetimeDays: number;
+}
+
+export class SiteNotManagedError extends Error {
+  override name = "SiteNotManagedError";
+}
+
+interface PasswordCredential {
+  keyId: string;
+  startDateTime?: string | null;
+  endDateTime?: string | null;
+}
+
+const MAX_LIFETIME_DAYS = 730;
+
+export async function beginRotation(rawInput: BeginRotationInput, deps: ActivityDeps = defaultDeps()): Promise<RotationSite> {
+  const input = beginRotationInput.parse(rawInput);
+  const secretName = secretNameFor(input.host);
+  let properties;
+  try {
+    // getSecret is the only read of one secret's current version; its value is not used.
+    properties = (await deps.secrets.getSecret(secretName)).properties;
+  } catch (error) {
+    if (isSecretNotFound(error)) throw new SiteNotManagedError(`No Key Vault secret ${secretName}: ${input.host} is not managed here`);
+    throw error;
+  }
+  if (properties.contentType !== SECRET_CONTENT_TYPE) throw new SiteNotManagedError(`Key Vault secret ${secretName} is not one of ours (contentType)`);
+  const decoded = decodeSiteTags(properties.tags);
+  if (!decoded.ok) throw new SiteNotManagedError(`The tags of ${secretName} are not a site's tags: ${decoded.problem}`);
+  const tags = decoded.tags;
+  const now = deps.now();
+
+  const appPath = `/applications/${tags.appObjectId}`;
+  const app = await graphCall(`GET ${appPath}`, () =>
+    deps.graph.api(`${appPath}?$select=id,appId,passwordCredentials`).get() as Promise<{ passwordCredentials?: PasswordCredential[] }>,
+  );
+  const current = (app.passwordCredentials ?? []).find((p) => p.keyId === tags.keyId);
+
+  const creatioHeldKeyId = tags.creatioSyncedKeyId ?? tags.keyId;
+  const previousKeyId = creatioHeldKeyId !== tags.keyId ? creatioHeldKeyId : (tags.previousKeyId ?? null);
+
+  const change: SiteTagsChange = {
+    rotationState: "rotating",
+    rotationUpdatedAt: now.toISOString(),
+    previousKeyId,
+  };
+  await deps.secrets.updateSecretProperties(secretName, properties.version!, { tags: mergeSiteTags(properties.tags, change) });
+
+  return {
+    host: input.host,
+    secretName,
+    version: properties.version!,
+    keyId: tags.keyId,
+    expiresOn: properties.expiresOn ? properties.expiresOn.toISOString() : null,
+    currentDue: isInRotationWindow(properties.expiresOn, now, deps.rotateDaysBeforeExpiry),
+    currentExists: current !== undefined,
+    creatioHeldKeyId,
+    previousKeyId,
+    priorState: tags.rotationState,
+    appId: tags.appId,
+    appObjectId: tags.appObjectId,
+    servicePrincipalId: tags.servicePrincipalId ?? null,
+    creatioCredentialSecretName: tags.creatioCredential,
+    mailServerId: tags.mailServerId,
+    scopes: tags.scopes ? tags.scopes.split(/\s+/).filter(Boolean) : [],
+    secretLifetimeDays: lifetimeDays(current),
+  };
+}
+
+function lifetimeDays(password: PasswordCredential | undefined): number {
+  const start = password?.startDateTime ? Date.parse(password.startDateTime) : NaN;
+  const end = password?.endDateTime ? Date.parse(password.endDateTime) : NaN;
+  if (!Number.isFinite(start) || !Number.isFinite(end) || end <= start) return MAX_LIFETIME_DAYS;
+  return Math.min(MAX_LIFETIME_DAYS, Math.max(1, Math.round((end - start) / DAY_MS)));
+}
+
+export const beginRotationActivity = {
+  name: BEGIN_ROTATION,
+  input: beginRotationInput,
+  handler: (input: unknown) => beginRotation(input as BeginRotationInput),
+};

@@ -1,0 +1,39 @@
+import { z } from "zod";
+import { appPasswords, protectedKeyIds, removePassword } from "./rotationPasswords";
+import { defaultDeps, type ActivityDeps } from "./shared";
+
+/**
+ * Rotation step: when the grace period has ended, remove the password Creatio used before the
+ * rotation, by keyId (`POST /applications/{id}/removePassword`, DESIGN section 4). Idempotent: a
+ * password already gone is success, and the app's list is read first so a replayed step sends no
+ * second removal. Refuses to remove the current keyId or the one Creatio holds (DESIGN rule 6).
+ */
+export const REMOVE_OLD_PASSWORD = "removeOldPassword";
+
+export const removeOldPasswordInput = z.object({
+  host: z.string().min(1),
+  appObjectId: z.string().min(1),
+  keyId: z.string().min(1),
+});
+export type RemoveOldPasswordInput = z.infer<typeof removeOldPasswordInput>;
+
+export interface RemoveOldPasswordResult {
+  keyId: string;
+  outcome: "removed" | "already-gone" | "kept-in-use";
+}
+
+export async function removeOldPassword(rawInput: RemoveOldPasswordInput, deps: ActivityDeps = defaultDeps()): Promise<RemoveOldPasswordResult> {
+  const input = removeOldPasswordInput.parse(rawInput);
+  const keep = await protectedKeyIds(deps, input.host);
+  if (keep.has(input.keyId)) return { keyId: input.keyId, outcome: "kept-in-use" };
+  const passwords = await appPasswords(deps, input.appObjectId);
+  if (!passwords.some((p) => p.keyId === input.keyId)) return { keyId: input.keyId, outcome: "already-gone" };
+  const removed = await removePassword(deps, input.appObjectId, input.keyId);
+  return { keyId: input.keyId, outcome: removed ? "removed" : "already-gone" };
+}
+
+export const removeOldPasswordActivity = {
+  name: REMOVE_OLD_PASSWORD,
+  input: removeOldPasswordInput,
+  handler: (input: unknown) => removeOldPassword(input as RemoveOldPasswordInput),
+};

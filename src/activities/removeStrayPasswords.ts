@@ -1,0 +1,47 @@
+import { z } from "zod";
+import { appPasswords, protectedKeyIds, removePassword } from "./rotationPasswords";
+import { defaultDeps, type ActivityDeps } from "./shared";
+
+/**
+ * Rotation step, last clean-up: remove every other password of the site's app, neither the
+ * current one nor one still in its grace period (issue 4): passwords of crashed or abandoned
+ * attempts and any that an earlier rotation could not remove. The app is this product's own
+ * (uniqueName creatio-o365-<host>), so its passwords exist only for Creatio. Never removes the
+ * current keyId or the one Creatio holds, read fresh from Key Vault (DESIGN rule 6). Idempotent.
+ */
+export const REMOVE_STRAY_PASSWORDS = "removeStrayPasswords";
+
+export const removeStrayPasswordsInput = z.object({
+  host: z.string().min(1),
+  appObjectId: z.string().min(1),
+  /** keyIds to keep besides the protected ones (a password still in its grace period). */
+  keepKeyIds: z.array(z.string().min(1)).default([]),
+});
+export type RemoveStrayPasswordsInput = z.input<typeof removeStrayPasswordsInput>;
+
+export interface RemoveStrayPasswordsResult {
+  removed: { keyId: string; displayName: string | null }[];
+  kept: string[];
+}
+
+export async function removeStrayPasswords(rawInput: RemoveStrayPasswordsInput, deps: ActivityDeps = defaultDeps()): Promise<RemoveStrayPasswordsResult> {
+  const input = removeStrayPasswordsInput.parse(rawInput);
+  const keep = await protectedKeyIds(deps, input.host);
+  for (const keyId of input.keepKeyIds) keep.add(keyId);
+  const removed: RemoveStrayPasswordsResult["removed"] = [];
+  const kept: string[] = [];
+  for (const password of await appPasswords(deps, input.appObjectId)) {
+    if (keep.has(password.keyId)) {
+      kept.push(password.keyId);
+      continue;
+    }
+    if (await removePassword(deps, input.appObjectId, password.keyId)) removed.push({ keyId: password.keyId, displayName: password.displayName ?? null });
+  }
+  return { removed, kept };
+}
+
+export const removeStrayPasswordsActivity = {
+  name: REMOVE_STRAY_PASSWORDS,
+  input: removeStrayPasswordsInput,
+  handler: (input: unknown) => removeStrayPasswords(input as RemoveStrayPasswordsInput),
+};

@@ -1,0 +1,110 @@
+import type { SiteTags } from "./tags";
+
+/**
+ * Which managed sites are due for rotation (issue 4, DESIGN rule 5): pure, from what
+ * `listPropertiesOfSecrets` gives (expiresOn and tags of each secret's current version, never a
+ * value), so the sweep, the status API and the unit tests share one rule.
+ *
+ * Due when the current version expires within `rotateDaysBeforeExpiry` days (an already expired
+ * one included: Key Vault still returns it, DESIGN section 4, and rotating is the fix), or when the
+ * tags say the last rotation failed (the sweep is its retry).
+ */
+
+export const DAY_MS = 86_400_000;
+
+export type DueReason = "expired" | "expiresSoon" | "lastRotationFailed";
+
+export interface ManagedSecret {
+  host: string;
+  secretName: string;
+  expiresOn: Date | undefined;
+  tags: SiteTags;
+}
+
+export interface SitePlan {
+  host: string;
+  secretName: string;
+  expiresOn: Date | undefined;
+  /** Whole days until expiry, rounded down; negative once expired; null without an expiry. */
+  daysLeft: number | null;
+  expired: boolean;
+  /** When the sweep will start the next rotation: expiresOn minus the rotation window. */
+  nextRotationDueAt: Date | null;
+  due: boolean;
+  /** Why it is due; undefined when it is not. */
+  reason: DueReason | undefined;
+  rotationState: SiteTags["rotationState"];
+}
+
+export function daysLeft(expiresOn: Date | undefined, now: Date): number | null {
+  return expiresOn ? Math.floor((expiresOn.getTime() - now.getTime()) / DAY_MS) : null;
+}
+
+export function nextRotationDueAt(expiresOn: Date | undefined, rotateDaysBeforeExpiry: number): Date | null {
+  return expiresOn ? new Date(expiresOn.getTime() - rotateDaysBeforeExpiry * DAY_MS) : null;
+}
+
+/** True when a secret expiring at `expiresOn` is inside the rotation window at `now`. */
+export function isInRotationWindow(expiresOn: Date | undefined, now: Date, rotateDaysBeforeExpiry: number): boolean {
+  // No recorded expiry: our secrets always carry one (the password's endDateTime); a hand-made
+  // version without it is treated as due rather than trusted to live forever.
+  if (!expiresOn) return true;
+  return expiresOn.getTime() - now.getTime() <= rotateDaysBeforeExpiry * DAY_MS;
+}
+
+export function planSite(secret: ManagedSecret, now: Date, rotateDaysBeforeExpiry: number): SitePlan {
+  const expired = secret.expiresOn !== undefined && secret.expiresOn.getTime() <= now.getTime();
+  let reason: DueReason | undefined;
+  if (expired) reason = "expired";
+  else if (isInRotationWindow(secret.expiresOn, now, rotateDaysBeforeExpiry)) reason = "expiresSoon";
+  else if (secret.tags.rotationState === "failed") reason = "lastRotationFailed";
+  return {
+    host: secret.host,
+    secretName: secret.secretName,
+    expiresOn: secret.expiresOn,
+    daysLeft: daysLeft(secret.expiresOn, now),
+    expired,
+    nextRotationDueAt: nextRotationDueAt(secret.expiresOn, rotateDaysBeforeExpiry),
+    due: reason !== undefined,
+    reason,
+    rotationState: secret.tags.rotationState,
+  };
+}
+
+/** Every site's plan, soonest expiry first (no expiry last), then by host. */
+export function planRotations(secrets: readonly ManagedSecret[], now: Date, rotateDaysBeforeExpiry: number): SitePlan[] {
+  return secrets.map((s) => planSite(s, now, rotateDaysBeforeExpiry)).sort(bySoonestExpiry);
+}
+
+export function bySoonestExpiry(a: { expiresOn: Date | undefined | string | null; host: string }, b: { expiresOn: Date | undefined | string | null; host: string }): number {
+  const ta = a.expiresOn ? new Date(a.expiresOn).getTime() : Number.POSITIVE_INFINITY;
+  const tb = b.expiresOn ? new Date(b.expiresOn).getTime() : Number.POSITIVE_INFINITY;
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  return a.host.localeCompare(b.host);
+}
+
+export type LastRotationOutcome = "succeeded" | "failed" | "running";
+
+export interface LastRotation {
+  at: string | null;
+  outcome: LastRotationOutcome;
+}
+
+/**
+ * The last rotation, derived from the tags rather than stored (Key Vault allows 15 tags and the
+ * codec already uses 14): `failed` and `rotating` carry their time in rotationUpdatedAt; a
+ * successful rotation is the moment Creatio received the new secret (creatioSyncedAt) and is
+ * recognised by the previousKeyId it leaves behind. A site only ever onboarded has none.
+ */
+export function lastRotationFromTags(tags: SiteTags): LastRotation | null {
+  switch (tags.rotationState) {
+    case "failed":
+      return { at: tags.rotationUpdatedAt ?? null, outcome: "failed" };
+    case "rotating":
+      return { at: tags.rotationUpdatedAt ?? null, outcome: "running" };
+    case "grace-period":
+      return { at: tags.creatioSyncedAt ?? tags.rotationUpdatedAt ?? null, outcome: "succeeded" };
+    case "idle":
+      return tags.previousKeyId ? { at: tags.creatioSyncedAt ?? tags.rotationUpdatedAt ?? null, outcome: "succeeded" } : null;
+  }
+}

@@ -1,0 +1,84 @@
+import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
+import * as df from "durable-functions";
+import type { DurableClient } from "durable-functions";
+import { rotateRequestSchema, toFieldErrors, type ErrorResponse } from "../api/schemas";
+import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
+import { parseSiteHost, secretNameFor } from "../domain/site";
+import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
+import { settings } from "../settings";
+import { startRotation } from "./startRotation";
+
+/**
+ * POST /api/tenants/{host}/rotate (DESIGN section 3): rotate now, e.g. after a suspected leak.
+ * Optional JSON body `{gracePeriodHours}` (0 retires the old secret as soon as Creatio has the new
+ * one). 202 + Durable check-status body; 404 when the site is not managed here; 409 when its
+ * rotation is already running. Never returns or logs a secret value.
+ */
+export const TENANTS_ROTATE = "tenantsRotate";
+
+export interface RotateDeps {
+  secrets: SecretStore;
+  /** OLD_SECRET_GRACE_HOURS, read here so the orchestrator gets it as input (DESIGN rule 3). */
+  defaultGracePeriodHours: () => number;
+}
+
+const defaultDeps = (): RotateDeps => ({ secrets: getSecretClient(), defaultGracePeriodHours: () => settings().OLD_SECRET_GRACE_HOURS });
+
+function json(status: number, body: unknown): HttpResponseInit {
+  return { status, jsonBody: body, headers: { "Content-Type": "application/json; charset=utf-8" } };
+}
+
+function badRequest(error: string, errors: ErrorResponse["errors"]): HttpResponseInit {
+  return json(400, { error, errors } satisfies ErrorResponse);
+}
+
+export async function rotateTenant(request: HttpRequest, client: DurableClient, context: InvocationContext, deps: RotateDeps = defaultDeps()): Promise<HttpResponseInit> {
+  const parsedHost = parseSiteHost(decodeURIComponent(request.params.host ?? ""));
+  if (!parsedHost.ok) return badRequest("Invalid host", [{ path: "host", message: `host ${parsedHost.problem}` }]);
+  const { host } = parsedHost.site;
+
+  // The body is optional: none (or an empty one) means the defaults.
+  const text = await request.text();
+  let body: unknown = {};
+  if (text.trim() !== "") {
+    const contentType = request.headers.get("content-type") ?? "";
+    if (!/^application\/json\s*(;|$)/i.test(contentType)) {
+      return badRequest("The body must be JSON", [{ path: "content-type", message: `content-type must be application/json, got ${contentType || "none"}` }]);
+    }
+    try {
+      body = JSON.parse(text);
+    } catch (error) {
+      return badRequest("Malformed JSON", [{ path: "", message: `body is not valid JSON: ${(error as Error).message}` }]);
+    }
+  }
+  const parsed = rotateRequestSchema.safeParse(body);
+  if (!parsed.success) return badRequest("Invalid request", toFieldErrors(parsed.error));
+
+  // Managed here: our secret, with a site's tags (properties only; the value is dropped).
+  const secretName = secretNameFor(host);
+  try {
+    const { properties } = await deps.secrets.getSecret(secretName);
+    if (properties.contentType !== SECRET_CONTENT_TYPE || !decodeSiteTags(properties.tags).ok) {
+      return json(404, { error: `Key Vault secret ${secretName} exists but is not a managed site's secret` } satisfies ErrorResponse);
+    }
+  } catch (error) {
+    if (isSecretNotFound(error)) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
+    context.error(`Key Vault lookup of ${secretName} failed: ${(error as Error)?.message}`);
+    return json(503, { error: `Key Vault could not be read: ${(error as Error)?.message}` } satisfies ErrorResponse);
+  }
+
+  const gracePeriodHours = parsed.data.gracePeriodHours ?? deps.defaultGracePeriodHours();
+  const result = await startRotation(client, { host, gracePeriodHours, trigger: "manual" });
+  if (!result.started) {
+    return json(409, { error: `A rotation of ${host} is already ${result.runtimeStatus}`, instanceId: result.instanceId } satisfies ErrorResponse);
+  }
+  context.log(`Started rotateSecret ${result.instanceId} (on demand, grace period ${gracePeriodHours} h)`);
+  return client.createCheckStatusResponse(request, result.instanceId);
+}
+
+df.app.client.http(TENANTS_ROTATE, {
+  route: "tenants/{host}/rotate",
+  methods: ["POST"],
+  authLevel: "function",
+  handler: (request, client, context) => rotateTenant(request, client, context),
+});

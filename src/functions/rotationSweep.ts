@@ -1,0 +1,127 @@
+import type { InvocationContext, Timer } from "@azure/functions";
+import * as df from "durable-functions";
+import type { DurableClient } from "durable-functions";
+import { getSecretClient, type SecretStore } from "../clients/keyVault";
+import { hostFromSecretName, secretNameFor } from "../domain/site";
+import { planRotations, type ManagedSecret, type SitePlan } from "../domain/rotationPlan";
+import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
+import { EVENTS, logEvent } from "../observability";
+import { settings } from "../settings";
+import { startRotation } from "./startRotation";
+
+/**
+ * The rotation sweep (issue 4): on ROTATION_SCHEDULE, list the managed secrets from Key Vault
+ * (properties and tags only: listPropertiesOfSecrets never returns values, DESIGN rule 5; our
+ * contentType marks ours), pick the due sites (src/domain/rotationPlan.ts) and start one
+ * rotateSecret per due site under `rotate-<host>`, skipping those already running. One summary
+ * line (sweep.finished) and one secret.expiry line per site, the events infra/app/alerts.bicep
+ * queries; already expired secrets also get a warning of their own.
+ */
+export const ROTATION_SWEEP = "rotationSweep";
+
+export interface SweepDeps {
+  secrets: SecretStore;
+  now: () => Date;
+  rotateDaysBeforeExpiry: number;
+  gracePeriodHours: number;
+}
+
+export interface SweepSummary {
+  managed: number;
+  due: number;
+  started: number;
+  alreadyRunning: number;
+  expired: number;
+  /** Secrets with our contentType whose tags do not decode: reported, not rotated. */
+  unreadable: number;
+  /** Due sites whose start failed (the next sweep tries again). */
+  failedToStart: number;
+}
+
+const defaultDeps = (): SweepDeps => {
+  const s = settings();
+  return { secrets: getSecretClient(), now: () => new Date(), rotateDaysBeforeExpiry: s.ROTATE_DAYS_BEFORE_EXPIRY, gracePeriodHours: s.OLD_SECRET_GRACE_HOURS };
+};
+
+/** Our secrets (by contentType), with decodable tags; the rest are counted. */
+export async function listManagedSecrets(secrets: SecretStore, context: InvocationContext): Promise<{ managed: ManagedSecret[]; unreadable: number }> {
+  const managed: ManagedSecret[] = [];
+  let unreadable = 0;
+  for await (const properties of secrets.listPropertiesOfSecrets()) {
+    if (properties.contentType !== SECRET_CONTENT_TYPE) continue;
+    const decoded = decodeSiteTags(properties.tags);
+    const host = decoded.ok ? decoded.tags.site : hostFromSecretName(properties.name);
+    if (!decoded.ok || !host || secretNameFor(host) !== properties.name) {
+      unreadable += 1;
+      context.warn(`Key Vault secret ${properties.name} carries our contentType but not a site's tags; it is not rotated. ${decoded.ok ? "Its site tag does not match its name." : decoded.problem}`);
+      continue;
+    }
+    managed.push({ host, secretName: properties.name, expiresOn: properties.expiresOn, tags: decoded.tags });
+  }
+  return { managed, unreadable };
+}
+
+export async function runRotationSweep(client: DurableClient, context: InvocationContext, deps: SweepDeps = defaultDeps()): Promise<SweepSummary> {
+  const now = deps.now();
+  logEvent(context, EVENTS.sweepStarted, { outcome: "started", rotateDaysBeforeExpiry: deps.rotateDaysBeforeExpiry });
+  const summary: SweepSummary = { managed: 0, due: 0, started: 0, alreadyRunning: 0, expired: 0, unreadable: 0, failedToStart: 0 };
+  try {
+    const { managed, unreadable } = await listManagedSecrets(deps.secrets, context);
+    summary.managed = managed.length;
+    summary.unreadable = unreadable;
+    const plans = planRotations(managed, now, deps.rotateDaysBeforeExpiry);
+    for (const plan of plans) {
+      let outcome = "ok";
+      if (plan.expired) {
+        summary.expired += 1;
+        context.warn(
+          `EXPIRED: the client secret of ${plan.host} expired on ${plan.expiresOn!.toISOString()}; Creatio mail sync for this site is failing until the rotation started now completes.`,
+        );
+      }
+      if (plan.due) {
+        summary.due += 1;
+        outcome = await startFor(client, context, plan, deps, summary);
+      }
+      logEvent(context, EVENTS.secretExpiry, {
+        site: plan.host,
+        outcome,
+        expiresOn: plan.expiresOn?.toISOString() ?? null,
+        daysLeft: plan.daysLeft,
+        expired: plan.expired,
+        reason: plan.reason,
+        rotationState: plan.rotationState,
+        nextRotationDueAt: plan.nextRotationDueAt?.toISOString() ?? null,
+      });
+    }
+  } catch (error) {
+    logEvent(context, EVENTS.sweepFinished, { outcome: "failed", error: error instanceof Error ? error.message : String(error), ...summary });
+    throw error;
+  }
+  logEvent(context, EVENTS.sweepFinished, { outcome: "succeeded", ...summary });
+  return summary;
+}
+
+async function startFor(client: DurableClient, context: InvocationContext, plan: SitePlan, deps: SweepDeps, summary: SweepSummary): Promise<string> {
+  try {
+    const result = await startRotation(client, { host: plan.host, gracePeriodHours: deps.gracePeriodHours, trigger: "sweep" });
+    if (result.started) {
+      summary.started += 1;
+      return "rotationStarted";
+    }
+    summary.alreadyRunning += 1;
+    return "rotationRunning";
+  } catch (error) {
+    // One site's failure does not stop the sweep; the next sweep tries again.
+    summary.failedToStart += 1;
+    context.error(`Could not start the rotation of ${plan.host}: ${error instanceof Error ? error.message : String(error)}`);
+    return "rotationStartFailed";
+  }
+}
+
+df.app.client.timer(ROTATION_SWEEP, {
+  // The host resolves %NAME% from the app settings (ROTATION_SCHEDULE, six-field NCRONTAB).
+  schedule: "%ROTATION_SCHEDULE%",
+  handler: async (_timer: Timer, client: DurableClient, context: InvocationContext) => {
+    await runRotationSweep(client, context);
+  },
+});

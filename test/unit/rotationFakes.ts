@@ -1,0 +1,180 @@
+/**
+ * Self-contained fakes for the rotation unit tests: an in-memory Key Vault (versions, tags,
+ * properties-only listing), a Graph app with passwords behind the real Graph client, and a
+ * Durable client that records starts.
+ */
+import type { KeyVaultSecret, SecretProperties } from "@azure/keyvault-secrets";
+import type { Context, Middleware } from "@microsoft/microsoft-graph-client";
+import type { DurableClient } from "durable-functions";
+import { InvocationContext } from "@azure/functions";
+import type { SecretStore } from "../../src/clients/keyVault";
+import { createGraphClient } from "../../src/clients/graph";
+import type { ActivityDeps } from "../../src/activities/shared";
+import { encodeSiteTags, SECRET_CONTENT_TYPE, type SiteTagsInput } from "../../src/domain/tags";
+import { secretNameFor } from "../../src/domain/site";
+
+export const NOW = new Date("2026-11-27T12:00:00.000Z");
+export const DAY = 86_400_000;
+
+interface Version {
+  value: string;
+  properties: SecretProperties;
+}
+
+export class MemoryVault implements SecretStore {
+  readonly versions = new Map<string, Version[]>();
+  private counter = 0;
+
+  put(name: string, value: string, props: Partial<SecretProperties> = {}): string {
+    const version = `v${++this.counter}`;
+    const list = this.versions.get(name) ?? [];
+    list.push({ value, properties: { name, version, vaultUrl: "https://kv.test", enabled: true, tags: {}, ...props } as SecretProperties });
+    this.versions.set(name, list);
+    return version;
+  }
+
+  /** A managed site's secret as onboarding leaves it. */
+  site(host: string, expiresOn: Date | undefined, tags: Partial<SiteTagsInput> = {}, value = `secret-of-${host}`): string {
+    return this.put(secretNameFor(host), value, {
+      expiresOn,
+      contentType: SECRET_CONTENT_TYPE,
+      tags: encodeSiteTags({
+        site: host,
+        appId: `app-${host}`,
+        appObjectId: `obj-${host}`,
+        keyId: `k1-${host}`,
+        creatioCredential: "creatio-api",
+        mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b",
+        creatioSyncedKeyId: `k1-${host}`,
+        ...tags,
+      }),
+    });
+  }
+
+  latest(name: string): Version | undefined {
+    const list = this.versions.get(name);
+    return list?.[list.length - 1];
+  }
+
+  getSecret = (async (name: string, options?: { version?: string }) => {
+    const list = this.versions.get(name);
+    const found = options?.version ? list?.find((v) => v.properties.version === options.version) : list?.[list.length - 1];
+    if (!found) throw Object.assign(new Error(`SecretNotFound ${name}`), { statusCode: 404, code: "SecretNotFound" });
+    return { name, value: found.value, properties: structuredClone(found.properties) } as KeyVaultSecret;
+  }) as SecretStore["getSecret"];
+
+  setSecret = (async (name: string, value: string, options?: { expiresOn?: Date; contentType?: string; tags?: Record<string, string> }) => {
+    const version = this.put(name, value, { expiresOn: options?.expiresOn, contentType: options?.contentType, tags: options?.tags ?? {} });
+    return this.getSecret(name, { version });
+  }) as SecretStore["setSecret"];
+
+  updateSecretProperties = (async (name: string, version: string, options?: { tags?: Record<string, string> }) => {
+    const found = this.versions.get(name)?.find((v) => v.properties.version === version);
+    if (!found) throw Object.assign(new Error("SecretNotFound"), { statusCode: 404 });
+    if (options?.tags) found.properties.tags = options.tags;
+    return structuredClone(found.properties);
+  }) as SecretStore["updateSecretProperties"];
+
+  /** Like Key Vault: the current version's properties, no value. */
+  listPropertiesOfSecrets = (() => {
+    const all = [...this.versions.values()].map((list) => structuredClone(list[list.length - 1]!.properties));
+    return (async function* () {
+      yield* all;
+    })();
+  }) as unknown as SecretStore["listPropertiesOfSecrets"];
+}
+
+export interface FakePassword {
+  keyId: string;
+  displayName?: string;
+  startDateTime?: string;
+  endDateTime?: string;
+}
+
+/** One application's passwords behind the real Graph client (its middleware chain), network replaced. */
+export function fakeGraphApp(appObjectId: string, passwords: FakePassword[]) {
+  const removals: string[] = [];
+  const transport: Middleware = {
+    async execute(context: Context) {
+      const url = new URL(typeof context.request === "string" ? context.request : context.request.url);
+      const method = (context.options?.method ?? "GET").toUpperCase();
+      const path = decodeURIComponent(url.pathname.replace(/^\/v1\.0/, ""));
+      let status = 404;
+      let body: unknown = { error: { code: "Request_ResourceNotFound", message: "not found" } };
+      if (method === "GET" && path === `/applications/${appObjectId}`) {
+        status = 200;
+        body = { id: appObjectId, passwordCredentials: passwords };
+      } else if (method === "POST" && path === `/applications/${appObjectId}/removePassword`) {
+        const keyId = (JSON.parse(String(context.options?.body)) as { keyId: string }).keyId;
+        const i = passwords.findIndex((p) => p.keyId === keyId);
+        if (i < 0) {
+          status = 400;
+          body = { error: { code: "InvalidValue", message: `No password credential with keyId '${keyId}'.` } };
+        } else {
+          passwords.splice(i, 1);
+          removals.push(keyId);
+          status = 204;
+          body = undefined;
+        }
+      }
+      context.response = new Response(status === 204 ? null : JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+    },
+  };
+  const graph = createGraphClient({
+    baseUrl: "https://graph.test.example",
+    credential: { getToken: async () => ({ token: "t", expiresOnTimestamp: Date.now() + 3_600_000 }) },
+    transport,
+    retryPolicy: { maxRetries: 0, baseDelayMs: 1, maxDelayMs: 1, sleep: async () => undefined },
+  });
+  return { graph, passwords, removals };
+}
+
+export function activityDeps(vault: MemoryVault, graph: ActivityDeps["graph"]): ActivityDeps {
+  return {
+    graph,
+    secrets: vault,
+    creatio: () => {
+      throw new Error("no Creatio in this test");
+    },
+    now: () => NOW,
+    sleep: async () => undefined,
+    rotateDaysBeforeExpiry: 30,
+  };
+}
+
+/** A Durable client that records startNew; `running` lists instance ids that are Running. */
+export function fakeDurableClient(running: Set<string> = new Set()) {
+  const started: { name: string; instanceId: string; input: unknown }[] = [];
+  const client = {
+    getStatus: async (instanceId: string) => {
+      if (running.has(instanceId)) return { instanceId, runtimeStatus: "Running" };
+      throw new Error(`The operation failed with an unexpected status code: 404. ${instanceId}`);
+    },
+    startNew: async (name: string, options: { instanceId: string; input: unknown }) => {
+      if (running.has(options.instanceId)) throw new Error("The operation failed with an unexpected status code: 409. already exists");
+      started.push({ name, instanceId: options.instanceId, input: options.input });
+      running.add(options.instanceId);
+      return options.instanceId;
+    },
+  };
+  return { client: client as unknown as DurableClient, started, running };
+}
+
+/** An InvocationContext whose log lines are kept. */
+export function recordingContext(name = "test") {
+  const lines: string[] = [];
+  const context = new InvocationContext({
+    functionName: name,
+    logHandler: (level, ...args) => lines.push(`${level}: ${args.map(String).join(" ")}`),
+  });
+  return { context, lines };
+}
+
+/** Parsed structured event lines (observability.logEvent) of a given name. */
+export function events(lines: string[], name: string): Record<string, unknown>[] {
+  return lines
+    .map((l) => l.replace(/^\w+: /, ""))
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((e) => e.event === name);
+}

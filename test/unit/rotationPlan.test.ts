@@ -1,0 +1,65 @@
+import { lastRotationFromTags, nextRotationDueAt, planRotations, planSite, type ManagedSecret } from "../../src/domain/rotationPlan";
+import { siteTagsSchema, type SiteTagsInput } from "../../src/domain/tags";
+import { DAY, NOW } from "./rotationFakes";
+
+function secret(host: string, expiresInDays: number | undefined, tags: Partial<SiteTagsInput> = {}): ManagedSecret {
+  return {
+    host,
+    secretName: `creatio-o365-${host}`,
+    expiresOn: expiresInDays === undefined ? undefined : new Date(NOW.getTime() + expiresInDays * DAY),
+    tags: siteTagsSchema.parse({ site: host, appId: "a", appObjectId: "o", keyId: "k", creatioCredential: "c", mailServerId: "m", ...tags }),
+  };
+}
+
+describe("which sites are due (ROTATE_DAYS_BEFORE_EXPIRY = 30)", () => {
+  it("over expiries spread across 90 days, picks exactly those inside the window, the expired one included", () => {
+    const spread = [-3, 0.5, 7, 29.99, 30, 30.01, 31, 45, 60, 75, 89, 90].map((d, i) => secret(`s${i}.example.com`, d));
+    const plans = planRotations(spread, NOW, 30);
+    const due = plans.filter((p) => p.due).map((p) => p.host);
+    expect(due).toEqual(["s0.example.com", "s1.example.com", "s2.example.com", "s3.example.com", "s4.example.com"]);
+    expect(plans.find((p) => p.host === "s0.example.com")).toMatchObject({ expired: true, reason: "expired", daysLeft: -3 });
+    expect(plans.find((p) => p.host === "s4.example.com")).toMatchObject({ expired: false, reason: "expiresSoon", daysLeft: 30 });
+    expect(plans.filter((p) => !p.due).every((p) => p.reason === undefined && !p.expired)).toBe(true);
+  });
+
+  it("a site whose last rotation failed is due even far from expiry (the sweep is its retry)", () => {
+    expect(planSite(secret("f.example.com", 700, { rotationState: "failed" }), NOW, 30)).toMatchObject({ due: true, reason: "lastRotationFailed" });
+    expect(planSite(secret("g.example.com", 700, { rotationState: "grace-period" }), NOW, 30)).toMatchObject({ due: false });
+  });
+
+  it("a secret without a recorded expiry is due rather than trusted forever", () => {
+    expect(planSite(secret("n.example.com", undefined), NOW, 30)).toMatchObject({ due: true, reason: "expiresSoon", daysLeft: null, nextRotationDueAt: null });
+  });
+
+  it("the window follows the setting", () => {
+    expect(planSite(secret("w.example.com", 10), NOW, 7).due).toBe(false);
+    expect(planSite(secret("w.example.com", 10), NOW, 10).due).toBe(true);
+  });
+
+  it("orders soonest expiry first, no expiry last, ties by host", () => {
+    const plans = planRotations([secret("b.example.com", 50), secret("z.example.com", undefined), secret("a.example.com", 50), secret("c.example.com", 2)], NOW, 30);
+    expect(plans.map((p) => p.host)).toEqual(["c.example.com", "a.example.com", "b.example.com", "z.example.com"]);
+  });
+
+  it("next rotation due date is the expiry minus the window", () => {
+    expect(nextRotationDueAt(new Date("2027-01-31T00:00:00Z"), 30)?.toISOString()).toBe("2027-01-01T00:00:00.000Z");
+    expect(nextRotationDueAt(undefined, 30)).toBeNull();
+  });
+});
+
+describe("last rotation, derived from the tags", () => {
+  const base = { site: "x", appId: "a", appObjectId: "o", keyId: "k2", creatioCredential: "c", mailServerId: "m" };
+  it("onboarded only: none", () => {
+    expect(lastRotationFromTags(siteTagsSchema.parse({ ...base, creatioSyncedAt: "2026-01-01T00:00:00Z" }))).toBeNull();
+  });
+  it("succeeded: when Creatio received the new secret", () => {
+    const tags = siteTagsSchema.parse({ ...base, previousKeyId: "k1", creatioSyncedAt: "2026-02-01T00:00:00Z", rotationUpdatedAt: "2026-02-02T00:00:00Z" });
+    expect(lastRotationFromTags(tags)).toEqual({ at: "2026-02-01T00:00:00Z", outcome: "succeeded" });
+    expect(lastRotationFromTags({ ...tags, rotationState: "grace-period" })).toEqual({ at: "2026-02-01T00:00:00Z", outcome: "succeeded" });
+  });
+  it("failed and running: when the state changed", () => {
+    const tags = siteTagsSchema.parse({ ...base, rotationState: "failed", rotationUpdatedAt: "2026-03-01T00:00:00Z" });
+    expect(lastRotationFromTags(tags)).toEqual({ at: "2026-03-01T00:00:00Z", outcome: "failed" });
+    expect(lastRotationFromTags({ ...tags, rotationState: "rotating" })).toEqual({ at: "2026-03-01T00:00:00Z", outcome: "running" });
+  });
+});
