@@ -12,6 +12,13 @@ import { FIXTURE_APP, startTestAzurite, waitFor, waitForStatus, type TestStorage
 
 let storage: TestStorage;
 let host: SpawnedHost | undefined;
+const spawned: SpawnedHost[] = [];
+
+async function launch(): Promise<SpawnedHost> {
+  const h = await spawnHost({ appDir: FIXTURE_APP, runTimers: false, env: env() });
+  spawned.push(h);
+  return h;
+}
 let outDir: string;
 
 const STEPS = 6;
@@ -36,12 +43,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await host?.stop();
+  await Promise.all(spawned.map((h) => h.kill()));
   await storage?.stop();
 });
 
 test("SIGKILL mid-activity and mid-flight, restart, and the orchestration completes with every effect once", async () => {
-  host = await spawnHost({ appDir: FIXTURE_APP, runTimers: false, env: env() });
+  host = await launch();
   const r = await fetch(`${host.url}/runtime/webhooks/durabletask/orchestrators/chain/kill-1`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -55,7 +62,7 @@ test("SIGKILL mid-activity and mid-flight, restart, and the orchestration comple
   await host.kill();
 
   // Restart; kill #2 soon after it has made some progress.
-  host = await spawnHost({ appDir: FIXTURE_APP, runTimers: false, env: env() });
+  host = await launch();
   const restartedAt = Date.now();
   await waitFor("step 3 to start", async () => (runs().some((x) => x.step === 3) ? true : undefined), 15000, 20);
   // Resumption is quick: no queue visibility timeout to wait out.
@@ -63,7 +70,7 @@ test("SIGKILL mid-activity and mid-flight, restart, and the orchestration comple
   await new Promise((res) => setTimeout(res, 450)); // let step 3 finish and its result commit, or not
   await host.kill();
 
-  host = await spawnHost({ appDir: FIXTURE_APP, runTimers: false, env: env() });
+  host = await launch();
   const s = await waitForStatus(host.url, "kill-1", ["Completed", "Failed"], 30000);
   expect(s.runtimeStatus).toBe("Completed");
   expect(s.output).toEqual([0, 10, 20, 30, 40, 50]);
@@ -89,4 +96,30 @@ test("SIGKILL mid-activity and mid-flight, restart, and the orchestration comple
   expect(step1.length).toBeGreaterThanOrEqual(2);
   expect(step1[0].pid).toBe(firstPid);
   expect(new Set(runs().filter((x) => x.instanceId === "kill-1").map((x) => x.step))).toEqual(new Set([0, 1, 2, 3, 4, 5]));
+});
+
+test("a durable timer pending when the host is killed fires after restart, once", async () => {
+  host = await launch();
+  await fetch(`${host.url}/runtime/webhooks/durabletask/orchestrators/retryThenTimer/timer-1`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ firstRetryMs: 100, maxAttempts: 1, backoff: 1, failTimes: 0, timerMs: 1500 }),
+  });
+  const url = host.url;
+  await waitFor("the user timer to be created", async () => {
+    const r = await fetch(`${url}/runtime/webhooks/durabletask/instances/timer-1?showHistory=true`);
+    const s = (await r.json()) as { historyEvents?: { EventType: string }[] };
+    return (s.historyEvents ?? []).some((e) => e.EventType === "TimerCreated") ? true : undefined;
+  });
+  await host.kill();
+  await new Promise((res) => setTimeout(res, 1600)); // the timer comes due while no host runs
+  host = await launch();
+  const s = await waitForStatus(host.url, "timer-1", ["Completed", "Failed"], 10000);
+  expect(s.runtimeStatus).toBe("Completed");
+  const h = s.historyEvents ?? [];
+  expect(h.filter((e) => e.EventType === "TimerCreated")).toHaveLength(1);
+  expect(h.filter((e) => e.EventType === "TimerFired")).toHaveLength(1);
+  expect(Date.parse(String(h.find((e) => e.EventType === "TimerFired")?.FireAt))).toBeLessThanOrEqual(Date.now());
+  await host.stop();
+  host = undefined;
 });
