@@ -54,6 +54,8 @@ export class DurableEngine {
   private wakeResolve: (() => void) | undefined;
   private wakeRequested = false;
   private readonly busyInstances = new Set<string>();
+  /** Instances whose episode failed inside the host: retried with backoff, not every tick. */
+  private readonly backoff = new Map<string, { failures: number; until: number }>();
   private readonly runningActivities = new Map<string, Promise<void>>();
   private readonly inflight = new Set<Promise<void>>();
   readonly store: DurableStore;
@@ -126,10 +128,17 @@ export class DurableEngine {
     const { due, nextVisibleAt } = await this.store.instancesWithDueWork(new Date());
     for (const id of due) {
       if (this.busyInstances.has(id)) continue;
+      const b = this.backoff.get(id);
+      if (b && b.until > Date.now()) continue;
       this.busyInstances.add(id);
       this.track(
         this.processInstance(id)
-          .catch((e) => this.o.logger.host("error", `Orchestration episode for '${id}' failed in the host: ${errStack(e)}`))
+          .then(() => void this.backoff.delete(id))
+          .catch((e) => {
+            const failures = (b?.failures ?? 0) + 1;
+            this.backoff.set(id, { failures, until: Date.now() + Math.min(30000, 200 * 2 ** failures) });
+            this.o.logger.host("error", `Orchestration episode for '${id}' failed in the host (attempt ${failures}, retrying): ${errStack(e)}`);
+          })
           .finally(() => {
             this.busyInstances.delete(id);
             this.wake();
