@@ -73,8 +73,10 @@ export function decodeSiteTags(tags: Record<string, string> | undefined): Decode
 export function mergeSiteTags(existing: Record<string, string> | undefined, change: SiteTagsChange): Record<string, string> {
   const known = new Set(Object.keys(siteTagsSchema.shape));
   const current = decodeSiteTags(existing);
-  if (!current.ok) throw new TagCodecError(`Existing tags are not a site's tags: ${current.problem}`);
-  const next: Record<string, unknown> = { ...current.tags };
+  // A first write (no tags yet) or partial tags: start from the known keys; the result is validated by encode.
+  const next: Record<string, unknown> = current.ok
+    ? { ...current.tags }
+    : Object.fromEntries(Object.entries(existing ?? {}).filter(([k]) => known.has(k)));
   for (const [k, v] of Object.entries(change)) {
     if (v === null) delete next[k];
     else if (v !== undefined) next[k] = v;

@@ -8,6 +8,7 @@ import { ISSUE_CLIENT_SECRET, type SecretReference } from "../activities/issueCl
 import { CONFIGURE_CREATIO, type ConfigureCreatioResult } from "../activities/configureCreatio";
 import { ALLOW_USER_CONSENT, type AllowUserConsentResult } from "../activities/allowUserConsent";
 import { redirectUriFor } from "../domain/site";
+import { EVENTS, logEvent } from "../observability";
 
 /**
  * The manual "Office 365 OAuth for Creatio" procedure as one orchestration. Deterministic (DESIGN
@@ -81,10 +82,17 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
     stepNumber += 1;
     const progress: OnboardingProgress = { step: name, stepNumber, totalSteps };
     context.df.setCustomStatus(progress);
+    const fields = { site: input.host, step: name, instanceId };
+    logEvent(context, EVENTS.onboardingStep, { ...fields, outcome: "started", stepNumber, totalSteps });
     try {
-      return (yield context.df.callActivityWithRetry(name, options, activityInput)) as T;
+      const result = (yield context.df.callActivityWithRetry(name, options, activityInput)) as T;
+      logEvent(context, EVENTS.onboardingStep, { ...fields, outcome: "succeeded", stepNumber, totalSteps });
+      return result;
     } catch (error) {
-      throw new OnboardingStepError(`Step ${stepNumber} of ${totalSteps} (${name}) failed: ${upstreamMessage(error)}`);
+      const message = `Step ${stepNumber} of ${totalSteps} (${name}) failed: ${upstreamMessage(error)}`;
+      logEvent(context, EVENTS.onboardingStep, { ...fields, outcome: "failed", error: message });
+      logEvent(context, EVENTS.onboardingFinished, { ...fields, outcome: "failed", error: message });
+      throw new OnboardingStepError(message);
     }
   }
 
@@ -133,6 +141,7 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
   }
 
   context.df.setCustomStatus({ step: "done", stepNumber: totalSteps, totalSteps } satisfies OnboardingProgress);
+  logEvent(context, EVENTS.onboardingFinished, { site: input.host, instanceId, outcome: "succeeded", appId: app.appId, keyId: secret.keyId });
   const { removedLeftovers: _removed, ...secretReference } = secret;
   const output: OnboardTenantOutput = {
     host: input.host,

@@ -1,0 +1,283 @@
+import { ensureApplication } from "../../src/activities/ensureApplication";
+import { ensureServicePrincipal } from "../../src/activities/ensureServicePrincipal";
+import { grantAdminConsent } from "../../src/activities/grantAdminConsent";
+import { issueClientSecret, passwordDisplayName } from "../../src/activities/issueClientSecret";
+import { allowUserConsent } from "../../src/activities/allowUserConsent";
+import { graphTokenScope } from "../../src/clients/graph";
+import { encodeSiteTags } from "../../src/domain/tags";
+import { FakeSecretStore, deps } from "./fakes";
+import { graphError, recordingGraph, type RecordedCall, type Reply } from "./graphRecorder";
+
+const EXO = "00000002-0000-0ff1-ce00-000000000000";
+const MSGRAPH = "00000003-0000-0000-c000-000000000000";
+const EWS_ID = "3b5f3d61-589b-4a3c-a359-5dd4b5ee5bd5";
+const USER_READ_ID = "e1fe6dd8-ba31-4d61-89e7-88639da4683d";
+const UNIQUE = "creatio-o365-acme--creatio--com";
+const REDIRECT = "https://acme.creatio.com/0/rest/Office365OAuthAuthenticator/ProcessAuthenticationCode";
+
+function resourceSps(call: RecordedCall): Reply | undefined {
+  if (call.method === "GET" && call.path.startsWith(`/servicePrincipals(appId='${EXO}')`)) {
+    return { status: 200, body: { id: "sp-exo", appId: EXO, oauth2PermissionScopes: [{ id: EWS_ID, value: "EWS.AccessAsUser.All" }] } };
+  }
+  if (call.method === "GET" && call.path.startsWith(`/servicePrincipals(appId='${MSGRAPH}')`)) {
+    return {
+      status: 200,
+      body: { id: "sp-graph", appId: MSGRAPH, oauth2PermissionScopes: [{ id: USER_READ_ID, value: "User.Read" }, { id: "9769c687-087d-48ac-9cb3-c37dde652038", value: "EWS.AccessAsUser.All" }] },
+    };
+  }
+  return undefined;
+}
+
+const wantedAccess = [
+  { resourceAppId: EXO, resourceAccess: [{ id: EWS_ID, type: "Scope" }] },
+  { resourceAppId: MSGRAPH, resourceAccess: [{ id: USER_READ_ID, type: "Scope" }] },
+];
+
+describe("Graph client", () => {
+  it("asks for a token for the Graph audience and sends it to a custom host", async () => {
+    const { graph, calls } = recordingGraph(() => ({ status: 200, body: {} }), "https://localhost:9443");
+    await graph.api("/organization").get();
+    expect(calls[0]!.url).toBe("https://localhost:9443/v1.0/organization");
+    expect(calls[0]!.headers.authorization).toBe("Bearer unit-test-token");
+    expect(graphTokenScope("https://localhost:9443")).toBe("https://graph.microsoft.com/.default");
+    expect(graphTokenScope("https://graph.microsoft.us")).toBe("https://graph.microsoft.us/.default");
+  });
+
+  it("retries 429 honouring Retry-After and idempotent 5xx, but never re-POSTs on 5xx", async () => {
+    let n = 0;
+    const { graph, calls } = recordingGraph((call) => {
+      n++;
+      if (call.method === "GET") return n === 1 ? { status: 429, headers: { "Retry-After": "0" } } : n === 2 ? { status: 503 } : { status: 200, body: { ok: 1 } };
+      return { status: 503, body: { error: { code: "serviceUnavailable", message: "busy" } } };
+    });
+    await expect(graph.api("/x").get()).resolves.toEqual({ ok: 1 });
+    expect(calls.filter((c) => c.method === "GET")).toHaveLength(3);
+    await expect(graph.api("/y").post({})).rejects.toMatchObject({ statusCode: 503 });
+    expect(calls.filter((c) => c.method === "POST")).toHaveLength(1);
+  });
+});
+
+describe("ensureApplication", () => {
+  it("creates the app with one upsert by uniqueName and the scope ids read from the resource service principals", async () => {
+    const { graph, calls } = recordingGraph((call) => {
+      const sp = resourceSps(call);
+      if (sp) return sp;
+      if (call.method === "GET") return graphError(404, "Request_ResourceNotFound", "not found");
+      return { status: 201, body: { id: "app-obj", appId: "app-id" } };
+    });
+    const result = await ensureApplication({ host: "acme.creatio.com", displayName: "Creatio" }, deps(graph, new FakeSecretStore()));
+    const upsert = calls.find((c) => c.method === "PATCH")!;
+    expect(upsert.path).toBe(`/applications(uniqueName='${UNIQUE}')`);
+    expect(upsert.headers.prefer).toBe("create-if-missing");
+    expect(upsert.body).toEqual({ displayName: "Creatio", signInAudience: "AzureADMyOrg", web: { redirectUris: [REDIRECT] }, requiredResourceAccess: wantedAccess });
+    expect(result).toMatchObject({ appId: "app-id", appObjectId: "app-obj", created: true, redirectUri: REDIRECT });
+    expect(result.resources.map((r) => r.servicePrincipalId)).toEqual(["sp-exo", "sp-graph"]);
+  });
+
+  it("repairs a removed redirect URI and permission and keeps what an admin added", async () => {
+    const existing = {
+      id: "app-obj",
+      appId: "app-id",
+      displayName: "Creatio",
+      signInAudience: "AzureADMyOrg",
+      web: { redirectUris: ["https://admin.example/cb"], logoutUrl: "https://admin.example/logout" },
+      requiredResourceAccess: [{ resourceAppId: MSGRAPH, resourceAccess: [{ id: USER_READ_ID, type: "Scope" }, { id: "admin-scope", type: "Scope" }] }],
+    };
+    const { graph, calls } = recordingGraph((call) => resourceSps(call) ?? (call.method === "GET" ? { status: 200, body: existing } : { status: 204 }));
+    const result = await ensureApplication({ host: "acme.creatio.com", displayName: "Creatio" }, deps(graph, new FakeSecretStore()));
+    const patch = calls.find((c) => c.method === "PATCH")!;
+    expect(patch.path).toBe("/applications/app-obj");
+    expect(patch.body).toEqual({
+      web: { redirectUris: ["https://admin.example/cb", REDIRECT], logoutUrl: "https://admin.example/logout" },
+      requiredResourceAccess: [
+        { resourceAppId: MSGRAPH, resourceAccess: [{ id: USER_READ_ID, type: "Scope" }, { id: "admin-scope", type: "Scope" }] },
+        { resourceAppId: EXO, resourceAccess: [{ id: EWS_ID, type: "Scope" }] },
+      ],
+    });
+    expect(result.repaired).toEqual(["web", "requiredResourceAccess"]);
+  });
+
+  it("writes nothing when the app already matches", async () => {
+    const existing = { id: "app-obj", appId: "app-id", displayName: "Creatio", signInAudience: "AzureADMyOrg", web: { redirectUris: [REDIRECT] }, requiredResourceAccess: wantedAccess };
+    const { graph, calls } = recordingGraph((call) => resourceSps(call) ?? { status: 200, body: existing });
+    const result = await ensureApplication({ host: "acme.creatio.com", displayName: "Creatio" }, deps(graph, new FakeSecretStore()));
+    expect(calls.every((c) => c.method === "GET")).toBe(true);
+    expect(result.repaired).toEqual([]);
+  });
+});
+
+describe("ensureServicePrincipal", () => {
+  it("upserts by appId and rides out NoBackingApplicationObject", async () => {
+    let patches = 0;
+    const { graph, calls } = recordingGraph((call) => {
+      if (call.method === "GET") return graphError(404, "Request_ResourceNotFound", "nope");
+      patches++;
+      return patches < 3 ? graphError(400, "NoBackingApplicationObject", "The service principal cannot be created") : { status: 201, body: { id: "sp-app" } };
+    });
+    const result = await ensureServicePrincipal({ appId: "app-id", displayName: "Creatio" }, deps(graph, new FakeSecretStore()));
+    expect(result).toEqual({ servicePrincipalId: "sp-app", created: true });
+    const upserts = calls.filter((c) => c.method === "PATCH");
+    expect(upserts).toHaveLength(3);
+    expect(upserts[0]!.path).toBe("/servicePrincipals(appId='app-id')");
+    expect(upserts[0]!.headers.prefer).toBe("create-if-missing");
+    expect(upserts[0]!.body).toEqual({ displayName: "Creatio" });
+  });
+
+  it("returns the existing one without writing", async () => {
+    const { graph, calls } = recordingGraph(() => ({ status: 200, body: { id: "sp-app", appId: "app-id" } }));
+    await expect(ensureServicePrincipal({ appId: "app-id", displayName: "Creatio" }, deps(graph, new FakeSecretStore()))).resolves.toEqual({ servicePrincipalId: "sp-app", created: false });
+    expect(calls).toHaveLength(1);
+  });
+});
+
+describe("grantAdminConsent", () => {
+  it("creates an AllPrincipals grant with exactly the needed scopes, and widens an existing one", async () => {
+    const { graph, calls } = recordingGraph((call) => {
+      if (call.method === "GET") return { status: 200, body: { value: [{ id: "g-graph", clientId: "sp-app", consentType: "AllPrincipals", resourceId: "sp-graph", scope: "openid" }] } };
+      if (call.method === "POST") return { status: 201, body: { id: "g-exo" } };
+      return { status: 204 };
+    });
+    const result = await grantAdminConsent(
+      {
+        servicePrincipalId: "sp-app",
+        grants: [
+          { resourceName: "Office 365 Exchange Online", resourceServicePrincipalId: "sp-exo", scopes: ["EWS.AccessAsUser.All"] },
+          { resourceName: "Microsoft Graph", resourceServicePrincipalId: "sp-graph", scopes: ["User.Read"] },
+        ],
+      },
+      deps(graph, new FakeSecretStore()),
+    );
+    expect(calls[0]!.path).toBe("/oauth2PermissionGrants?$filter=clientId eq 'sp-app'");
+    const post = calls.find((c) => c.method === "POST")!;
+    expect(post.path).toBe("/oauth2PermissionGrants");
+    expect(post.body).toEqual({ clientId: "sp-app", consentType: "AllPrincipals", resourceId: "sp-exo", scope: "EWS.AccessAsUser.All" });
+    const patch = calls.find((c) => c.method === "PATCH")!;
+    expect(patch.path).toBe("/oauth2PermissionGrants/g-graph");
+    expect(patch.body).toEqual({ scope: "openid User.Read" });
+    expect(result.grants.map((g) => g.action)).toEqual(["created", "widened"]);
+  });
+});
+
+describe("issueClientSecret", () => {
+  const input = {
+    host: "acme.creatio.com",
+    instanceId: "onboard-acme.creatio.com",
+    runId: "2026-11-27T12:00:00.000Z",
+    purpose: "onboard" as const,
+    appId: "app-id",
+    appObjectId: "app-obj",
+    servicePrincipalId: "sp-app",
+    secretLifetimeDays: 730,
+    creatioCredentialSecretName: "creatio-api-acme",
+    mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b",
+    scopes: ["EWS.AccessAsUser.All", "User.Read"],
+  };
+  const SECRET_TEXT = "S3cr3t~value.from.graph";
+
+  it("removes an earlier attempt's leftover, adds one password and stores its value in Key Vault; returns a reference only", async () => {
+    const passwords = [
+      { keyId: "k-admin", displayName: "added by an admin", endDateTime: "2027-01-01T00:00:00Z" },
+      { keyId: "k-left", displayName: passwordDisplayName(input.instanceId, "2026-11-01T00:00:00.000Z", "dead"), endDateTime: "2028-01-01T00:00:00Z" },
+    ];
+    const { graph, calls } = recordingGraph((call) => {
+      if (call.method === "GET") return { status: 200, body: { id: "app-obj", passwordCredentials: passwords } };
+      if (call.path.endsWith("/removePassword")) return { status: 204 };
+      return { status: 200, body: { keyId: "k-new", secretText: SECRET_TEXT, hint: "S3c", endDateTime: "2028-11-27T12:00:00Z", displayName: "x" } };
+    });
+    const store = new FakeSecretStore();
+    const result = await issueClientSecret(input, deps(graph, store));
+
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+      "GET /applications/app-obj?$select=id,appId,passwordCredentials",
+      "POST /applications/app-obj/removePassword",
+      "POST /applications/app-obj/addPassword",
+    ]);
+    expect(calls[1]!.body).toEqual({ keyId: "k-left" });
+    const add = calls[2]!.body as { passwordCredential: { displayName: string; endDateTime: string } };
+    expect(add.passwordCredential.endDateTime).toBe("2028-11-26T12:00:00.000Z");
+    expect(add.passwordCredential.displayName).toMatch(/^creatio-o365-oauth onboard-acme\.creatio\.com 2026-11-27T12:00:00\.000Z #[0-9a-f]{8}$/);
+
+    const stored = store.latest("creatio-o365-acme--creatio--com")!;
+    expect(stored.value).toBe(SECRET_TEXT);
+    expect(stored.properties.contentType).toBe("text/plain; creatio-o365-oauth");
+    expect(stored.properties.expiresOn).toEqual(new Date("2028-11-27T12:00:00Z"));
+    expect(stored.properties.tags).toEqual({
+      site: "acme.creatio.com",
+      appId: "app-id",
+      appObjectId: "app-obj",
+      servicePrincipalId: "sp-app",
+      keyId: "k-new",
+      creatioCredential: "creatio-api-acme",
+      mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b",
+      scopes: "EWS.AccessAsUser.All User.Read",
+      instanceId: "onboard-acme.creatio.com",
+      rotationState: "idle",
+    });
+    expect(result).toEqual({ secretName: "creatio-o365-acme--creatio--com", version: "v1", keyId: "k-new", expiresOn: "2028-11-27T12:00:00.000Z", hint: "S3c", reused: false, removedLeftovers: ["k-left"] });
+    expect(JSON.stringify(result)).not.toContain(SECRET_TEXT);
+  });
+
+  it("keeps the live secret Key Vault already holds (a repeated onboarding adds no password)", async () => {
+    const store = new FakeSecretStore();
+    store.seed("creatio-o365-acme--creatio--com", "old", {
+      expiresOn: new Date("2028-01-01T00:00:00Z"),
+      tags: encodeSiteTags({ site: input.host, appId: "app-id", appObjectId: "app-obj", servicePrincipalId: "sp-app", keyId: "k-live", creatioCredential: "creatio-api-acme", mailServerId: input.mailServerId, scopes: "EWS.AccessAsUser.All User.Read", instanceId: input.instanceId }),
+    });
+    const { graph, calls } = recordingGraph(() => ({ status: 200, body: { passwordCredentials: [{ keyId: "k-live", displayName: passwordDisplayName(input.instanceId, "earlier", "a"), endDateTime: "2028-01-01T00:00:00Z" }] } }));
+    const result = await issueClientSecret(input, deps(graph, store));
+    expect(result).toMatchObject({ keyId: "k-live", version: "v1", reused: true });
+    expect(calls).toHaveLength(1);
+    expect(store.writes).toEqual([]);
+  });
+
+  it("sends addPassword once even on 503, and reports a lifetime policy clearly", async () => {
+    const empty = { status: 200, body: { passwordCredentials: [] } };
+    const flaky = recordingGraph((call) => (call.method === "GET" ? empty : { status: 503, body: { error: { code: "serviceUnavailable", message: "try later" } } }));
+    await expect(issueClientSecret(input, deps(flaky.graph, new FakeSecretStore()))).rejects.toThrow(/503/);
+    expect(flaky.calls.filter((c) => c.path.endsWith("/addPassword"))).toHaveLength(1);
+
+    const policy = recordingGraph((call) =>
+      call.method === "GET" ? empty : graphError(400, "CredentialInvalidLifetimeAsPerAppPolicy", "Credential lifetime exceeds the max value allowed as per assigned policy."),
+    );
+    await expect(issueClientSecret(input, deps(policy.graph, new FakeSecretStore()))).rejects.toThrow(/app management policy rejects a client secret lifetime of 730 days/);
+  });
+
+  it("removes the new password and redacts the value when Key Vault refuses it", async () => {
+    const { graph, calls } = recordingGraph((call) => {
+      if (call.method === "GET") return { status: 200, body: { passwordCredentials: [] } };
+      if (call.path.endsWith("/removePassword")) return { status: 204 };
+      return { status: 200, body: { keyId: "k-new", secretText: SECRET_TEXT, endDateTime: "2028-11-27T12:00:00Z" } };
+    });
+    const store = new FakeSecretStore();
+    store.setSecret = (async () => {
+      throw new Error(`vault said no to ${SECRET_TEXT}`);
+    }) as never;
+    const error = await issueClientSecret(input, deps(graph, store)).catch((e: Error) => e);
+    expect(String((error as Error).message)).toBe("vault said no to [redacted]");
+    expect(calls.at(-1)).toMatchObject({ path: "/applications/app-obj/removePassword", body: { keyId: "k-new" } });
+  });
+});
+
+describe("allowUserConsent", () => {
+  it("adds the legacy user consent policy and keeps the other entries", async () => {
+    const { graph, calls } = recordingGraph((call) =>
+      call.method === "GET"
+        ? { status: 200, body: { defaultUserRolePermissions: { permissionGrantPoliciesAssigned: ["ManagePermissionGrantsForOwnedResource.microsoft-dynamically-managed-permissions-for-team"] } } }
+        : { status: 204 },
+    );
+    const result = await allowUserConsent({}, deps(graph, new FakeSecretStore()));
+    expect(calls[1]).toMatchObject({
+      method: "PATCH",
+      path: "/policies/authorizationPolicy",
+      body: {
+        defaultUserRolePermissions: {
+          permissionGrantPoliciesAssigned: [
+            "ManagePermissionGrantsForOwnedResource.microsoft-dynamically-managed-permissions-for-team",
+            "ManagePermissionGrantsForSelf.microsoft-user-default-legacy",
+          ],
+        },
+      },
+    });
+    expect(result.changed).toBe(true);
+  });
+});

@@ -1,0 +1,75 @@
+import type { KeyVaultSecret, SecretProperties } from "@azure/keyvault-secrets";
+import type { SecretStore } from "../../src/clients/keyVault";
+import type { ActivityDeps } from "../../src/activities/shared";
+import type { Client } from "@microsoft/microsoft-graph-client";
+
+interface Version {
+  value: string;
+  properties: SecretProperties;
+}
+
+/** In-memory Key Vault with versions; records writes so tests can count versions and tag updates. */
+export class FakeSecretStore implements SecretStore {
+  readonly versions = new Map<string, Version[]>();
+  readonly writes: { op: "setSecret" | "updateSecretProperties"; name: string; version?: string }[] = [];
+  private counter = 0;
+
+  seed(name: string, value: string, props: Partial<SecretProperties> = {}): string {
+    return this.put(name, value, props);
+  }
+
+  private put(name: string, value: string, props: Partial<SecretProperties>): string {
+    const version = `v${++this.counter}`;
+    const list = this.versions.get(name) ?? [];
+    list.push({ value, properties: { name, version, vaultUrl: "https://kv.test", enabled: true, tags: {}, ...props } as SecretProperties });
+    this.versions.set(name, list);
+    return version;
+  }
+
+  latest(name: string): Version | undefined {
+    const list = this.versions.get(name);
+    return list?.[list.length - 1];
+  }
+
+  getSecret = (async (name: string, options?: { version?: string }) => {
+    const list = this.versions.get(name);
+    const found = options?.version ? list?.find((v) => v.properties.version === options.version) : list?.[list.length - 1];
+    if (!found) throw Object.assign(new Error(`SecretNotFound ${name}`), { statusCode: 404, code: "SecretNotFound" });
+    return { name, value: found.value, properties: structuredClone(found.properties) } as KeyVaultSecret;
+  }) as SecretStore["getSecret"];
+
+  setSecret = (async (name: string, value: string, options?: { expiresOn?: Date; contentType?: string; tags?: Record<string, string> }) => {
+    const version = this.put(name, value, { expiresOn: options?.expiresOn, contentType: options?.contentType, tags: options?.tags ?? {} });
+    this.writes.push({ op: "setSecret", name, version });
+    return this.getSecret(name, { version });
+  }) as SecretStore["setSecret"];
+
+  updateSecretProperties = (async (name: string, version: string, options?: { tags?: Record<string, string> }) => {
+    const found = this.versions.get(name)?.find((v) => v.properties.version === version);
+    if (!found) throw Object.assign(new Error("SecretNotFound"), { statusCode: 404 });
+    if (options?.tags) found.properties.tags = options.tags;
+    this.writes.push({ op: "updateSecretProperties", name, version });
+    return structuredClone(found.properties);
+  }) as SecretStore["updateSecretProperties"];
+
+  listPropertiesOfSecrets = (() => {
+    const all = [...this.versions.values()].map((list) => structuredClone(list[list.length - 1]!.properties));
+    return (async function* () {
+      yield* all;
+    })();
+  }) as unknown as SecretStore["listPropertiesOfSecrets"];
+}
+
+export function deps(graph: Client, secrets: FakeSecretStore, extra: Partial<ActivityDeps> = {}): ActivityDeps {
+  return {
+    graph,
+    secrets,
+    creatio: () => {
+      throw new Error("no Creatio in this test");
+    },
+    now: () => new Date("2026-11-27T12:00:00.000Z"),
+    sleep: async () => undefined,
+    rotateDaysBeforeExpiry: 30,
+    ...extra,
+  };
+}

@@ -1,0 +1,52 @@
+import { parseSettings } from "../../src/settings";
+
+const minimal = { AzureWebJobsStorage: "UseDevelopmentStorage=true", KEY_VAULT_URL: "https://kv.vault.azure.net/" };
+
+describe("settings", () => {
+  it("applies the documented defaults", () => {
+    expect(parseSettings(minimal)).toEqual({
+      AzureWebJobsStorage: "UseDevelopmentStorage=true",
+      KEY_VAULT_URL: "https://kv.vault.azure.net",
+      GRAPH_BASE_URL: "https://graph.microsoft.com",
+      ROTATION_SCHEDULE: "0 0 3 * * *",
+      ROTATE_DAYS_BEFORE_EXPIRY: 30,
+      OLD_SECRET_GRACE_HOURS: 24,
+      AZURE_DISABLE_INSTANCE_DISCOVERY: false,
+    });
+  });
+
+  it("reads every setting, fractions of hours and booleans included", () => {
+    const s = parseSettings({
+      ...minimal,
+      GRAPH_BASE_URL: "https://localhost:9443",
+      AZURE_CLIENT_ID: "cid",
+      AZURE_TENANT_ID: "tid",
+      ROTATION_SCHEDULE: "*/30 * * * * *",
+      ROTATE_DAYS_BEFORE_EXPIRY: "10",
+      OLD_SECRET_GRACE_HOURS: "0.001",
+      AZURE_AUTHORITY_HOST: "https://localhost:9443",
+      AZURE_DISABLE_INSTANCE_DISCOVERY: "true",
+    });
+    expect(s.OLD_SECRET_GRACE_HOURS).toBe(0.001);
+    expect(s.AZURE_DISABLE_INSTANCE_DISCOVERY).toBe(true);
+    expect(s.ROTATE_DAYS_BEFORE_EXPIRY).toBe(10);
+    expect(s.AZURE_CLIENT_ID).toBe("cid");
+  });
+
+  it.each([
+    [{ KEY_VAULT_URL: minimal.KEY_VAULT_URL }, /AzureWebJobsStorage is required/],
+    [{ AzureWebJobsStorage: "x" }, /KEY_VAULT_URL is required/],
+    [{ ...minimal, KEY_VAULT_URL: "http://kv" }, /KEY_VAULT_URL must be an https/],
+    [{ ...minimal, GRAPH_BASE_URL: "not a url" }, /GRAPH_BASE_URL/],
+    [{ ...minimal, ROTATE_DAYS_BEFORE_EXPIRY: "soon" }, /ROTATE_DAYS_BEFORE_EXPIRY/],
+    [{ ...minimal, OLD_SECRET_GRACE_HOURS: "-1" }, /OLD_SECRET_GRACE_HOURS/],
+    [{ ...minimal, ROTATION_SCHEDULE: "0 3 * * *" }, /ROTATION_SCHEDULE must be a six-field/],
+    [{ ...minimal, AZURE_DISABLE_INSTANCE_DISCOVERY: "maybe" }, /AZURE_DISABLE_INSTANCE_DISCOVERY must be true or false/],
+  ])("names the bad setting (%#)", (env, message) => {
+    expect(() => parseSettings(env)).toThrow(message);
+  });
+
+  it("never echoes a setting's value", () => {
+    expect(() => parseSettings({ ...minimal, KEY_VAULT_URL: "ftp://AccountKey=topsecret" })).toThrow(/^(?!.*topsecret)/s);
+  });
+});

@@ -1,0 +1,168 @@
+import { HttpRequest, InvocationContext } from "@azure/functions";
+import type { DurableClient } from "durable-functions";
+import { createTenant, getTenant, listTenants } from "../../src/functions/tenants";
+import { encodeSiteTags, SECRET_CONTENT_TYPE } from "../../src/domain/tags";
+import { FakeSecretStore } from "./fakes";
+
+function fakeClient(status?: { runtimeStatus: string; customStatus?: unknown; output?: unknown }) {
+  const started: { name: string; options: unknown }[] = [];
+  const client = {
+    startNew: async (name: string, options: unknown) => {
+      started.push({ name, options });
+      return (options as { instanceId: string }).instanceId;
+    },
+    getStatus: async (instanceId: string) => {
+      if (!status) throw new Error(`DurableClient error: Durable Functions extension replied with HTTP 404 response. ${instanceId}`);
+      return { instanceId, createdTime: new Date("2026-11-27T11:00:00Z"), lastUpdatedTime: new Date("2026-11-27T11:01:00Z"), ...status };
+    },
+    createCheckStatusResponse: (_req: unknown, instanceId: string) => ({
+      status: 202,
+      jsonBody: { id: instanceId, statusQueryGetUri: `http://localhost/runtime/webhooks/durabletask/instances/${instanceId}` },
+      headers: { Location: `http://localhost/runtime/webhooks/durabletask/instances/${instanceId}` },
+    }),
+  };
+  return { client: client as unknown as DurableClient, started };
+}
+
+function post(body: string, contentType = "application/json") {
+  return new HttpRequest({ method: "POST", url: "http://localhost:7071/api/tenants", body: { string: body }, headers: { "content-type": contentType } });
+}
+
+const context = () => new InvocationContext({ functionName: "tenantsCreate" });
+const now = () => new Date("2026-11-27T12:00:00Z");
+
+function vaultWithCredential() {
+  const store = new FakeSecretStore();
+  store.seed("creatio-api-acme", JSON.stringify({ username: "Supervisor", password: "pw" }));
+  store.seed("creatio-api-broken", "not json");
+  return store;
+}
+
+const valid = { creatioUrl: "https://acme.creatio.com", creatioCredentialSecretName: "creatio-api-acme" };
+
+describe("POST /api/tenants", () => {
+  it("starts onboardTenant under onboard-<host> with defaults and answers 202 with the check-status body", async () => {
+    const { client, started } = fakeClient();
+    const response = await createTenant(post(JSON.stringify(valid)), client, context(), { secrets: vaultWithCredential(), now });
+    expect(response.status).toBe(202);
+    expect(started).toEqual([
+      {
+        name: "onboardTenant",
+        options: {
+          instanceId: "onboard-acme.creatio.com",
+          input: {
+            host: "acme.creatio.com",
+            creatioCredentialSecretName: "creatio-api-acme",
+            displayName: "Creatio",
+            secretLifetimeDays: 730,
+            mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b",
+            allowUserConsent: false,
+          },
+        },
+      },
+    ]);
+  });
+
+  it("answers 409 while an onboarding of the site runs", async () => {
+    const { client, started } = fakeClient({ runtimeStatus: "Running" });
+    const response = await createTenant(post(JSON.stringify(valid)), client, context(), { secrets: vaultWithCredential(), now });
+    expect(response.status).toBe(409);
+    expect(started).toHaveLength(0);
+  });
+
+  it("starts again after a failed run", async () => {
+    const { client, started } = fakeClient({ runtimeStatus: "Failed" });
+    const response = await createTenant(post(JSON.stringify(valid)), client, context(), { secrets: vaultWithCredential(), now });
+    expect(response.status).toBe(202);
+    expect(started).toHaveLength(1);
+  });
+
+  const cases: [string, string, string, string][] = [
+    ["wrong type", JSON.stringify({ ...valid, secretLifetimeDays: "730" }), "secretLifetimeDays", "application/json"],
+    ["wrong type of allowUserConsent", JSON.stringify({ ...valid, allowUserConsent: "yes" }), "allowUserConsent", "application/json"],
+    ["http URL", JSON.stringify({ ...valid, creatioUrl: "http://acme.creatio.com" }), "creatioUrl", "application/json"],
+    ["bad host", JSON.stringify({ ...valid, creatioUrl: "https://acme_creatio!.com" }), "creatioUrl", "application/json"],
+    ["a path", JSON.stringify({ ...valid, creatioUrl: "https://acme.creatio.com/0/Nui/ViewModule.aspx" }), "creatioUrl", "application/json"],
+    ["missing creatioUrl", JSON.stringify({ creatioCredentialSecretName: "creatio-api-acme" }), "creatioUrl", "application/json"],
+    ["unknown field", JSON.stringify({ ...valid, tenantId: "x" }), "tenantId", "application/json"],
+    ["lifetime too long", JSON.stringify({ ...valid, secretLifetimeDays: 731 }), "secretLifetimeDays", "application/json"],
+    ["lifetime zero", JSON.stringify({ ...valid, secretLifetimeDays: 0 }), "secretLifetimeDays", "application/json"],
+    ["lifetime fraction", JSON.stringify({ ...valid, secretLifetimeDays: 1.5 }), "secretLifetimeDays", "application/json"],
+    ["password", JSON.stringify({ ...valid, password: "hunter2" }), "password", "application/json"],
+    ["nested clientSecret", JSON.stringify({ ...valid, creatio: { clientSecret: "x" } }), "creatio.clientSecret", "application/json"],
+    ["secretKey", JSON.stringify({ ...valid, secretKey: "x" }), "secretKey", "application/json"],
+    ["malformed JSON", "{ not json", "", "application/json"],
+    ["a JSON array", "[]", "", "application/json"],
+    ["wrong content type", JSON.stringify(valid), "content-type", "text/plain"],
+    ["bad secret name", JSON.stringify({ ...valid, creatioCredentialSecretName: "has spaces" }), "creatioCredentialSecretName", "application/json"],
+    ["bad mailServerId", JSON.stringify({ ...valid, mailServerId: "office365" }), "mailServerId", "application/json"],
+    ["credential secret missing", JSON.stringify({ ...valid, creatioCredentialSecretName: "nope" }), "creatioCredentialSecretName", "application/json"],
+    ["credential secret not JSON", JSON.stringify({ ...valid, creatioCredentialSecretName: "creatio-api-broken" }), "creatioCredentialSecretName", "application/json"],
+  ];
+
+  it.each(cases)("answers 400 naming the field for %s, and starts nothing", async (_name, body, field, contentType) => {
+    const { client, started } = fakeClient();
+    const response = await createTenant(post(body, contentType), client, context(), { secrets: vaultWithCredential(), now });
+    expect(response.status).toBe(400);
+    const json = response.jsonBody as { errors: { path: string; message: string }[] };
+    expect(json.errors.map((e) => e.path)).toContain(field);
+    expect(started).toHaveLength(0);
+    // A password-like value is never echoed back.
+    expect(JSON.stringify(json)).not.toContain("hunter2");
+  });
+});
+
+describe("GET /api/tenants/{host} and GET /api/tenants", () => {
+  const tags = encodeSiteTags({
+    site: "acme.creatio.com",
+    appId: "app-id",
+    appObjectId: "app-obj",
+    servicePrincipalId: "sp-app",
+    keyId: "k1",
+    creatioCredential: "creatio-api-acme",
+    mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b",
+    scopes: "EWS.AccessAsUser.All User.Read",
+    creatioSyncedAt: "2026-11-27T11:02:00.000Z",
+    creatioSyncedKeyId: "k1",
+  });
+  const store = () => {
+    const s = vaultWithCredential();
+    s.seed("creatio-o365-acme--creatio--com", "THE-CLIENT-SECRET", { contentType: SECRET_CONTENT_TYPE, expiresOn: new Date("2027-01-26T12:00:00Z"), tags });
+    return s;
+  };
+  const get = (host: string) => new HttpRequest({ method: "GET", url: `http://localhost/api/tenants/${host}`, params: { host } });
+
+  it("reports the site from tags and Durable status, with the EWS notice and no secret value", async () => {
+    const { client } = fakeClient({ runtimeStatus: "Completed", customStatus: { step: "done", stepNumber: 5, totalSteps: 5 } });
+    const response = await getTenant(get("ACME.creatio.com"), client, context(), { secrets: store(), now });
+    expect(response.status).toBe(200);
+    const body = response.jsonBody as Record<string, any>;
+    expect(body).toMatchObject({
+      host: "acme.creatio.com",
+      appId: "app-id",
+      applicationObjectId: "app-obj",
+      servicePrincipalId: "sp-app",
+      redirectUri: "https://acme.creatio.com/0/rest/Office365OAuthAuthenticator/ProcessAuthenticationCode",
+      grantedScopes: ["EWS.AccessAsUser.All", "User.Read"],
+      secret: { name: "creatio-o365-acme--creatio--com", keyId: "k1", expiresOn: "2027-01-26T12:00:00.000Z", daysLeft: 60 },
+      creatio: { syncedAt: "2026-11-27T11:02:00.000Z" },
+      onboarding: { runtimeStatus: "Completed", currentStep: { step: "done" } },
+    });
+    expect(body.warnings[0]).toMatch(/1 October 2026|2026-10-01/);
+    expect(body.warnings[0]).toMatch(/2027-04-01/);
+    expect(JSON.stringify(body)).not.toContain("THE-CLIENT-SECRET");
+  });
+
+  it("answers 404 for an unknown site and 400 for a bad host", async () => {
+    const { client } = fakeClient();
+    expect((await getTenant(get("other.creatio.com"), client, context(), { secrets: store(), now })).status).toBe(404);
+    expect((await getTenant(get("bad_host!"), client, context(), { secrets: store(), now })).status).toBe(400);
+  });
+
+  it("lists managed sites from secret properties only", async () => {
+    const response = await listTenants(new HttpRequest({ method: "GET", url: "http://localhost/api/tenants" }), context(), { secrets: store(), now });
+    expect(response.jsonBody).toMatchObject([
+      { host: "acme.creatio.com", secretName: "creatio-o365-acme--creatio--com", appId: "app-id", keyId: "k1", expiresOn: "2027-01-26T12:00:00.000Z", daysLeft: 60, creatioSyncedAt: "2026-11-27T11:02:00.000Z", rotationState: "idle" },
+    ]);
+  });
+});
