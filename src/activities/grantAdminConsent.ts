@@ -43,9 +43,16 @@ interface PermissionGrant {
   scope?: string | null;
 }
 
-/** 409 on create: the grant exists but our read did not see it yet; read again. */
+/**
+ * Replication lag as the grant endpoint reports it: 400 "Invalid value specified for property
+ * 'clientId'... No service principal with id" for a service principal created seconds ago. And 409 on
+ * create: the grant exists but our read did not see it yet. Both: read again after a pause.
+ */
 function isLagOrConflict(error: unknown): boolean {
-  return isReplicationLag(error) || (error instanceof GraphCallError && error.status === 409);
+  if (isReplicationLag(error)) return true;
+  if (!(error instanceof GraphCallError)) return false;
+  if (error.status === 409) return true;
+  return error.status === 400 && /No service principal with id|property '(clientId|resourceId)'/i.test(error.upstreamMessage);
 }
 
 export function scopeList(scope: string | null | undefined): string[] {
