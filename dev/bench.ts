@@ -42,7 +42,7 @@ async function main() {
     });
     const stack = await startEmulators();
     const host = await spawnHost({
-      env: { AzureWebJobsStorage: azurite.connectionString, ...stack.appSettings() },
+      env: { AzureWebJobsStorage: azurite.connectionString, ROTATION_SCHEDULE: "0 0 3 * * *", ...stack.appSettings() },
       runTimers: false,
     });
     return { azurite, stack, host };

@@ -63,7 +63,8 @@ async function main(): Promise<void> {
       stoppers.push(() => stack!.close());
       // NODE_EXTRA_CA_CERTS is not a default to override: appSettings() already bundles any inherited CA file.
       const { NODE_EXTRA_CA_CERTS, ...settings } = stack.appSettings();
-      hostEnv = { ...withEnvironmentOverrides({ AzureWebJobsStorage: azurite.connectionString, ...settings }), NODE_EXTRA_CA_CERTS };
+      // ROTATION_SCHEDULE: the rotationSweep timer's %ROTATION_SCHEDULE% is resolved by the host, which needs the setting itself.
+      hostEnv = { ...withEnvironmentOverrides({ AzureWebJobsStorage: azurite.connectionString, ROTATION_SCHEDULE: "0 0 3 * * *", ...settings }), NODE_EXTRA_CA_CERTS };
       console.log(`Azurite and emulators up in ${Date.now() - started} ms.`);
     }
 

@@ -241,7 +241,7 @@ export const rotateSecret: OrchestrationHandler = function* (context: Orchestrat
     keyId: secret.keyId,
     previousKeyId: graceKeyId,
     issuedNewSecret: !deliverCurrent,
-    strayPasswordsRemoved: stray.removed.length,
+    strayKeyIdsRemoved: stray.removed.length,
   });
   const output: RotateSecretOutput = {
     host: input.host,
