@@ -6,13 +6,16 @@ import type { SiteTags } from "./tags";
  * value), so the sweep, the status API and the unit tests share one rule.
  *
  * Due when the current version expires within `rotateDaysBeforeExpiry` days (an already expired
- * one included: Key Vault still returns it, DESIGN section 4, and rotating is the fix), or when the
- * tags say the last rotation failed (the sweep is its retry).
+ * one included: Key Vault still returns it, DESIGN section 4, and rotating is the fix), when the
+ * tags say the last rotation failed (the sweep is its retry), or when they say one is still under
+ * way (`rotating`, `grace-period`): the sweep skips it while its orchestration runs, and restarts it
+ * if that orchestration was terminated or lost, which then only finishes what was left (the
+ * orchestrator issues no new secret when none is due).
  */
 
 export const DAY_MS = 86_400_000;
 
-export type DueReason = "expired" | "expiresSoon" | "lastRotationFailed";
+export type DueReason = "expired" | "expiresSoon" | "lastRotationFailed" | "rotationUnfinished";
 
 export interface ManagedSecret {
   host: string;
@@ -58,6 +61,7 @@ export function planSite(secret: ManagedSecret, now: Date, rotateDaysBeforeExpir
   if (expired) reason = "expired";
   else if (isInRotationWindow(secret.expiresOn, now, rotateDaysBeforeExpiry)) reason = "expiresSoon";
   else if (secret.tags.rotationState === "failed") reason = "lastRotationFailed";
+  else if (secret.tags.rotationState === "rotating" || secret.tags.rotationState === "grace-period") reason = "rotationUnfinished";
   return {
     host: secret.host,
     secretName: secret.secretName,

@@ -24,7 +24,12 @@ describe("which sites are due (ROTATE_DAYS_BEFORE_EXPIRY = 30)", () => {
 
   it("a site whose last rotation failed is due even far from expiry (the sweep is its retry)", () => {
     expect(planSite(secret("f.example.com", 700, { rotationState: "failed" }), NOW, 30)).toMatchObject({ due: true, reason: "lastRotationFailed" });
-    expect(planSite(secret("g.example.com", 700, { rotationState: "grace-period" }), NOW, 30)).toMatchObject({ due: false });
+    expect(planSite(secret("i.example.com", 700, { rotationState: "idle" }), NOW, 30)).toMatchObject({ due: false });
+  });
+
+  it("a rotation still under way is due, so a lost or terminated one is finished (a running one is skipped by the starter)", () => {
+    expect(planSite(secret("g.example.com", 700, { rotationState: "grace-period" }), NOW, 30)).toMatchObject({ due: true, reason: "rotationUnfinished" });
+    expect(planSite(secret("r.example.com", 700, { rotationState: "rotating" }), NOW, 30)).toMatchObject({ due: true, reason: "rotationUnfinished" });
   });
 
   it("a secret without a recorded expiry is due rather than trusted forever", () => {
