@@ -3,6 +3,7 @@ import {
   checkStatusResponseSchema,
   errorResponseSchema,
   onboardRequestSchema,
+  rotateRequestSchema,
   tenantListSchema,
   tenantStatusSchema,
 } from "./schemas";
@@ -27,6 +28,8 @@ export interface ApiRoute {
   summary: string;
   description?: string;
   requestBody?: z.ZodType;
+  /** The body may be left out entirely (rotate takes defaults). */
+  requestBodyOptional?: boolean;
   responses: Record<string, { description: string; schema?: z.ZodType; location?: boolean }>;
   /** false: anonymous (no function key). */
   secured?: boolean;
@@ -39,9 +42,6 @@ const conflict = { description: "An orchestration for that site is already runni
 
 /**
  * Every route the app serves under /api. The app must register exactly these (test/infra/openapi.test.ts).
- * POST tenants/{host}/rotate (DESIGN section 3) joins when the rotation functions register it:
- * { method: "POST", route: "tenants/{host}/rotate", operationId: "rotateTenantSecret", responses
- * 202 (checkStatusResponseSchema, location) / 401 / 404 / 409 }.
  */
 export const API_ROUTES: readonly ApiRoute[] = [
   {
@@ -79,6 +79,23 @@ export const API_ROUTES: readonly ApiRoute[] = [
       "400": { description: "The host is not a valid site host.", schema: errorResponseSchema },
       "401": unauthorized,
       "404": notFound,
+    },
+  },
+  {
+    method: "POST",
+    route: "tenants/{host}/rotate",
+    operationId: "rotateTenantSecret",
+    summary: "Rotate a site's client secret now",
+    description:
+      "Starts the rotateSecret orchestration (e.g. after a suspected leak): new secret, Key Vault version, Creatio update, then the old secret is removed after the grace period (`gracePeriodHours`, default OLD_SECRET_GRACE_HOURS; 0 removes it as soon as Creatio has the new one).",
+    requestBody: rotateRequestSchema,
+    requestBodyOptional: true,
+    responses: {
+      "202": { description: "Started; follow statusQueryGetUri (also in Location).", schema: checkStatusResponseSchema, location: true },
+      "400": badRequest,
+      "401": unauthorized,
+      "404": notFound,
+      "409": conflict,
     },
   },
   {
@@ -180,7 +197,7 @@ export function buildOpenApiDocument(options: { version?: string } = {}): Record
       tags: [r.route.startsWith("tenants") ? "tenants" : "meta"],
       ...(params.length ? { parameters: params.map((p) => JSON.parse(JSON.stringify(p))) } : {}),
       ...(r.requestBody
-        ? { requestBody: { required: true, content: { "application/json": { schema: use(idOf(r.requestBody), input) } } } }
+        ? { requestBody: { required: !r.requestBodyOptional, content: { "application/json": { schema: use(idOf(r.requestBody), input) } } } }
         : {}),
       responses,
       ...(r.secured === false ? { security: [] } : {}),

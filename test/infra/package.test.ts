@@ -74,6 +74,8 @@ describe("the package in the local host", () => {
         AzureWebJobsStorage: azurite.connectionString,
         // Read lazily by the app; only needed for calls that reach Key Vault, which this test makes none of.
         KEY_VAULT_URL: "https://example.vault.azure.net",
+        // The timer's schedule is the binding expression %ROTATION_SCHEDULE%, resolved by the host.
+        ROTATION_SCHEDULE: "0 0 3 * * *",
       },
     });
   }, 60_000);
