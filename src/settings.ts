@@ -26,8 +26,14 @@ const ncrontab = z
 
 const emptyToUndefined = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
 
-export const settingsSchema = z.object({
-  AzureWebJobsStorage: z.string().min(1),
+export const settingsSchema = z
+  .object({
+  // Host storage (the Durable task hub): a connection string locally, identity-based in Azure, where
+  // only AzureWebJobsStorage__accountName (+ __credential, __clientId) is set and setting the plain
+  // name too would make the host read it as a connection string
+  // (learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity).
+  AzureWebJobsStorage: z.preprocess(emptyToUndefined, z.string().optional()),
+  AzureWebJobsStorage__accountName: z.preprocess(emptyToUndefined, z.string().optional()),
   KEY_VAULT_URL: httpsUrl("KEY_VAULT_URL"),
   GRAPH_BASE_URL: z.preprocess(emptyToUndefined, httpsUrl("GRAPH_BASE_URL").default("https://graph.microsoft.com")),
   AZURE_CLIENT_ID: z.preprocess(emptyToUndefined, z.string().optional()),
@@ -38,7 +44,11 @@ export const settingsSchema = z.object({
   OLD_SECRET_GRACE_HOURS: z.preprocess(emptyToUndefined, z.coerce.number().min(0).max(24 * 30).default(24)),
   AZURE_AUTHORITY_HOST: z.preprocess(emptyToUndefined, httpsUrl("AZURE_AUTHORITY_HOST").optional()),
   AZURE_DISABLE_INSTANCE_DISCOVERY: z.preprocess(emptyToUndefined, envBoolean.default(false)),
-});
+  })
+  .refine((s) => s.AzureWebJobsStorage !== undefined || s.AzureWebJobsStorage__accountName !== undefined, {
+    path: ["AzureWebJobsStorage"],
+    message: "AzureWebJobsStorage is required but not set (a connection string, or AzureWebJobsStorage__accountName for identity-based storage)",
+  });
 
 export type Settings = z.infer<typeof settingsSchema>;
 
@@ -53,6 +63,7 @@ export function parseSettings(env: Record<string, string | undefined>): Settings
   const problems = result.error.issues.map((issue) => {
     const name = String(issue.path[0] ?? "(settings)");
     const raw = env[name];
+    if (issue.code === "custom" && issue.message.startsWith(name)) return issue.message;
     if (raw === undefined || raw.trim() === "") return `${name} is required but not set`;
     const message = issue.message.startsWith(name) ? issue.message : `${name} ${issue.message}`;
     // The value is not echoed: AzureWebJobsStorage may carry an account key.

@@ -73,8 +73,6 @@ describe("app settings in infra/resources.bicep", () => {
   });
 
   test("the settings Azure gets pass the app's schema (host storage given as the host reads it)", () => {
-    // The app never reads the storage account itself; see the .failing test below for the
-    // identity-only environment exactly as deployed.
     const env: Record<string, string> = { ...azureEnv(), AzureWebJobsStorage: "identity-based: AzureWebJobsStorage__accountName" };
     const settings = parseSettings(env);
     expect(settings.KEY_VAULT_URL).toBe("https://kv-abcdefghijklm.vault.azure.net");
@@ -85,12 +83,8 @@ describe("app settings in infra/resources.bicep", () => {
     expect(settings.ROTATION_SCHEDULE.split(/\s+/)).toHaveLength(6);
   });
 
-  // KNOWN BUG, kept visible: src/settings.ts requires AzureWebJobsStorage, but with identity-based
-  // host storage Azure sets only AzureWebJobsStorage__accountName/__credential/__clientId. Setting
-  // AzureWebJobsStorage as well would make the host treat it as a connection string. So settings()
-  // throws on first use in Azure. Fix in src/settings.ts (make it optional, or accept the
-  // __accountName / __blobServiceUri form); this test then passes, and `.failing` must go.
-  test.failing("the settings exactly as deployed pass the app's schema", () => {
+  // Identity-based host storage: Azure sets only AzureWebJobsStorage__accountName/__credential/__clientId.
+  test("the settings exactly as deployed pass the app's schema", () => {
     expect(() => parseSettings(azureEnv())).not.toThrow();
   });
 
