@@ -4,7 +4,8 @@ import { graphCall, GraphCallError, SendOnce } from "../clients/graph";
 import { isSecretNotFound } from "../clients/keyVault";
 import { secretNameFor } from "../domain/site";
 import { SECRET_CONTENT_TYPE, assertTagsFreeOf, decodeSiteTags, mergeSiteTags, type SiteTags } from "../domain/tags";
-import { defaultDeps, redactError, type ActivityDeps } from "./shared";
+import { defaultDeps, redactError, whileReplicating, type ActivityDeps } from "./shared";
+import { isNotFound } from "./ensureApplication";
 
 /**
  * Step 4 (manual steps 7-8): a client secret, stored in Key Vault by the same activity that asked
@@ -94,8 +95,9 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
   const previousKeyId = storedTags?.previousKeyId;
 
   const appPath = `/applications/${input.appObjectId}`;
-  const app = await graphCall(`GET ${appPath}`, () =>
-    deps.graph.api(`${appPath}?$select=id,appId,passwordCredentials`).get() as Promise<{ passwordCredentials?: PasswordCredential[] }>,
+  // An app created seconds ago can still read as 404 (replication lag, DESIGN section 4).
+  const app = await whileReplicating(deps, isNotFound, () =>
+    graphCall(`GET ${appPath}`, () => deps.graph.api(`${appPath}?$select=id,appId,passwordCredentials`).get() as Promise<{ passwordCredentials?: PasswordCredential[] }>),
   );
   const passwords = app.passwordCredentials ?? [];
   const current = currentKeyId ? passwords.find((p) => p.keyId === currentKeyId) : undefined;

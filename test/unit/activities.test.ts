@@ -281,3 +281,19 @@ describe("allowUserConsent", () => {
     expect(result.changed).toBe(true);
   });
 });
+
+describe("issueClientSecret and replication lag", () => {
+  it("waits for an app created seconds ago to become readable", async () => {
+    let reads = 0;
+    const { graph } = recordingGraph((call) => {
+      if (call.method === "GET") return ++reads < 3 ? graphError(404, "Request_ResourceNotFound", "Resource does not exist") : { status: 200, body: { passwordCredentials: [] } };
+      return { status: 200, body: { keyId: "k1", secretText: "value", endDateTime: "2027-11-27T12:00:00Z" } };
+    });
+    const result = await issueClientSecret(
+      { host: "acme.creatio.com", instanceId: "i", runId: "r", purpose: "onboard", appId: "a", appObjectId: "o", secretLifetimeDays: 365, creatioCredentialSecretName: "c", mailServerId: "m" },
+      deps(graph, new FakeSecretStore()),
+    );
+    expect(reads).toBe(3);
+    expect(result.keyId).toBe("k1");
+  });
+});
