@@ -468,10 +468,11 @@ test("SIGKILL right after the new password is issued and again in the grace peri
   const addsBefore = additions(app0);
 
   const t0 = Date.now();
-  // Key Vault answers slowly, so kill #1 lands between addPassword and the Key Vault write: the
-  // worst moment, a password whose value only the killed process knew.
+  // Key Vault refuses every secret write (503, which the SDK retries with backoff for seconds), so
+  // kill #1 lands between addPassword and the Key Vault write however slow the machine is: the worst
+  // moment, a password whose value only the killed process knew.
   const kvFaults = `${stack.keyVaultUrl}/_emulator/faults`;
-  await fetch(kvFaults, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ latencyMs: 1500 }) });
+  await fetch(kvFaults, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ serverErrorNext: 1000, match: "^PUT /secrets/" }) });
   expect((await api(`/api/tenants/${site.host}/rotate`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ gracePeriodHours: 0.002 }) })).status).toBe(202);
   // Kill #1: as soon as Graph has answered addPassword.
   await waitFor("addPassword", async () => (additions(app0) > addsBefore ? true : undefined), 30_000, 5);
