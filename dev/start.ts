@@ -4,7 +4,7 @@
 // Vault and Creatio emulators, and the local host with settings pointing at them. Variables set
 // in the environment override those defaults (ports included). With local.settings.json: runs the
 // host against whatever that file names (real Azure and Creatio); no emulator is started.
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { startAzurite, type AzuriteHandle } from "./azurite";
 import { SANDBOX_CREATIO_CREDENTIAL_SECRET, startEmulators, type EmulatorStack } from "./emulators";
@@ -52,8 +52,13 @@ async function main(): Promise<void> {
       console.log("local.settings.json found: running against the services it names (no emulators).");
     } else {
       const started = Date.now();
+      // The emulators keep their objects in memory, so each run starts from their seed. Durable
+      // state from an earlier run would then resume orchestrations against apps and secrets that no
+      // longer exist: the sandbox's Azurite data starts afresh with them.
+      const azuriteData = join(SANDBOX_DIR, "azurite");
+      rmSync(azuriteData, { recursive: true, force: true });
       const azurite: AzuriteHandle = await startAzurite({
-        location: join(SANDBOX_DIR, "azurite"),
+        location: azuriteData,
         blobPort: PORTS.blob,
         queuePort: PORTS.queue,
         tablePort: PORTS.table,
