@@ -93,6 +93,8 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
   const baseTags = decoded?.ok ? stored!.tags : {};
   const currentKeyId = storedTags?.keyId;
   const previousKeyId = storedTags?.previousKeyId;
+  // Never remove the password Creatio holds, whatever the other tags say (DESIGN rule 6).
+  const creatioKeyId = storedTags?.creatioSyncedKeyId;
 
   const appPath = `/applications/${input.appObjectId}`;
   // An app created seconds ago can still read as 404 (replication lag, DESIGN section 4).
@@ -123,7 +125,7 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
     const dueAt = new Date(now.getTime() + deps.rotateDaysBeforeExpiry * 86_400_000);
     const stillGood = endsAt !== undefined && endsAt > dueAt;
     if (thisRun || (input.purpose === "onboard" && stillGood)) {
-      const removedLeftovers = await removeLeftovers(deps, appPath, passwords, input.instanceId, [currentKeyId, previousKeyId]);
+      const removedLeftovers = await removeLeftovers(deps, appPath, passwords, input.instanceId, [currentKeyId, previousKeyId, creatioKeyId]);
       const tags = mergeSiteTags(baseTags, tagsFor(current.keyId, previousKeyId));
       if (JSON.stringify(tags) !== JSON.stringify(stored.tags)) {
         // Same version, new tags: updateSecretProperties does not create a version.
@@ -141,7 +143,7 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
     }
   }
 
-  const removedLeftovers = await removeLeftovers(deps, appPath, passwords, input.instanceId, [currentKeyId, previousKeyId]);
+  const removedLeftovers = await removeLeftovers(deps, appPath, passwords, input.instanceId, [currentKeyId, previousKeyId, creatioKeyId]);
 
   const endDateTime = new Date(now.getTime() + input.secretLifetimeDays * 86_400_000);
   const attempt = randomBytes(4).toString("hex");

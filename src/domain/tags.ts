@@ -25,7 +25,7 @@ export const siteTagsSchema = z.object({
   appObjectId: guidish.describe("Application object id."),
   servicePrincipalId: guidish.optional().describe("Service principal object id."),
   keyId: guidish.describe("keyId of the password whose value is the current secret version."),
-  previousKeyId: guidish.optional().describe("keyId replaced by the last rotation, kept until its grace period ends."),
+  previousKeyId: guidish.optional().describe("keyId replaced by the last rotation; its password is removed when the grace period ends, the tag stays for status."),
   creatioCredential: z.string().min(1).describe("Name of the Key Vault secret with the Creatio API credential."),
   mailServerId: guidish.describe("Creatio MailServer row linked to the OAuth application."),
   scopes: z.string().optional().describe("Granted delegated scopes, space separated, e.g. `EWS.AccessAsUser.All User.Read`."),
