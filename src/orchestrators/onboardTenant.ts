@@ -9,6 +9,7 @@ import { CONFIGURE_CREATIO, type ConfigureCreatioResult } from "../activities/co
 import { ALLOW_USER_CONSENT, type AllowUserConsentResult } from "../activities/allowUserConsent";
 import { redirectUriFor } from "../domain/site";
 import { EVENTS, logEvent } from "../observability";
+import { retryPolicy, upstreamMessage } from "./retries";
 
 /**
  * The manual "Office 365 OAuth for Creatio" procedure as one orchestration. Deterministic (DESIGN
@@ -46,28 +47,13 @@ export interface OnboardTenantOutput {
   userConsent: AllowUserConsentResult | null;
 }
 
-function retry(firstMs: number, attempts: number, maxMs = 60_000): RetryOptions {
-  const options = new df.RetryOptions(firstMs, attempts);
-  options.backoffCoefficient = 2;
-  options.maxRetryIntervalInMilliseconds = maxMs;
-  return options;
-}
-
 /** Graph steps: throttling and replication lag clear within a minute or so. */
-const GRAPH_RETRY = retry(2_000, 5);
+const GRAPH_RETRY = retryPolicy(2_000, 5);
 /** Creatio: a site that is down is reported soon rather than retried for long; a later POST resumes. */
-const CREATIO_RETRY = retry(2_000, 3);
+const CREATIO_RETRY = retryPolicy(2_000, 3);
 
 export class OnboardingStepError extends Error {
   override name = "OnboardingStepError";
-}
-
-/** The upstream message of a failed activity, without the SDK's "Error: " prefix. */
-function upstreamMessage(error: unknown): string {
-  const details = (error as { failureDetails?: { errorMessage?: string } }).failureDetails;
-  if (details?.errorMessage) return details.errorMessage;
-  const message = error instanceof Error ? error.message : String(error);
-  return message.replace(/^Error: /, "");
 }
 
 export const onboardTenant: OrchestrationHandler = function* (context: OrchestrationContext) {

@@ -8,6 +8,7 @@ import { MARK_ROTATION_STATE } from "../activities/markRotationState";
 import { REMOVE_OLD_PASSWORD, type RemoveOldPasswordResult } from "../activities/removeOldPassword";
 import { REMOVE_STRAY_PASSWORDS, type RemoveStrayPasswordsResult } from "../activities/removeStrayPasswords";
 import { EVENTS, logEvent } from "../observability";
+import { retryPolicy, upstreamMessage } from "./retries";
 
 /**
  * "The secret expires; redo steps 8 and 10" as one orchestration (DESIGN section 1, issue 4):
@@ -77,27 +78,13 @@ export interface RotateSecretOutput {
   strayPasswordsRemoved: string[];
 }
 
-function retry(firstMs: number, attempts: number, maxMs = 60_000): RetryOptions {
-  const options = new df.RetryOptions(firstMs, attempts);
-  options.backoffCoefficient = 2;
-  options.maxRetryIntervalInMilliseconds = maxMs;
-  return options;
-}
-
 /** Graph and Key Vault: throttling and replication lag clear within a minute or so. */
-const GRAPH_RETRY = retry(2_000, 5);
+const GRAPH_RETRY = retryPolicy(2_000, 5);
 /** Creatio: the client already retries transient errors; a site that stays down fails the run and the next sweep retries. */
-const CREATIO_RETRY = retry(2_000, 2);
+const CREATIO_RETRY = retryPolicy(2_000, 2);
 
 export class RotationStepError extends Error {
   override name = "RotationStepError";
-}
-
-function upstreamMessage(error: unknown): string {
-  const details = (error as { failureDetails?: { errorMessage?: string } }).failureDetails;
-  if (details?.errorMessage) return details.errorMessage;
-  const message = error instanceof Error ? error.message : String(error);
-  return message.replace(/^Error: /, "");
 }
 
 export const rotateSecret: OrchestrationHandler = function* (context: OrchestrationContext) {
