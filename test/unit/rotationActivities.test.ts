@@ -36,7 +36,7 @@ describe("beginRotation", () => {
 
   it("refuses a site that is not managed here", async () => {
     const vault = new MemoryVault();
-    vault.put(secretNameFor(HOST), "x", { contentType: "text/plain" });
+    vault.seed(secretNameFor(HOST), "x", { contentType: "text/plain" });
     const { graph } = fakeGraphApp(OBJ, []);
     await expect(beginRotation({ host: HOST, instanceId: "i" }, activityDeps(vault, graph))).rejects.toThrow(/not one of ours/);
     await expect(beginRotation({ host: "none.example.com", instanceId: "i" }, activityDeps(vault, graph))).rejects.toThrow(/not managed/);

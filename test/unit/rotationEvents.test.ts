@@ -84,7 +84,7 @@ describe("the Event Grid trigger", () => {
   it("a secret named like ours but without our contentType, or an unknown one, is ignored", async () => {
     const { vault, client, started, context, deps } = setup();
     const other = "other.example.com";
-    vault.put(secretNameFor(other), "x", { contentType: "text/plain" });
+    vault.seed(secretNameFor(other), "x", { contentType: "text/plain" });
     const event = gridEvent({ data: { ObjectName: secretNameFor(other), Id: `${VAULT}/secrets/${secretNameFor(other)}/v2`, Version: "v2" } });
     expect(await handleKeyVaultEvent(event, client, context, deps)).toBe("ignored");
     const gone = gridEvent({ data: { ObjectName: secretNameFor("gone.example.com"), Id: `${VAULT}/secrets/${secretNameFor("gone.example.com")}/v9`, Version: "v9" } });

@@ -1,9 +1,8 @@
 /**
- * Self-contained fakes for the rotation unit tests: an in-memory Key Vault (versions, tags,
- * properties-only listing), a Graph app with passwords behind the real Graph client, and a
- * Durable client that records starts.
+ * Fakes for the rotation unit tests: the in-memory Key Vault of ./fakes with managed sites, a
+ * Graph app with passwords behind the real Graph client, and a Durable client that records starts.
  */
-import type { KeyVaultSecret, SecretProperties } from "@azure/keyvault-secrets";
+import { FakeSecretStore } from "./fakes";
 import type { Context, Middleware } from "@microsoft/microsoft-graph-client";
 import type { DurableClient } from "durable-functions";
 import { InvocationContext } from "@azure/functions";
@@ -16,26 +15,11 @@ import { secretNameFor } from "../../src/domain/site";
 export const NOW = new Date("2026-11-27T12:00:00.000Z");
 export const DAY = 86_400_000;
 
-interface Version {
-  value: string;
-  properties: SecretProperties;
-}
-
-export class MemoryVault implements SecretStore {
-  readonly versions = new Map<string, Version[]>();
-  private counter = 0;
-
-  put(name: string, value: string, props: Partial<SecretProperties> = {}): string {
-    const version = `v${++this.counter}`;
-    const list = this.versions.get(name) ?? [];
-    list.push({ value, properties: { name, version, vaultUrl: "https://kv.test", enabled: true, tags: {}, ...props } as SecretProperties });
-    this.versions.set(name, list);
-    return version;
-  }
-
+/** The unit tests' in-memory Key Vault, plus managed sites as onboarding leaves them. */
+export class MemoryVault extends FakeSecretStore {
   /** A managed site's secret as onboarding leaves it. */
   site(host: string, expiresOn: Date | undefined, tags: Partial<SiteTagsInput> = {}, value = `secret-of-${host}`): string {
-    return this.put(secretNameFor(host), value, {
+    return this.seed(secretNameFor(host), value, {
       expiresOn,
       contentType: SECRET_CONTENT_TYPE,
       tags: encodeSiteTags({
@@ -50,38 +34,6 @@ export class MemoryVault implements SecretStore {
       }),
     });
   }
-
-  latest(name: string): Version | undefined {
-    const list = this.versions.get(name);
-    return list?.[list.length - 1];
-  }
-
-  getSecret = (async (name: string, options?: { version?: string }) => {
-    const list = this.versions.get(name);
-    const found = options?.version ? list?.find((v) => v.properties.version === options.version) : list?.[list.length - 1];
-    if (!found) throw Object.assign(new Error(`SecretNotFound ${name}`), { statusCode: 404, code: "SecretNotFound" });
-    return { name, value: found.value, properties: structuredClone(found.properties) } as KeyVaultSecret;
-  }) as SecretStore["getSecret"];
-
-  setSecret = (async (name: string, value: string, options?: { expiresOn?: Date; contentType?: string; tags?: Record<string, string> }) => {
-    const version = this.put(name, value, { expiresOn: options?.expiresOn, contentType: options?.contentType, tags: options?.tags ?? {} });
-    return this.getSecret(name, { version });
-  }) as SecretStore["setSecret"];
-
-  updateSecretProperties = (async (name: string, version: string, options?: { tags?: Record<string, string> }) => {
-    const found = this.versions.get(name)?.find((v) => v.properties.version === version);
-    if (!found) throw Object.assign(new Error("SecretNotFound"), { statusCode: 404 });
-    if (options?.tags) found.properties.tags = options.tags;
-    return structuredClone(found.properties);
-  }) as SecretStore["updateSecretProperties"];
-
-  /** Like Key Vault: the current version's properties, no value. */
-  listPropertiesOfSecrets = (() => {
-    const all = [...this.versions.values()].map((list) => structuredClone(list[list.length - 1]!.properties));
-    return (async function* () {
-      yield* all;
-    })();
-  }) as unknown as SecretStore["listPropertiesOfSecrets"];
 }
 
 export interface FakePassword {

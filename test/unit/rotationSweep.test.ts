@@ -18,8 +18,8 @@ function vaultWithSpread() {
   for (const [host, days] of spread) vault.site(host, inDays(days));
   vault.site("failed.example.com", inDays(80), { rotationState: "failed", rotationUpdatedAt: NOW.toISOString() });
   // Not ours: other contentType, and ours by contentType but with tags that do not decode.
-  vault.put("db-password", "hunter2", { contentType: "text/plain", expiresOn: inDays(1) });
-  vault.put(secretNameFor("broken.example.com"), "x", { contentType: "text/plain; creatio-o365-oauth", tags: { site: "broken.example.com" } });
+  vault.seed("db-password", "hunter2", { contentType: "text/plain", expiresOn: inDays(1) });
+  vault.seed(secretNameFor("broken.example.com"), "x", { contentType: "text/plain; creatio-o365-oauth", tags: { site: "broken.example.com" } });
   return vault;
 }
 
