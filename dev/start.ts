@@ -4,7 +4,7 @@
 // Vault and Creatio emulators, and the local host with settings pointing at them. Variables set
 // in the environment override those defaults (ports included). With local.settings.json: runs the
 // host against whatever that file names (real Azure and Creatio); no emulator is started.
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { startAzurite, type AzuriteHandle } from "./azurite";
 import { SANDBOX_CREATIO_CREDENTIAL_SECRET, startEmulators, type EmulatorStack } from "./emulators";
@@ -50,6 +50,15 @@ async function main(): Promise<void> {
     let stack: EmulatorStack | undefined;
     if (useLocalSettings) {
       console.log("local.settings.json found: running against the services it names (no emulators).");
+      // Like `func start` users, who run Azurite beside it: host storage on the development
+      // storage shorthand gets a local Azurite whose data is kept between runs (the services are real).
+      const values = (JSON.parse(readFileSync(join(REPO_ROOT, "local.settings.json"), "utf8")).Values ?? {}) as Record<string, string>;
+      const storage = env.AzureWebJobsStorage ?? values.AzureWebJobsStorage ?? "";
+      if (/^\s*UseDevelopmentStorage=true\s*;?\s*$/i.test(storage)) {
+        const azurite = await startAzurite({ location: join(SANDBOX_DIR, "azurite-local-settings"), blobPort: 10000, queuePort: 10001, tablePort: 10002 });
+        stoppers.push(() => azurite.stop());
+        console.log("AzureWebJobsStorage is UseDevelopmentStorage=true: Azurite started on 10000-10002.");
+      }
     } else {
       const started = Date.now();
       // The emulators keep their objects in memory, so each run starts from their seed. Durable
