@@ -1,8 +1,9 @@
 // What every emulator is made with: the sandbox TLS material, the token signer, and the sandbox
 // tenant with the identity the app itself signs in as (EnvironmentCredential locally; a managed
 // identity in Azure).
-import type { SandboxTls } from "./tls";
-import type { TokenSigner } from "./tokens";
+import { SANDBOX_DIR } from "../sandbox";
+import { ensureSandboxTls, type SandboxTls } from "./tls";
+import { loadTokenSigner, type TokenSigner } from "./tokens";
 import type { FaultSettings } from "./server";
 
 export interface SandboxIdentity {
@@ -34,4 +35,9 @@ export interface EmulatorContext {
   identity: SandboxIdentity;
   /** Public base URL of the Graph/token emulator (the authority host), once known. */
   faults?: Partial<FaultSettings>;
+}
+
+/** The context every emulator of the sandbox shares: its CA, its token signer, its tenant. */
+export function sandboxContext(sandboxDir: string = SANDBOX_DIR, faults?: Partial<FaultSettings>): EmulatorContext {
+  return { sandboxDir, tls: ensureSandboxTls(sandboxDir), signer: loadTokenSigner(sandboxDir), identity: SANDBOX_IDENTITY, faults };
 }

@@ -1,13 +1,12 @@
 // Starts the three emulators (Graph with the Entra token endpoint, Key Vault, Creatio) on HTTPS with
 // the sandbox CA, and says which app settings point the unchanged app at them.
 import { SANDBOX_DIR } from "../sandbox";
-import { AUDIENCES, EmulatorContext, SANDBOX_IDENTITY } from "./context";
+import { AUDIENCES, EmulatorContext, SANDBOX_IDENTITY, sandboxContext } from "./context";
 import { createCreatioEmulator, CreatioEmulatorOptions, SEED_USERS } from "./creatio";
 import { createGraphEmulator } from "./graph";
 import { createKeyVaultEmulator, SeedSecret } from "./keyVault";
 import type { EmulatorServer, FaultSettings } from "./server";
-import { ensureSandboxTls, extraCaBundle } from "./tls";
-import { loadTokenSigner } from "./tokens";
+import { extraCaBundle } from "./tls";
 
 export { AUDIENCES, SANDBOX_IDENTITY };
 
@@ -45,13 +44,7 @@ export interface EmulatorStack {
 
 export async function startEmulators(options: EmulatorStackOptions = {}): Promise<EmulatorStack> {
   const sandboxDir = options.sandboxDir ?? SANDBOX_DIR;
-  const ctx: EmulatorContext = {
-    sandboxDir,
-    tls: ensureSandboxTls(sandboxDir),
-    signer: loadTokenSigner(sandboxDir),
-    identity: SANDBOX_IDENTITY,
-    faults: options.faults,
-  };
+  const ctx: EmulatorContext = sandboxContext(sandboxDir, options.faults);
   const supervisor = SEED_USERS[0];
   const seed: SeedSecret[] = [...(options.keyVaultSeed ?? [])];
   if (options.seedCreatioCredential !== false) {

@@ -14,12 +14,10 @@ import { ClientSecretCredential } from "@azure/identity";
 import { SecretClient } from "@azure/keyvault-secrets";
 import { TableClient, TableServiceClient } from "@azure/data-tables";
 import { QueueServiceClient } from "@azure/storage-queue";
+import { sandboxContext } from "../../dev/emulators/context";
 import { SANDBOX_CREATIO_CREDENTIAL_SECRET, SANDBOX_IDENTITY, startEmulators, type EmulatorStack } from "../../dev/emulators";
 import { createCreatioEmulator, OFFICE365_MAIL_SERVER_ID } from "../../dev/emulators/creatio";
-import { ensureSandboxTls } from "../../dev/emulators/tls";
-import { loadTokenSigner } from "../../dev/emulators/tokens";
 import type { EmulatorServer } from "../../dev/emulators/server";
-import { SANDBOX_DIR } from "../../dev/sandbox";
 import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
 import { startTestAzurite, waitFor, waitForStatus, type Status, type TestStorage } from "../host/helpers";
 import { applicationUniqueNameFor, secretNameFor } from "../../src/domain/site";
@@ -177,7 +175,7 @@ async function sweep(): Promise<Record<string, any> & { perSite: Record<string, 
 }
 
 async function onboard(name: string, secretLifetimeDays: number): Promise<Site> {
-  const creatio = createCreatioEmulator({ sandboxDir: SANDBOX_DIR, tls: ensureSandboxTls(SANDBOX_DIR), signer: loadTokenSigner(SANDBOX_DIR), identity: SANDBOX_IDENTITY });
+  const creatio = createCreatioEmulator(sandboxContext());
   const creatioUrl = await creatio.listen(0);
   creatios.push(creatio);
   const site: Site = { host: new URL(creatioUrl).host, creatio, creatioUrl };

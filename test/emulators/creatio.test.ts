@@ -1,20 +1,12 @@
 // The Creatio emulator over HTTPS with plain fetch: there is no Creatio SDK, fetch is the client the
 // app itself uses. The sandbox CA is trusted through NODE_EXTRA_CA_CERTS (dev/run-tests.ts).
 import { randomUUID } from "node:crypto";
-import { AUDIENCES, EmulatorContext, SANDBOX_IDENTITY } from "../../dev/emulators/context";
+import { AUDIENCES, EmulatorContext, SANDBOX_IDENTITY, sandboxContext } from "../../dev/emulators/context";
 import { createCreatioEmulator } from "../../dev/emulators/creatio";
 import { OFFICE365_MAIL_SERVER_ID } from "../../dev/emulators/creatio/schema";
 import { EmulatorServer } from "../../dev/emulators/server";
-import { ensureSandboxTls } from "../../dev/emulators/tls";
-import { loadTokenSigner } from "../../dev/emulators/tokens";
-import { SANDBOX_DIR } from "../../dev/sandbox";
 
-const ctx: EmulatorContext = {
-  sandboxDir: SANDBOX_DIR,
-  tls: ensureSandboxTls(SANDBOX_DIR),
-  signer: loadTokenSigner(SANDBOX_DIR),
-  identity: SANDBOX_IDENTITY,
-};
+const ctx: EmulatorContext = sandboxContext();
 
 /** The headers DESIGN.md section 4 prescribes for Creatio OData calls. */
 const ODATA_HEADERS = {

@@ -5,19 +5,11 @@
 import { ClientSecretCredential } from "@azure/identity";
 import { Client, ResponseType } from "@microsoft/microsoft-graph-client";
 import { TokenCredentialAuthenticationProvider } from "@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials";
-import { EmulatorContext, SANDBOX_IDENTITY } from "../../dev/emulators/context";
+import { EmulatorContext, SANDBOX_IDENTITY, sandboxContext } from "../../dev/emulators/context";
 import { createGraphEmulator, EXCHANGE_ONLINE_APP_ID, MICROSOFT_GRAPH_APP_ID } from "../../dev/emulators/graph";
 import { EmulatorServer, setFaults } from "../../dev/emulators/server";
-import { ensureSandboxTls } from "../../dev/emulators/tls";
-import { loadTokenSigner } from "../../dev/emulators/tokens";
-import { SANDBOX_DIR } from "../../dev/sandbox";
 
-const ctx: EmulatorContext = {
-  sandboxDir: SANDBOX_DIR,
-  tls: ensureSandboxTls(SANDBOX_DIR),
-  signer: loadTokenSigner(SANDBOX_DIR),
-  identity: SANDBOX_IDENTITY,
-};
+const ctx: EmulatorContext = sandboxContext();
 const { tenantId, clientId, clientSecret } = SANDBOX_IDENTITY;
 const USER_READ = "e1fe6dd8-ba31-4d61-89e7-88639da4683d";
 const EWS_EXCHANGE = "3b5f3d61-589b-4a3c-a359-5dd4b5ee5bd5";

@@ -3,21 +3,13 @@
 // signer directly: a real TokenCredential, and the client still performs the challenge handshake.
 import type { AccessToken, TokenCredential } from "@azure/core-auth";
 import { SecretClient } from "@azure/keyvault-secrets";
-import { AUDIENCES, EmulatorContext, SANDBOX_IDENTITY } from "../../dev/emulators/context";
+import { AUDIENCES, EmulatorContext, SANDBOX_IDENTITY, sandboxContext } from "../../dev/emulators/context";
 import { createKeyVaultEmulator } from "../../dev/emulators/keyVault";
 import { EmulatorServer, LoggedRequest, setFaults } from "../../dev/emulators/server";
-import { ensureSandboxTls } from "../../dev/emulators/tls";
-import { loadTokenSigner } from "../../dev/emulators/tokens";
-import { SANDBOX_DIR } from "../../dev/sandbox";
 
 const AUTHORITY = "https://localhost:7101";
 
-const ctx: EmulatorContext = {
-  sandboxDir: SANDBOX_DIR,
-  tls: ensureSandboxTls(SANDBOX_DIR),
-  signer: loadTokenSigner(SANDBOX_DIR),
-  identity: SANDBOX_IDENTITY,
-};
+const ctx: EmulatorContext = sandboxContext();
 
 /** A credential that records the scopes and tenant it was asked for and issues tokens for `audience`. */
 function signerCredential(audience: string, asked: { scopes: string[]; tenantId?: string }[] = []): TokenCredential {

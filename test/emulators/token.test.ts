@@ -1,19 +1,11 @@
 // The emulated Entra ID token endpoint against the real @azure/identity ClientSecretCredential (MSAL inside),
 // over HTTPS with the sandbox CA trusted through NODE_EXTRA_CA_CERTS (dev/run-tests.ts).
 import { ClientSecretCredential } from "@azure/identity";
-import { AUDIENCES, EmulatorContext, SANDBOX_IDENTITY } from "../../dev/emulators/context";
+import { AUDIENCES, EmulatorContext, SANDBOX_IDENTITY, sandboxContext } from "../../dev/emulators/context";
 import { createGraphEmulator, DEFAULT_IDENTITY_GRAPH_ROLES } from "../../dev/emulators/graph";
 import { EmulatorServer } from "../../dev/emulators/server";
-import { ensureSandboxTls } from "../../dev/emulators/tls";
-import { loadTokenSigner } from "../../dev/emulators/tokens";
-import { SANDBOX_DIR } from "../../dev/sandbox";
 
-const ctx: EmulatorContext = {
-  sandboxDir: SANDBOX_DIR,
-  tls: ensureSandboxTls(SANDBOX_DIR),
-  signer: loadTokenSigner(SANDBOX_DIR),
-  identity: SANDBOX_IDENTITY,
-};
+const ctx: EmulatorContext = sandboxContext();
 const { tenantId, clientId, clientSecret } = SANDBOX_IDENTITY;
 
 let server: EmulatorServer;

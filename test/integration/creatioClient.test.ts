@@ -1,14 +1,11 @@
 // The Creatio client against the Creatio emulator over HTTPS: both OData roots, both sign-in kinds,
 // Creatio's Code 1 refusal, one re-login after the session ends, and errors that name the call.
 import { createCreatioEmulator, SEED_CLIENTS, SEED_USERS, OFFICE365_MAIL_SERVER_ID } from "../../dev/emulators/creatio";
-import { SANDBOX_IDENTITY, type EmulatorContext } from "../../dev/emulators/context";
+import { SANDBOX_IDENTITY, type EmulatorContext, sandboxContext } from "../../dev/emulators/context";
 import type { EmulatorServer } from "../../dev/emulators/server";
-import { ensureSandboxTls } from "../../dev/emulators/tls";
-import { loadTokenSigner } from "../../dev/emulators/tokens";
-import { SANDBOX_DIR } from "../../dev/sandbox";
 import { CreatioClient } from "../../src/clients/creatio";
 
-const ctx: EmulatorContext = { sandboxDir: SANDBOX_DIR, tls: ensureSandboxTls(SANDBOX_DIR), signer: loadTokenSigner(SANDBOX_DIR), identity: SANDBOX_IDENTITY };
+const ctx: EmulatorContext = sandboxContext();
 const supervisor = { username: SEED_USERS[0]!.userName, password: SEED_USERS[0]!.password };
 const fast = { sleep: async () => undefined, baseDelayMs: 1 };
 
