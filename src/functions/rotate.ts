@@ -32,8 +32,26 @@ function badRequest(error: string, errors: ErrorResponse["errors"]): HttpRespons
   return json(400, { error, errors } satisfies ErrorResponse);
 }
 
+/**
+ * JSON.parse's message quotes the text around the error, which may be a password sent by mistake
+ * (DESIGN rule 1: never echo it): keep only the position.
+ */
+function malformedJsonMessage(error: unknown): string {
+  const position = /at position (\d+)/.exec(String((error as Error)?.message))?.[1];
+  return `body is not valid JSON${position !== undefined ? ` (at position ${position})` : ""}`;
+}
+
+/** The route's host, percent-decoded; text that is not valid percent-encoding is left for parseSiteHost to reject (400, not a URIError). */
+function decodeHostParam(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
 export async function rotateTenant(request: HttpRequest, client: DurableClient, context: InvocationContext, deps: RotateDeps = defaultDeps()): Promise<HttpResponseInit> {
-  const parsedHost = parseSiteHost(decodeURIComponent(request.params.host ?? ""));
+  const parsedHost = parseSiteHost(decodeHostParam(request.params.host ?? ""));
   if (!parsedHost.ok) return badRequest("Invalid host", [{ path: "host", message: `host ${parsedHost.problem}` }]);
   const { host } = parsedHost.site;
 
@@ -48,7 +66,7 @@ export async function rotateTenant(request: HttpRequest, client: DurableClient, 
     try {
       body = JSON.parse(text);
     } catch (error) {
-      return badRequest("Malformed JSON", [{ path: "", message: `body is not valid JSON: ${(error as Error).message}` }]);
+      return badRequest("Malformed JSON", [{ path: "", message: malformedJsonMessage(error) }]);
     }
   }
   const parsed = rotateRequestSchema.safeParse(body);

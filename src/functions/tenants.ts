@@ -62,6 +62,24 @@ function badRequest(error: string, errors: ErrorResponse["errors"]): HttpRespons
   return json(400, { error, errors } satisfies ErrorResponse);
 }
 
+/**
+ * JSON.parse's message quotes the text around the error, which may be a password sent by mistake
+ * (DESIGN rule 1: never echo it): keep only the position.
+ */
+function malformedJsonMessage(error: unknown): string {
+  const position = /at position (\d+)/.exec(String((error as Error)?.message))?.[1];
+  return `body is not valid JSON${position !== undefined ? ` (at position ${position})` : ""}`;
+}
+
+/** The route's host, percent-decoded; text that is not valid percent-encoding is left for parseSiteHost to reject (400, not a URIError). */
+function decodeHostParam(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
 /** getStatus throws on an unknown instance (durable-functions 3); that is "none" here. */
 async function statusOf(client: DurableClient, instanceId: string): Promise<DurableOrchestrationStatus | undefined> {
   try {
@@ -83,7 +101,7 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
   try {
     body = JSON.parse(text);
   } catch (error) {
-    return badRequest("Malformed JSON", [{ path: "", message: `body is not valid JSON: ${(error as Error).message}` }]);
+    return badRequest("Malformed JSON", [{ path: "", message: malformedJsonMessage(error) }]);
   }
   // DESIGN rule 1: a request never carries a password; say which field, never echo its value.
   const passwordField = findPasswordLikeField(body);
@@ -128,7 +146,16 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
     mailServerId: request_.mailServerId,
     allowUserConsent: request_.allowUserConsent,
   };
-  await client.startNew(ONBOARD_TENANT, { instanceId, input });
+  try {
+    await client.startNew(ONBOARD_TENANT, { instanceId, input });
+  } catch (error) {
+    // Lost a race with another POST between the status read and the start: the Durable extension
+    // refuses to replace a running instance with 409 (as startRotation handles it).
+    if (/\b409\b|already exists/i.test(String((error as Error)?.message))) {
+      return json(409, { error: `An onboarding of ${site.site.host} is already running`, instanceId } satisfies ErrorResponse);
+    }
+    throw error;
+  }
   context.log(`Started ${ONBOARD_TENANT} ${instanceId}`);
   return client.createCheckStatusResponse(request, instanceId);
 }
@@ -145,7 +172,7 @@ function iso(date: Date | string | undefined | null): string | null {
 
 /** GET /api/tenants/{host}: Key Vault tags + Durable status of the site's onboarding. */
 export async function getTenant(request: HttpRequest, client: DurableClient, _context: InvocationContext, deps: TenantsDeps = defaultDeps()): Promise<HttpResponseInit> {
-  const parsedHost = parseSiteHost(decodeURIComponent(request.params.host ?? ""));
+  const parsedHost = parseSiteHost(decodeHostParam(request.params.host ?? ""));
   if (!parsedHost.ok) return badRequest("Invalid host", [{ path: "host", message: `host ${parsedHost.problem}` }]);
   const { host } = parsedHost.site;
   const secretName = secretNameFor(host);

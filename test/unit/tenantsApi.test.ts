@@ -1,6 +1,7 @@
 import { HttpRequest, InvocationContext } from "@azure/functions";
 import type { DurableClient } from "durable-functions";
 import { createTenant, getTenant, listTenants } from "../../src/functions/tenants";
+import { rotateTenant } from "../../src/functions/rotate";
 import { encodeSiteTags, SECRET_CONTENT_TYPE } from "../../src/domain/tags";
 import { FakeSecretStore } from "./fakes";
 
@@ -164,5 +165,55 @@ describe("GET /api/tenants/{host} and GET /api/tenants", () => {
     expect(response.jsonBody).toMatchObject([
       { host: "acme.creatio.com", secretName: "creatio-o365-acme--creatio--com", appId: "app-id", keyId: "k1", expiresOn: "2027-01-26T12:00:00.000Z", daysLeft: 60, creatioSyncedAt: "2026-11-27T11:02:00.000Z", rotationState: "idle" },
     ]);
+  });
+});
+
+describe("review: bad input never turns into a 500 or an echoed value", () => {
+  it("POST /api/tenants: malformed JSON carrying an unquoted password answers 400 without echoing the value", async () => {
+    const { client, started } = fakeClient();
+    const body = `{"creatioUrl":"https://acme.creatio.com","creatioCredentialSecretName":"creatio-api-acme","password":hunter2-very-secret}`;
+    const response = await createTenant(post(body), client, context(), { secrets: vaultWithCredential(), now });
+    expect(response.status).toBe(400);
+    expect(JSON.stringify(response.jsonBody)).not.toContain("hunter2");
+    expect(started).toHaveLength(0);
+  });
+
+  it("POST /api/tenants/{host}/rotate: malformed JSON answers 400 without echoing the body", async () => {
+    const { client, started } = fakeClient();
+    const store = new FakeSecretStore();
+    store.seed("creatio-o365-acme--creatio--com", "x", {
+      contentType: SECRET_CONTENT_TYPE,
+      tags: encodeSiteTags({ site: "acme.creatio.com", appId: "a", appObjectId: "o", keyId: "k1", creatioCredential: "c", mailServerId: "m" }),
+    });
+    const request = new HttpRequest({
+      method: "POST",
+      url: "http://localhost/api/tenants/acme.creatio.com/rotate",
+      params: { host: "acme.creatio.com" },
+      body: { string: `{"gracePeriodHours":0,"clientSecret":hunter2-very-secret}` },
+      headers: { "content-type": "application/json" },
+    });
+    const response = await rotateTenant(request, client, context(), { secrets: store, defaultGracePeriodHours: () => 24 });
+    expect(response.status).toBe(400);
+    expect(JSON.stringify(response.jsonBody)).not.toContain("hunter2");
+    expect(started).toHaveLength(0);
+  });
+
+  it("GET /api/tenants/{host} and POST .../rotate answer 400, not 500, for a host that is not valid percent-encoding", async () => {
+    const { client } = fakeClient();
+    const store = new FakeSecretStore();
+    const get = new HttpRequest({ method: "GET", url: "http://localhost/api/tenants/x", params: { host: "%E0%A4%A" } });
+    expect((await getTenant(get, client, context(), { secrets: store, now })).status).toBe(400);
+    const rotate = new HttpRequest({ method: "POST", url: "http://localhost/api/tenants/x/rotate", params: { host: "%E0%A4%A" } });
+    expect((await rotateTenant(rotate, client, context(), { secrets: store, defaultGracePeriodHours: () => 24 })).status).toBe(400);
+  });
+
+  it("POST /api/tenants answers 409, not 500, when another POST for the site started it between the status read and the start", async () => {
+    const { client } = fakeClient();
+    (client as unknown as { startNew: () => Promise<string> }).startNew = async () => {
+      throw new Error(`The operation failed with an unexpected status code: 409. Details: "An instance with ID 'onboard-acme.creatio.com' already exists."`);
+    };
+    const response = await createTenant(post(JSON.stringify(valid)), client, context(), { secrets: vaultWithCredential(), now });
+    expect(response.status).toBe(409);
+    expect(response.jsonBody).toMatchObject({ instanceId: "onboard-acme.creatio.com" });
   });
 });
