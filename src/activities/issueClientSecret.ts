@@ -95,6 +95,10 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
   const previousKeyId = storedTags?.previousKeyId;
   // Never remove the password Creatio holds, whatever the other tags say (DESIGN rule 6).
   const creatioKeyId = storedTags?.creatioSyncedKeyId;
+  // Passwords never removed as leftovers. Tags that do not decode (a hand-edited tag) still name
+  // the keyIds Key Vault and Creatio hold: those stay protected too.
+  const rawTags = stored?.tags ?? {};
+  const keep = [currentKeyId, previousKeyId, creatioKeyId, rawTags.keyId, rawTags.previousKeyId, rawTags.creatioSyncedKeyId];
 
   const appPath = `/applications/${input.appObjectId}`;
   // An app created seconds ago can still read as 404 (replication lag, DESIGN section 4).
@@ -125,7 +129,7 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
     const dueAt = new Date(now.getTime() + deps.rotateDaysBeforeExpiry * 86_400_000);
     const stillGood = endsAt !== undefined && endsAt > dueAt;
     if (thisRun || (input.purpose === "onboard" && stillGood)) {
-      const removedLeftovers = await removeLeftovers(deps, appPath, passwords, input.instanceId, [currentKeyId, previousKeyId, creatioKeyId]);
+      const removedLeftovers = await removeLeftovers(deps, appPath, passwords, input.instanceId, keep);
       const tags = mergeSiteTags(baseTags, tagsFor(current.keyId, previousKeyId));
       if (JSON.stringify(tags) !== JSON.stringify(stored.tags)) {
         // Same version, new tags: updateSecretProperties does not create a version.
@@ -143,7 +147,7 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
     }
   }
 
-  const removedLeftovers = await removeLeftovers(deps, appPath, passwords, input.instanceId, [currentKeyId, previousKeyId, creatioKeyId]);
+  const removedLeftovers = await removeLeftovers(deps, appPath, passwords, input.instanceId, keep);
 
   const endDateTime = new Date(now.getTime() + input.secretLifetimeDays * 86_400_000);
   const attempt = randomBytes(4).toString("hex");

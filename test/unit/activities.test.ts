@@ -250,6 +250,27 @@ describe("issueClientSecret", () => {
     expect(result).toMatchObject({ keyId: "k-new", reused: false, removedLeftovers: [] });
   });
 
+  it("never removes the password Key Vault or Creatio holds when the tags no longer decode (a hand-edited tag)", async () => {
+    const store = new FakeSecretStore();
+    // mailServerId removed by hand: the tags fail the codec, but keyId and creatioSyncedKeyId are still there.
+    store.seed("creatio-o365-acme--creatio--com", "old", {
+      expiresOn: new Date("2028-01-01T00:00:00Z"),
+      tags: { site: input.host, appId: "app-id", appObjectId: "app-obj", keyId: "k-live", creatioSyncedKeyId: "k-creatio", creatioCredential: "creatio-api-acme" },
+    });
+    const passwords = [
+      { keyId: "k-live", displayName: passwordDisplayName(input.instanceId, "earlier", "a"), endDateTime: "2028-01-01T00:00:00Z" },
+      { keyId: "k-creatio", displayName: passwordDisplayName(input.instanceId, "earliest", "b"), endDateTime: "2028-01-01T00:00:00Z" },
+      { keyId: "k-left", displayName: passwordDisplayName(input.instanceId, "2026-11-01T00:00:00.000Z", "dead"), endDateTime: "2028-01-01T00:00:00Z" },
+    ];
+    const { graph, calls } = recordingGraph((call) => {
+      if (call.method === "GET") return { status: 200, body: { id: "app-obj", passwordCredentials: passwords } };
+      if (call.path.endsWith("/removePassword")) return { status: 204 };
+      return { status: 200, body: { keyId: "k-new", secretText: SECRET_TEXT, hint: "S3c", endDateTime: "2028-11-27T12:00:00Z", displayName: "x" } };
+    });
+    await issueClientSecret(input, deps(graph, store));
+    expect(calls.filter((c) => c.path.endsWith("/removePassword")).map((c) => c.body)).toEqual([{ keyId: "k-left" }]);
+  });
+
   it("sends addPassword once even on 503, and reports a lifetime policy clearly", async () => {
     const empty = { status: 200, body: { passwordCredentials: [] } };
     const flaky = recordingGraph((call) => (call.method === "GET" ? empty : { status: 503, body: { error: { code: "serviceUnavailable", message: "try later" } } }));
