@@ -10,12 +10,15 @@ import type { SiteTags } from "./tags";
  * tags say the last rotation failed (the sweep is its retry), or when they say one is still under
  * way (`rotating`, `grace-period`): the sweep skips it while its orchestration runs, and restarts it
  * if that orchestration was terminated or lost, which then only finishes what was left (the
- * orchestrator issues no new secret when none is due).
+ * orchestrator issues no new secret when none is due); and when Creatio holds a password other than
+ * the current one (an onboarding re-run issued a new secret, then failed at Creatio): Creatio's
+ * password would otherwise expire unnoticed while the current version looks healthy, so the
+ * rotation delivers the current secret and retires the old password after the grace period.
  */
 
 export const DAY_MS = 86_400_000;
 
-export type DueReason = "expired" | "expiresSoon" | "lastRotationFailed" | "rotationUnfinished";
+export type DueReason = "expired" | "expiresSoon" | "lastRotationFailed" | "rotationUnfinished" | "creatioBehind";
 
 export interface ManagedSecret {
   host: string;
@@ -62,6 +65,7 @@ export function planSite(secret: ManagedSecret, now: Date, rotateDaysBeforeExpir
   else if (isInRotationWindow(secret.expiresOn, now, rotateDaysBeforeExpiry)) reason = "expiresSoon";
   else if (secret.tags.rotationState === "failed") reason = "lastRotationFailed";
   else if (secret.tags.rotationState === "rotating" || secret.tags.rotationState === "grace-period") reason = "rotationUnfinished";
+  else if (secret.tags.creatioSyncedKeyId !== undefined && secret.tags.creatioSyncedKeyId !== secret.tags.keyId) reason = "creatioBehind";
   return {
     host: secret.host,
     secretName: secret.secretName,

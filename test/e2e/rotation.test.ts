@@ -406,6 +406,43 @@ test("Creatio down during a rotation: the old password stays and Creatio keeps i
   expect(removals(app2, before.tags.keyId)).toBe(1);
 });
 
+test("an onboarding re-run that issues a new secret and then fails at Creatio: the next sweep delivers it and retires the password Creatio used", async () => {
+  // A 20-day secret is inside the rotation window, so a re-run of onboarding issues a new one.
+  const site = await onboard("behind", 20);
+  const before = await currentSecret(site);
+  await fetch(`${site.creatioUrl}/_emulator/faults`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ down: true }) });
+  const r = await api("/api/tenants", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ creatioUrl: site.creatioUrl, creatioCredentialSecretName: SANDBOX_CREATIO_CREDENTIAL_SECRET, secretLifetimeDays: 730 }),
+  });
+  expect(r.status).toBe(202);
+  const failed = await finished(`onboard-${site.host}`, 90_000);
+  expect(failed.runtimeStatus).toBe("Failed");
+  const behind = await currentSecret(site);
+  // Key Vault's current version is a healthy 730-day secret, but Creatio still holds the 20-day one.
+  expect(behind.tags).toMatchObject({ rotationState: "idle", creatioSyncedKeyId: before.tags.keyId });
+  expect(behind.tags.keyId).not.toBe(before.tags.keyId);
+  expect(await creatioSecretKey(site)).toBe(before.value);
+  const app0 = await appOf(site);
+  const addsBefore = additions(app0);
+
+  await fetch(`${site.creatioUrl}/_emulator/faults`, { method: "DELETE" });
+  const next = await sweep();
+  expect(next.perSite[site.host]).toMatchObject({ outcome: "rotationStarted", reason: "creatioBehind" });
+  const done = await finished(`rotate-${site.host}`);
+  expect(done.runtimeStatus).toBe("Completed");
+  expect(done.output).toMatchObject({ issuedNewSecret: false, keyId: behind.tags.keyId });
+
+  const final = await currentSecret(site);
+  const app = await appOf(site);
+  expect(final.tags).toMatchObject({ keyId: behind.tags.keyId, creatioSyncedKeyId: behind.tags.keyId, rotationState: "idle" });
+  expect(await creatioSecretKey(site)).toBe(behind.value);
+  expect(app.passwordCredentials.map((p) => p.keyId)).toEqual([behind.tags.keyId]);
+  expect(removals(app, before.tags.keyId)).toBe(1);
+  expect(additions(app) - addsBefore).toBe(0);
+});
+
 test("Key Vault events: stale and foreign ones are ignored, a valid one rotates", async () => {
   const eventGrid = (events: unknown[]) =>
     api("/runtime/webhooks/eventgrid?functionName=keyVaultSecretNearExpiry", {

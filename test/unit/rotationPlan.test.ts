@@ -32,6 +32,13 @@ describe("which sites are due (ROTATE_DAYS_BEFORE_EXPIRY = 30)", () => {
     expect(planSite(secret("r.example.com", 700, { rotationState: "rotating" }), NOW, 30)).toMatchObject({ due: true, reason: "rotationUnfinished" });
   });
 
+  it("a site whose Creatio holds another password than the current one is due (an onboarding re-run failed at Creatio)", () => {
+    expect(planSite(secret("b.example.com", 700, { keyId: "k-new", creatioSyncedKeyId: "k-old" }), NOW, 30)).toMatchObject({ due: true, reason: "creatioBehind" });
+    expect(planSite(secret("s.example.com", 700, { keyId: "k", creatioSyncedKeyId: "k" }), NOW, 30)).toMatchObject({ due: false });
+    // Before Creatio was ever reached there is nothing to keep alive: the onboarding status says so.
+    expect(planSite(secret("n.example.com", 700, { keyId: "k" }), NOW, 30)).toMatchObject({ due: false });
+  });
+
   it("a secret without a recorded expiry is due rather than trusted forever", () => {
     expect(planSite(secret("n.example.com", undefined), NOW, 30)).toMatchObject({ due: true, reason: "expiresSoon", daysLeft: null, nextRotationDueAt: null });
   });
