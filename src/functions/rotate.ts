@@ -7,6 +7,7 @@ import { parseSiteHost, secretNameFor } from "../domain/site";
 import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
 import { settings } from "../settings";
 import { startRotation } from "./startRotation";
+import { conflictMessage } from "./startExclusive";
 
 /**
  * POST /api/tenants/{host}/rotate (DESIGN section 3): rotate now, e.g. after a suspected leak.
@@ -88,7 +89,7 @@ export async function rotateTenant(request: HttpRequest, client: DurableClient, 
   const gracePeriodHours = parsed.data.gracePeriodHours ?? deps.defaultGracePeriodHours();
   const result = await startRotation(client, { host, gracePeriodHours, trigger: "manual" });
   if (!result.started) {
-    return json(409, { error: `A rotation of ${host} is already ${result.runtimeStatus}`, instanceId: result.instanceId } satisfies ErrorResponse);
+    return json(409, { error: conflictMessage(host, result), instanceId: result.blockedBy } satisfies ErrorResponse);
   }
   context.log(`Started rotateSecret ${result.instanceId} (on demand, grace period ${gracePeriodHours} h)`);
   return client.createCheckStatusResponse(request, result.instanceId);

@@ -1,6 +1,6 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from "@azure/functions";
 import * as df from "durable-functions";
-import type { DurableClient, DurableOrchestrationStatus } from "durable-functions";
+import type { DurableClient } from "durable-functions";
 import {
   findPasswordLikeField,
   onboardRequestSchema,
@@ -18,6 +18,7 @@ import { SECRET_CONTENT_TYPE, decodeSiteTags, type SiteTags } from "../domain/ta
 import { bySoonestExpiry, lastRotationFromTags, nextRotationDueAt } from "../domain/rotationPlan";
 import type { RotationProgress } from "../orchestrators/rotateSecret";
 import { rotationStatus } from "./startRotation";
+import { conflictMessage, instanceStatus, startExclusive } from "./startExclusive";
 import { settings } from "../settings";
 import { ONBOARD_TENANT, type OnboardTenantInput, type OnboardingProgress } from "../orchestrators/onboardTenant";
 
@@ -52,8 +53,6 @@ export function rotationOf(tags: SiteTags | undefined, expiresOn: Date | undefin
   };
 }
 
-const ACTIVE_STATES = new Set(["Running", "Pending", "ContinuedAsNew", "Suspended"]);
-
 function json(status: number, body: unknown): HttpResponseInit {
   return { status, jsonBody: body, headers: { "Content-Type": "application/json; charset=utf-8" } };
 }
@@ -80,15 +79,6 @@ function decodeHostParam(raw: string): string {
   }
 }
 
-/** getStatus throws on an unknown instance (durable-functions 3); that is "none" here. */
-async function statusOf(client: DurableClient, instanceId: string): Promise<DurableOrchestrationStatus | undefined> {
-  try {
-    return await client.getStatus(instanceId, { showInput: false });
-  } catch (error) {
-    if (/404|could not find|not found/i.test(String((error as Error)?.message))) return undefined;
-    throw error;
-  }
-}
 
 /** POST /api/tenants: validate, check the Creatio credential secret, start onboardTenant. */
 export async function createTenant(request: HttpRequest, client: DurableClient, context: InvocationContext, deps: TenantsDeps = defaultDeps()): Promise<HttpResponseInit> {
@@ -133,11 +123,6 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
     return json(503, { error: `Key Vault could not be read: ${(error as Error)?.message}` } satisfies ErrorResponse);
   }
 
-  const instanceId = onboardingInstanceIdFor(site.site.host);
-  const existing = await statusOf(client, instanceId);
-  if (existing && ACTIVE_STATES.has(String(existing.runtimeStatus))) {
-    return json(409, { error: `An onboarding of ${site.site.host} is already ${existing.runtimeStatus}`, instanceId } satisfies ErrorResponse);
-  }
   const input: OnboardTenantInput = {
     host: site.site.host,
     creatioCredentialSecretName: request_.creatioCredentialSecretName,
@@ -146,16 +131,11 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
     mailServerId: request_.mailServerId,
     allowUserConsent: request_.allowUserConsent,
   };
-  try {
-    await client.startNew(ONBOARD_TENANT, { instanceId, input });
-  } catch (error) {
-    // Lost a race with another POST between the status read and the start: the Durable extension
-    // refuses to replace a running instance with 409 (as startRotation handles it).
-    if (/\b409\b|already exists/i.test(String((error as Error)?.message))) {
-      return json(409, { error: `An onboarding of ${site.site.host} is already running`, instanceId } satisfies ErrorResponse);
-    }
-    throw error;
+  const result = await startExclusive(client, "onboard", ONBOARD_TENANT, site.site.host, input);
+  if (!result.started) {
+    return json(409, { error: conflictMessage(site.site.host, result), instanceId: result.blockedBy } satisfies ErrorResponse);
   }
+  const instanceId = result.instanceId;
   context.log(`Started ${ONBOARD_TENANT} ${instanceId}`);
   return client.createCheckStatusResponse(request, instanceId);
 }
@@ -185,7 +165,7 @@ export async function getTenant(request: HttpRequest, client: DurableClient, _co
     if (!isSecretNotFound(error)) throw error;
   }
   const instanceId = onboardingInstanceIdFor(host);
-  const status = await statusOf(client, instanceId);
+  const status = await instanceStatus(client, instanceId);
   const rotationRun = await rotationStatus(client, host);
   if (!properties && !status) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
 
