@@ -56,6 +56,8 @@ export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: Ac
   const input = configureCreatioInput.parse(rawInput);
   const clientSecret = await deps.secrets.getSecret(input.secretName, input.secretVersion ? { version: input.secretVersion } : undefined);
   const secretValue = clientSecret.value;
+  // The Creatio credential's secret parts, kept out of error messages too (Creatio error bodies are quoted in them).
+  const credentialSecrets: string[] = [];
   try {
     if (!secretValue) throw new Error(`Key Vault secret ${input.secretName} has no value`);
     const decoded = decodeSiteTags(clientSecret.properties.tags);
@@ -68,7 +70,9 @@ export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: Ac
       if (isSecretNotFound(error)) throw new Error(`The Creatio credential secret ${input.creatioCredentialSecretName} does not exist in Key Vault`);
       throw error;
     }
+    if (credentialValue) credentialSecrets.push(credentialValue);
     const credential = parseCreatioCredential(input.creatioCredentialSecretName, credentialValue);
+    credentialSecrets.push("password" in credential ? credential.password : credential.clientSecret);
     const creatio = deps.creatio({ origin: `https://${input.host}`, credential, defaultIdentityServerUrl: defaultIdentityServerUrlFor(input.host) });
     const odataRoot = await creatio.odataRoot();
 
@@ -124,7 +128,7 @@ export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: Ac
     }
     return { mailServerId: input.mailServerId, oauthApplicationId: row.Id, odataRoot, actions, syncedAt, syncedKeyId };
   } catch (error) {
-    throw redactError(error, secretValue);
+    throw redactError(error, secretValue, ...credentialSecrets);
   }
 }
 

@@ -3,6 +3,7 @@ import { ensureServicePrincipal } from "../../src/activities/ensureServicePrinci
 import { grantAdminConsent } from "../../src/activities/grantAdminConsent";
 import { issueClientSecret, passwordDisplayName } from "../../src/activities/issueClientSecret";
 import { allowUserConsent } from "../../src/activities/allowUserConsent";
+import { configureCreatio } from "../../src/activities/configureCreatio";
 import { graphTokenScope } from "../../src/clients/graph";
 import { encodeSiteTags } from "../../src/domain/tags";
 import { FakeSecretStore, deps } from "./fakes";
@@ -336,5 +337,31 @@ describe("issueClientSecret and replication lag", () => {
     );
     expect(reads).toBe(3);
     expect(result.keyId).toBe("k1");
+  });
+});
+
+describe("configureCreatio", () => {
+  it("keeps the Creatio credential's password out of its errors, as well as the client secret", async () => {
+    const store = new FakeSecretStore();
+    const clientSecretValue = "client-secret-value-123";
+    const password = "creatio-password-456";
+    const version = store.seed("creatio-o365-acme--creatio--com", clientSecretValue, {});
+    store.seed("creatio-api-acme", JSON.stringify({ username: "Supervisor", password }));
+    // A Creatio (or proxy) error that quotes what it was sent.
+    const creatio = {
+      odataRoot: async () => {
+        throw new Error(`POST /ServiceModel/AuthService.svc/Login: 500 {"UserName":"Supervisor","UserPassword":"${password}"} secret ${clientSecretValue}`);
+      },
+    };
+    const { graph } = recordingGraph(() => ({ status: 404 }));
+    const run = configureCreatio(
+      { host: "acme.creatio.com", secretName: "creatio-o365-acme--creatio--com", secretVersion: version, creatioCredentialSecretName: "creatio-api-acme", mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b", appId: "app-id" },
+      deps(graph, store, { creatio: (() => creatio) as never }),
+    );
+    const error = (await run.then(() => undefined, (e: unknown) => e)) as Error;
+    expect(error.message).toMatch(/AuthService\.svc\/Login: 500/);
+    expect(error.message).not.toContain(password);
+    expect(error.message).not.toContain(clientSecretValue);
+    expect(error.stack ?? "").not.toContain(password);
   });
 });
