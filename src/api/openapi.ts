@@ -38,6 +38,7 @@ export interface ApiRoute {
 const badRequest = { description: "Invalid request: `errors` lists each field path and problem.", schema: errorResponseSchema };
 const unauthorized = { description: "Missing or wrong function key." };
 const notFound = { description: "No managed site with that host.", schema: errorResponseSchema };
+const keyVaultUnavailable = { description: "Key Vault could not be read; retry later.", schema: errorResponseSchema };
 const conflict = { description: "An orchestration for that site is already running; `instanceId` names it.", schema: errorResponseSchema };
 
 /**
@@ -57,7 +58,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
       "400": badRequest,
       "401": unauthorized,
       "409": conflict,
-      "503": { description: "Key Vault could not be read; retry later.", schema: errorResponseSchema },
+      "503": keyVaultUnavailable,
     },
   },
   {
@@ -66,7 +67,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     operationId: "listTenants",
     summary: "List managed sites",
     description: "Every site that has a client secret in Key Vault, from the secrets' tags (values are never read).",
-    responses: { "200": { description: "Managed sites.", schema: tenantListSchema }, "401": unauthorized },
+    responses: { "200": { description: "Managed sites.", schema: tenantListSchema }, "401": unauthorized, "503": keyVaultUnavailable },
   },
   {
     method: "GET",
@@ -79,6 +80,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
       "400": { description: "The host is not a valid site host.", schema: errorResponseSchema },
       "401": unauthorized,
       "404": notFound,
+      "503": keyVaultUnavailable,
     },
   },
   {
@@ -96,6 +98,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
       "401": unauthorized,
       "404": notFound,
       "409": conflict,
+      "503": keyVaultUnavailable,
     },
   },
   {

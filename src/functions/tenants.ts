@@ -151,7 +151,7 @@ function iso(date: Date | string | undefined | null): string | null {
 }
 
 /** GET /api/tenants/{host}: Key Vault tags + Durable status of the site's onboarding. */
-export async function getTenant(request: HttpRequest, client: DurableClient, _context: InvocationContext, deps: TenantsDeps = defaultDeps()): Promise<HttpResponseInit> {
+export async function getTenant(request: HttpRequest, client: DurableClient, context: InvocationContext, deps: TenantsDeps = defaultDeps()): Promise<HttpResponseInit> {
   const parsedHost = parseSiteHost(decodeHostParam(request.params.host ?? ""));
   if (!parsedHost.ok) return badRequest("Invalid host", [{ path: "host", message: `host ${parsedHost.problem}` }]);
   const { host } = parsedHost.site;
@@ -162,7 +162,7 @@ export async function getTenant(request: HttpRequest, client: DurableClient, _co
     // getSecret is the only single-secret read; the value is dropped here and never leaves.
     properties = (await deps.secrets.getSecret(secretName)).properties;
   } catch (error) {
-    if (!isSecretNotFound(error)) throw error;
+    if (!isSecretNotFound(error)) return keyVaultUnavailable(context, secretName, error);
   }
   const instanceId = onboardingInstanceIdFor(host);
   const status = await instanceStatus(client, instanceId);
@@ -221,29 +221,39 @@ export async function getTenant(request: HttpRequest, client: DurableClient, _co
 }
 
 /** GET /api/tenants: every site whose secret carries our contentType; properties only, no values (DESIGN rule 5). */
-export async function listTenants(_request: HttpRequest, _context: InvocationContext, deps: TenantsDeps = defaultDeps()): Promise<HttpResponseInit> {
+export async function listTenants(_request: HttpRequest, context: InvocationContext, deps: TenantsDeps = defaultDeps()): Promise<HttpResponseInit> {
   const now = deps.now();
   const sites: TenantSummary[] = [];
-  for await (const properties of deps.secrets.listPropertiesOfSecrets()) {
-    if (properties.contentType !== SECRET_CONTENT_TYPE) continue;
-    const decoded = decodeSiteTags(properties.tags);
-    const host = decoded.ok ? decoded.tags.site : hostFromSecretName(properties.name);
-    if (!host) continue;
-    sites.push({
-      host,
-      secretName: properties.name,
-      appId: decoded.ok ? decoded.tags.appId : null,
-      keyId: decoded.ok ? decoded.tags.keyId : null,
-      expiresOn: iso(properties.expiresOn),
-      daysLeft: daysLeft(properties.expiresOn, now),
-      creatioSyncedAt: decoded.ok ? (decoded.tags.creatioSyncedAt ?? null) : null,
-      rotationState: decoded.ok ? decoded.tags.rotationState : null,
-      rotation: rotationOf(decoded.ok ? decoded.tags : undefined, properties.expiresOn, now, deps),
-    });
+  try {
+    for await (const properties of deps.secrets.listPropertiesOfSecrets()) {
+      if (properties.contentType !== SECRET_CONTENT_TYPE) continue;
+      const decoded = decodeSiteTags(properties.tags);
+      const host = decoded.ok ? decoded.tags.site : hostFromSecretName(properties.name);
+      if (!host) continue;
+      sites.push({
+        host,
+        secretName: properties.name,
+        appId: decoded.ok ? decoded.tags.appId : null,
+        keyId: decoded.ok ? decoded.tags.keyId : null,
+        expiresOn: iso(properties.expiresOn),
+        daysLeft: daysLeft(properties.expiresOn, now),
+        creatioSyncedAt: decoded.ok ? (decoded.tags.creatioSyncedAt ?? null) : null,
+        rotationState: decoded.ok ? decoded.tags.rotationState : null,
+        rotation: rotationOf(decoded.ok ? decoded.tags : undefined, properties.expiresOn, now, deps),
+      });
+    }
+  } catch (error) {
+    return keyVaultUnavailable(context, "the list of secrets", error);
   }
   // Soonest expiry first (issue 4): the sites that need attention lead.
   sites.sort(bySoonestExpiry);
   return json(200, sites);
+}
+
+/** Key Vault throttled, down or refusing us: 503 naming the read, like POST /api/tenants. */
+function keyVaultUnavailable(context: InvocationContext, what: string, error: unknown): HttpResponseInit {
+  context.error(`Key Vault read of ${what} failed: ${(error as Error)?.message}`);
+  return json(503, { error: `Key Vault could not be read: ${(error as Error)?.message}` } satisfies ErrorResponse);
 }
 
 df.app.client.http("tenantsCreate", {

@@ -160,6 +160,23 @@ describe("GET /api/tenants/{host} and GET /api/tenants", () => {
     expect((await getTenant(get("bad_host!"), client, context(), { secrets: store(), now })).status).toBe(400);
   });
 
+  it("answers 503 naming Key Vault, not 500, when Key Vault cannot be read", async () => {
+    const throttled = Object.assign(new Error("Too many requests (429)"), { statusCode: 429 });
+    const unreadable = store();
+    unreadable.getSecret = (async () => {
+      throw throttled;
+    }) as typeof unreadable.getSecret;
+    unreadable.listPropertiesOfSecrets = (() => ({
+      [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(throttled) }),
+    })) as unknown as typeof unreadable.listPropertiesOfSecrets;
+    const { client } = fakeClient({ runtimeStatus: "Completed" });
+    const one = await getTenant(get("acme.creatio.com"), client, context(), { secrets: unreadable, now });
+    expect(one.status).toBe(503);
+    expect(one.jsonBody).toEqual({ error: "Key Vault could not be read: Too many requests (429)" });
+    const all = await listTenants(new HttpRequest({ method: "GET", url: "http://localhost/api/tenants" }), context(), { secrets: unreadable, now });
+    expect(all.status).toBe(503);
+  });
+
   it("lists managed sites from secret properties only", async () => {
     const response = await listTenants(new HttpRequest({ method: "GET", url: "http://localhost/api/tenants" }), context(), { secrets: store(), now });
     expect(response.jsonBody).toMatchObject([
