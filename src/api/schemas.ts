@@ -187,7 +187,7 @@ export const tenantStatusSchema = z
         lastUpdatedTime: z.string().nullable(),
       })
       .nullable(),
-    warnings: z.array(z.string()).meta({ description: "Includes the Exchange Online EWS retirement notice." }),
+    warnings: z.array(z.string()).meta({ description: "The Exchange Online EWS retirement notice, and a warning when the secret lives no longer than the rotation window." }),
   })
   .meta({ id: "TenantStatus" });
 

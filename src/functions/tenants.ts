@@ -15,7 +15,7 @@ import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/
 import { ewsRetirementNotice } from "../domain/ews";
 import { onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor, hostFromSecretName } from "../domain/site";
 import { SECRET_CONTENT_TYPE, decodeSiteTags, type SiteTags } from "../domain/tags";
-import { bySoonestExpiry, lastRotationFromTags, nextRotationDueAt } from "../domain/rotationPlan";
+import { bySoonestExpiry, DAY_MS, lastRotationFromTags, nextRotationDueAt } from "../domain/rotationPlan";
 import type { RotationProgress } from "../orchestrators/rotateSecret";
 import { rotationStatus } from "./startRotation";
 import { conflictMessage, instanceStatus, startExclusive } from "./startExclusive";
@@ -157,7 +157,7 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
   const { host } = parsedHost.site;
   const secretName = secretNameFor(host);
 
-  let properties: { version?: string; expiresOn?: Date; tags?: Record<string, string> } | undefined;
+  let properties: { version?: string; createdOn?: Date; expiresOn?: Date; tags?: Record<string, string> } | undefined;
   try {
     // getSecret is the only single-secret read; the value is dropped here and never leaves.
     properties = (await deps.secrets.getSecret(secretName)).properties;
@@ -215,7 +215,7 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
           lastUpdatedTime: iso(status.lastUpdatedTime),
         }
       : null,
-    warnings: [ewsRetirementNotice()],
+    warnings: [ewsRetirementNotice(), ...shortLifetimeWarning(properties, deps.rotateDaysBeforeExpiry ?? 30)],
   };
   return json(200, body);
 }
@@ -248,6 +248,20 @@ export async function listTenants(_request: HttpRequest, context: InvocationCont
   // Soonest expiry first (issue 4): the sites that need attention lead.
   sites.sort(bySoonestExpiry);
   return json(200, sites);
+}
+
+/**
+ * A rotation keeps the lifetime of the password it replaces, so a secret that lives no longer than
+ * the rotation window (ROTATE_DAYS_BEFORE_EXPIRY) is due again at every sweep: say so.
+ */
+function shortLifetimeWarning(properties: { createdOn?: Date; expiresOn?: Date } | undefined, rotateDaysBeforeExpiry: number): string[] {
+  if (!properties?.createdOn || !properties.expiresOn) return [];
+  const lifetimeDays = Math.round((properties.expiresOn.getTime() - properties.createdOn.getTime()) / DAY_MS);
+  if (lifetimeDays > rotateDaysBeforeExpiry) return [];
+  return [
+    `The client secret lives ${lifetimeDays} days, no longer than the rotation window of ${rotateDaysBeforeExpiry} days (ROTATE_DAYS_BEFORE_EXPIRY): ` +
+      `every sweep will rotate it. Onboard the site again with a larger secretLifetimeDays.`,
+  ];
 }
 
 /** Key Vault throttled, down or refusing us: 503 naming the read, like POST /api/tenants. */

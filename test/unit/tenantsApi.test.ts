@@ -154,6 +154,18 @@ describe("GET /api/tenants/{host} and GET /api/tenants", () => {
     expect(JSON.stringify(body)).not.toContain("THE-CLIENT-SECRET");
   });
 
+  it("warns when the secret lives no longer than the rotation window (it would rotate at every sweep)", async () => {
+    const { client } = fakeClient({ runtimeStatus: "Completed" });
+    const long = store();
+    long.seed("creatio-o365-acme--creatio--com", "v", { contentType: SECRET_CONTENT_TYPE, createdOn: new Date("2026-11-27T12:00:00Z"), expiresOn: new Date("2027-01-26T12:00:00Z"), tags });
+    expect(((await getTenant(get("acme.creatio.com"), client, context(), { secrets: long, now, rotateDaysBeforeExpiry: 30 })).jsonBody as any).warnings).toHaveLength(1);
+    const short = store();
+    short.seed("creatio-o365-acme--creatio--com", "v", { contentType: SECRET_CONTENT_TYPE, createdOn: new Date("2026-11-27T12:00:00Z"), expiresOn: new Date("2026-12-17T12:00:00Z"), tags });
+    const warnings = ((await getTenant(get("acme.creatio.com"), client, context(), { secrets: short, now, rotateDaysBeforeExpiry: 30 })).jsonBody as any).warnings as string[];
+    expect(warnings).toHaveLength(2);
+    expect(warnings[1]).toMatch(/lives 20 days, no longer than the rotation window of 30 days/);
+  });
+
   it("answers 404 for an unknown site and 400 for a bad host", async () => {
     const { client } = fakeClient();
     expect((await getTenant(get("other.creatio.com"), client, context(), { secrets: store(), now })).status).toBe(404);
