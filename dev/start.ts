@@ -8,6 +8,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { startAzurite, type AzuriteHandle } from "./azurite";
 import { SANDBOX_CREATIO_CREDENTIAL_SECRET, startEmulators, type EmulatorStack } from "./emulators";
+import type { FaultSettings } from "./emulators/server";
 import { spawnHost, type SpawnedHost } from "./host/spawn";
 import { REPO_ROOT, SANDBOX_DIR } from "./sandbox";
 
@@ -73,7 +74,9 @@ async function main(): Promise<void> {
         tablePort: PORTS.table,
       });
       stoppers.push(() => azurite.stop());
-      stack = await startEmulators({ graphPort: PORTS.graph, keyVaultPort: PORTS.keyVault, creatioPort: PORTS.creatio });
+      // Faults from the start, e.g. EMULATOR_FAULTS='{"latencyMs":200,"throttleFraction":0.1}': every emulator gets them.
+      const faults = env.EMULATOR_FAULTS ? (JSON.parse(env.EMULATOR_FAULTS) as Partial<FaultSettings>) : undefined;
+      stack = await startEmulators({ graphPort: PORTS.graph, keyVaultPort: PORTS.keyVault, creatioPort: PORTS.creatio, faults });
       stoppers.push(() => stack!.close());
       // NODE_EXTRA_CA_CERTS is not a default to override: appSettings() already bundles any inherited CA file.
       const { NODE_EXTRA_CA_CERTS, ...settings } = stack.appSettings();
