@@ -7,6 +7,7 @@ import { parseSiteHost, secretNameFor } from "../domain/site";
 import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
 import { settings } from "../settings";
 import { startRotation } from "./startRotation";
+import { badRequest, decodeHostParam, json, keyVaultUnavailable, malformedJsonMessage } from "./responses";
 import { conflictMessage } from "./startExclusive";
 
 /**
@@ -24,32 +25,6 @@ export interface RotateDeps {
 }
 
 const defaultDeps = (): RotateDeps => ({ secrets: getSecretClient(), defaultGracePeriodHours: () => settings().OLD_SECRET_GRACE_HOURS });
-
-function json(status: number, body: unknown): HttpResponseInit {
-  return { status, jsonBody: body, headers: { "Content-Type": "application/json; charset=utf-8" } };
-}
-
-function badRequest(error: string, errors: ErrorResponse["errors"]): HttpResponseInit {
-  return json(400, { error, errors } satisfies ErrorResponse);
-}
-
-/**
- * JSON.parse's message quotes the text around the error, which may be a password sent by mistake
- * (DESIGN rule 1: never echo it): keep only the position.
- */
-function malformedJsonMessage(error: unknown): string {
-  const position = /at position (\d+)/.exec(String((error as Error)?.message))?.[1];
-  return `body is not valid JSON${position !== undefined ? ` (at position ${position})` : ""}`;
-}
-
-/** The route's host, percent-decoded; text that is not valid percent-encoding is left for parseSiteHost to reject (400, not a URIError). */
-function decodeHostParam(raw: string): string {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return raw;
-  }
-}
 
 export async function rotateTenant(request: HttpRequest, client: DurableClient, context: InvocationContext, deps: RotateDeps = defaultDeps()): Promise<HttpResponseInit> {
   const parsedHost = parseSiteHost(decodeHostParam(request.params.host ?? ""));
@@ -82,8 +57,7 @@ export async function rotateTenant(request: HttpRequest, client: DurableClient, 
     }
   } catch (error) {
     if (isSecretNotFound(error)) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
-    context.error(`Key Vault lookup of ${secretName} failed: ${(error as Error)?.message}`);
-    return json(503, { error: `Key Vault could not be read: ${(error as Error)?.message}` } satisfies ErrorResponse);
+    return keyVaultUnavailable(context, secretName, error);
   }
 
   const gracePeriodHours = parsed.data.gracePeriodHours ?? deps.defaultGracePeriodHours();

@@ -18,6 +18,7 @@ import { SECRET_CONTENT_TYPE, decodeSiteTags, type SiteTags } from "../domain/ta
 import { bySoonestExpiry, DAY_MS, lastRotationFromTags, nextRotationDueAt } from "../domain/rotationPlan";
 import type { RotationProgress } from "../orchestrators/rotateSecret";
 import { rotationStatus } from "./startRotation";
+import { badRequest, decodeHostParam, json, keyVaultUnavailable, malformedJsonMessage } from "./responses";
 import { conflictMessage, instanceStatus, startExclusive } from "./startExclusive";
 import { settings } from "../settings";
 import { ONBOARD_TENANT, type OnboardTenantInput, type OnboardingProgress } from "../orchestrators/onboardTenant";
@@ -52,33 +53,6 @@ export function rotationOf(tags: SiteTags | undefined, expiresOn: Date | undefin
     nextRotationDueAt: iso(nextRotationDueAt(expiresOn, deps.rotateDaysBeforeExpiry ?? 30)),
   };
 }
-
-function json(status: number, body: unknown): HttpResponseInit {
-  return { status, jsonBody: body, headers: { "Content-Type": "application/json; charset=utf-8" } };
-}
-
-function badRequest(error: string, errors: ErrorResponse["errors"]): HttpResponseInit {
-  return json(400, { error, errors } satisfies ErrorResponse);
-}
-
-/**
- * JSON.parse's message quotes the text around the error, which may be a password sent by mistake
- * (DESIGN rule 1: never echo it): keep only the position.
- */
-function malformedJsonMessage(error: unknown): string {
-  const position = /at position (\d+)/.exec(String((error as Error)?.message))?.[1];
-  return `body is not valid JSON${position !== undefined ? ` (at position ${position})` : ""}`;
-}
-
-/** The route's host, percent-decoded; text that is not valid percent-encoding is left for parseSiteHost to reject (400, not a URIError). */
-function decodeHostParam(raw: string): string {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return raw;
-  }
-}
-
 
 /** POST /api/tenants: validate, check the Creatio credential secret, start onboardTenant. */
 export async function createTenant(request: HttpRequest, client: DurableClient, context: InvocationContext, deps: TenantsDeps = defaultDeps()): Promise<HttpResponseInit> {
@@ -119,8 +93,7 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
     if ((error as Error)?.name === "CreatioCredentialError") {
       return badRequest("Invalid request", [{ path: "creatioCredentialSecretName", message: `creatioCredentialSecretName: ${(error as Error).message}` }]);
     }
-    context.error(`Key Vault lookup of ${request_.creatioCredentialSecretName} failed: ${(error as Error)?.message}`);
-    return json(503, { error: `Key Vault could not be read: ${(error as Error)?.message}` } satisfies ErrorResponse);
+    return keyVaultUnavailable(context, request_.creatioCredentialSecretName, error);
   }
 
   const input: OnboardTenantInput = {
@@ -262,12 +235,6 @@ function shortLifetimeWarning(properties: { createdOn?: Date; expiresOn?: Date }
     `The client secret lives ${lifetimeDays} days, no longer than the rotation window of ${rotateDaysBeforeExpiry} days (ROTATE_DAYS_BEFORE_EXPIRY): ` +
       `every sweep will rotate it. Onboard the site again with a larger secretLifetimeDays.`,
   ];
-}
-
-/** Key Vault throttled, down or refusing us: 503 naming the read, like POST /api/tenants. */
-function keyVaultUnavailable(context: InvocationContext, what: string, error: unknown): HttpResponseInit {
-  context.error(`Key Vault read of ${what} failed: ${(error as Error)?.message}`);
-  return json(503, { error: `Key Vault could not be read: ${(error as Error)?.message}` } satisfies ErrorResponse);
 }
 
 df.app.client.http("tenantsCreate", {
