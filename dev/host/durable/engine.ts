@@ -217,33 +217,29 @@ export class DurableEngine {
   }
 
   async raiseEvent(instanceId: string, eventName: string, data: string | null): Promise<"ok" | "notfound" | "gone"> {
-    const inst = await this.store.getInstance(instanceId);
-    if (!inst) return "notfound";
-    if (TERMINAL.includes(inst.status)) return "gone";
-    const now = new Date();
-    await this.store.enqueue(instanceId, {
-      rowKey: `p-event-${now.toISOString()}-${randomUUID()}`,
-      executionId: inst.executionId,
-      visibleAt: now.toISOString(),
-      enqueuedAt: now.toISOString(),
-      kind: "event",
-      event: ev(EventType.EventRaised, now, { Name: eventName, Input: data }),
-    });
-    return "ok";
+    return this.enqueueForRunning(instanceId, "event", (now) => ({ kind: "event", event: ev(EventType.EventRaised, now, { Name: eventName, Input: data }) }));
   }
 
   async terminate(instanceId: string, reason: string): Promise<"ok" | "notfound" | "gone"> {
+    return this.enqueueForRunning(instanceId, "terminate", () => ({ kind: "terminate", reason }));
+  }
+
+  /** Queues a message for an instance that exists and has not ended (raise event, terminate). */
+  private async enqueueForRunning(
+    instanceId: string,
+    label: string,
+    body: (now: Date) => { kind: "event"; event: ReturnType<typeof ev> } | { kind: "terminate"; reason: string },
+  ): Promise<"ok" | "notfound" | "gone"> {
     const inst = await this.store.getInstance(instanceId);
     if (!inst) return "notfound";
     if (TERMINAL.includes(inst.status)) return "gone";
     const now = new Date();
     await this.store.enqueue(instanceId, {
-      rowKey: `p-terminate-${now.toISOString()}-${randomUUID()}`,
+      rowKey: `p-${label}-${now.toISOString()}-${randomUUID()}`,
       executionId: inst.executionId,
       visibleAt: now.toISOString(),
       enqueuedAt: now.toISOString(),
-      kind: "terminate",
-      reason,
+      ...body(now),
     });
     return "ok";
   }
