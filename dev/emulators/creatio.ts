@@ -158,6 +158,17 @@ export function createCreatioEmulator(ctx: EmulatorContext, options: CreatioEmul
     return findUser(session.userName)!;
   };
 
+  // RightsService: may the caller perform a system operation? `{operation}` in, `{GetCanExecuteOperationResult}`
+  // out; `/0/ServiceModel/...` on .NET Framework sites, `/ServiceModel/...` on .NET Core (the route
+  // and shape of clio's CreatioRightsClient, github.com/Advance-Technologies-Foundation/clio).
+  server.route("POST", new RegExp(`^${options.netCore ? "" : "/0"}/ServiceModel/RightsService\\.svc/GetCanExecuteOperation$`, "i"), (req) => {
+    const who = authenticate(req);
+    if ("status" in who) return who;
+    const operation = (req.body as { operation?: unknown } | undefined)?.operation;
+    if (typeof operation !== "string") return { status: 400, body: { error: { code: "", message: "operation is required" } } };
+    return { status: 200, body: { GetCanExecuteOperationResult: who.operations.includes(operation) } };
+  });
+
   /** Wraps an OData handler: auth, entity lookup, OData errors, and response headers. */
   const odata =
     (handler: (req: EmulatorRequest, entity: EntityDef, user: CreatioUser) => EmulatorResponse) =>

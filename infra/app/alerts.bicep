@@ -80,8 +80,8 @@ resource expiringSecretAlert 'Microsoft.Insights/scheduledQueryRules@2022-06-15'
   location: location
   tags: tags
   properties: {
-    displayName: 'creatio-o365-oauth: a managed client secret expires within 7 days'
-    description: 'The latest sweep saw a managed secret that expires in under 7 days, so rotation has not happened in time. Start it by hand: POST /api/tenants/{host}/rotate.'
+    displayName: 'creatio-o365-oauth: a Creatio site\'s client secret expires within 7 days, or it has none'
+    description: 'The latest sweep saw a site whose Creatio holds a client secret that expires in under 7 days (rotation has not happened in time), or holds none of its app (an onboarding failed before Creatio got it). GET /api/tenants/{host} names the cause; rotate by hand: POST /api/tenants/{host}/rotate.'
     severity: 2
     enabled: true
     scopes: [workspaceId]
@@ -90,7 +90,7 @@ resource expiringSecretAlert 'Microsoft.Insights/scheduledQueryRules@2022-06-15'
     criteria: {
       allOf: [
         {
-          query: '${events} events | where event == "secret.expiry" | summarize arg_max(TimeGenerated, e) by site | extend expiresOn = todatetime(e.expiresOn), daysLeft = todouble(e.daysLeft) | where expiresOn < now() + 7d | project site, expiresOn, daysLeft'
+          query: '${events} events | where event == "secret.expiry" | summarize arg_max(TimeGenerated, e) by site | extend expiresOn = todatetime(e.expiresOn), daysLeft = todouble(e.daysLeft), creatioConfigured = tobool(e.creatioConfigured) | where expiresOn < now() + 7d or creatioConfigured == false | project site, expiresOn, daysLeft, creatioConfigured'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0

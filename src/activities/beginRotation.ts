@@ -2,7 +2,7 @@ import { z } from "zod";
 import { graphCall } from "../clients/graph";
 import { isSecretNotFound } from "../clients/keyVault";
 import { secretNameFor } from "../domain/site";
-import { DAY_MS, isInRotationWindow } from "../domain/rotationPlan";
+import { DAY_MS, isFreshEnough, isInRotationWindow } from "../domain/rotationPlan";
 import { SECRET_CONTENT_TYPE, decodeSiteTags, mergeSiteTags, type SiteTagsChange } from "../domain/tags";
 import { defaultDeps, type ActivityDeps } from "./shared";
 
@@ -11,10 +11,10 @@ import { defaultDeps, type ActivityDeps } from "./shared";
  * is not used) and its app's passwords from Graph, and mark the site `rotating`. Returns what the
  * orchestrator needs to decide the rest, so it reads no clock and no setting itself (DESIGN rule 3).
  *
- * Never remove the password Creatio holds (DESIGN rule 6): when Creatio does not hold the current
- * keyId (a failed rotation), its keyId (creatioSyncedKeyId) is written to previousKeyId before any
- * new password is issued, because issueClientSecret keeps exactly keyId and previousKeyId when it
- * clears this instance's leftovers.
+ * Never remove the password Creatio holds (docs/architecture.md, "Rotation never breaks mail sync"):
+ * when Creatio does not hold the current keyId (a failed rotation), its keyId (creatioSyncedKeyId)
+ * is written to previousKeyId before any new password is issued, because issueClientSecret keeps
+ * exactly keyId and previousKeyId when it clears this instance's leftovers.
  *
  * Idempotent: a retry or replay writes the same tags again.
  */
@@ -36,14 +36,18 @@ export interface RotationSite {
   expiresOn: string | null;
   /** The current version expires within ROTATE_DAYS_BEFORE_EXPIRY days (or has expired). */
   currentDue: boolean;
+  /**
+   * The current version is recent enough to deliver instead of issuing another (isFreshEnough):
+   * what an earlier run issued and then failed to give Creatio, even when it is shorter-lived than
+   * the rotation window.
+   */
+  currentFresh: boolean;
   /** The current keyId is still a password of the app. */
   currentExists: boolean;
-  /** keyId Creatio holds, as far as the tags know (creatioSyncedKeyId, else the current keyId). */
-  creatioHeldKeyId: string;
+  /** keyId Creatio holds, as far as the tags know; null when Creatio never received a secret of the app. */
+  creatioHeldKeyId: string | null;
   /** previousKeyId after this step (see the class comment). */
   previousKeyId: string | null;
-  /** Rotation state before this step. */
-  priorState: string;
   appId: string;
   appObjectId: string;
   servicePrincipalId: string | null;
@@ -89,8 +93,8 @@ export async function beginRotation(rawInput: BeginRotationInput, deps: Activity
   );
   const current = (app.passwordCredentials ?? []).find((p) => p.keyId === tags.keyId);
 
-  const creatioHeldKeyId = tags.creatioSyncedKeyId ?? tags.keyId;
-  const previousKeyId = creatioHeldKeyId !== tags.keyId ? creatioHeldKeyId : (tags.previousKeyId ?? null);
+  const creatioHeldKeyId = tags.creatioSyncedKeyId ?? null;
+  const previousKeyId = creatioHeldKeyId && creatioHeldKeyId !== tags.keyId ? creatioHeldKeyId : (tags.previousKeyId ?? null);
 
   const change: SiteTagsChange = {
     rotationState: "rotating",
@@ -106,10 +110,10 @@ export async function beginRotation(rawInput: BeginRotationInput, deps: Activity
     keyId: tags.keyId,
     expiresOn: properties.expiresOn ? properties.expiresOn.toISOString() : null,
     currentDue: isInRotationWindow(properties.expiresOn, now, deps.rotateDaysBeforeExpiry),
+    currentFresh: current !== undefined && isFreshEnough(properties.expiresOn, lifetimeDays(current), now, deps.rotateDaysBeforeExpiry),
     currentExists: current !== undefined,
     creatioHeldKeyId,
     previousKeyId,
-    priorState: tags.rotationState,
     appId: tags.appId,
     appObjectId: tags.appObjectId,
     servicePrincipalId: tags.servicePrincipalId ?? null,

@@ -1,8 +1,9 @@
 import { z } from "zod";
-import { CreatioError, parseCreatioCredential } from "../clients/creatio";
+import { CreatioError, CreatioLoginRefusedError, parseCreatioCredential, type OAuthApplicationRow } from "../clients/creatio";
 import { isSecretNotFound } from "../clients/keyVault";
+import { FinalError } from "../domain/failure";
 import { defaultIdentityServerUrlFor } from "../domain/site";
-import { decodeSiteTags, mergeSiteTags } from "../domain/tags";
+import { decodeSiteTags, mergeSiteTags, type SiteTagsChange } from "../domain/tags";
 import { defaultDeps, redactError, type ActivityDeps } from "./shared";
 
 /**
@@ -22,8 +23,10 @@ export const configureCreatioInput = z.object({
   creatioCredentialSecretName: z.string().min(1),
   mailServerId: z.string().min(1),
   appId: z.string().min(1),
+  /** Replace a link to another application's row (checkCreatioSite said so); otherwise that is a conflict. */
+  takeOver: z.boolean().default(false),
 });
-export type ConfigureCreatioInput = z.infer<typeof configureCreatioInput>;
+export type ConfigureCreatioInput = z.input<typeof configureCreatioInput>;
 
 export interface ConfigureCreatioResult {
   mailServerId: string;
@@ -37,20 +40,7 @@ export interface ConfigureCreatioResult {
 
 export const OAUTH_APPLICATION_NAME = "Office365OAuthAuthenticator";
 export const OAUTH_CLIENT_CLASS_NAME = "Office365OAuthClient";
-const EMPTY_GUID = "00000000-0000-0000-0000-000000000000";
 
-interface MailServerRow {
-  Id: string;
-  Name?: string;
-  OAuthApplicationId?: string | null;
-}
-interface OAuthApplicationRow {
-  Id: string;
-  Name?: string;
-  AppClassName?: string;
-  ClientClassName?: string;
-  ClientId?: string;
-}
 
 export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: ActivityDeps = defaultDeps()): Promise<ConfigureCreatioResult> {
   const input = configureCreatioInput.parse(rawInput);
@@ -67,27 +57,44 @@ export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: Ac
     try {
       credentialValue = (await deps.secrets.getSecret(input.creatioCredentialSecretName)).value;
     } catch (error) {
-      if (isSecretNotFound(error)) throw new Error(`The Creatio credential secret ${input.creatioCredentialSecretName} does not exist in Key Vault`);
+      if (isSecretNotFound(error)) throw new FinalError(`The Creatio credential secret ${input.creatioCredentialSecretName} does not exist in Key Vault`);
       throw error;
     }
     if (credentialValue) credentialSecrets.push(credentialValue);
-    const credential = parseCreatioCredential(input.creatioCredentialSecretName, credentialValue);
+    let credential;
+    try {
+      credential = parseCreatioCredential(input.creatioCredentialSecretName, credentialValue);
+    } catch (error) {
+      throw new FinalError((error as Error).message);
+    }
     credentialSecrets.push("password" in credential ? credential.password : credential.clientSecret);
     const creatio = deps.creatio({ origin: `https://${input.host}`, credential, defaultIdentityServerUrl: defaultIdentityServerUrlFor(input.host) });
-    const odataRoot = await creatio.odataRoot();
+    let odataRoot: string;
+    try {
+      odataRoot = await creatio.odataRoot();
+    } catch (error) {
+      if (error instanceof CreatioLoginRefusedError) {
+        throw new FinalError(`Creatio refused the credential in Key Vault secret ${input.creatioCredentialSecretName}: ${error.message}. Store the right credential and run again.`);
+      }
+      throw error;
+    }
 
-    const mailServer = await creatio.get<MailServerRow>(`/MailServer(${input.mailServerId})?$select=Id,Name,OAuthApplicationId`);
-    if (!mailServer.body) {
-      throw new CreatioError(`GET ${odataRoot}/MailServer(${input.mailServerId})`, 404, "no such mail server; pass the id of the site's Office 365 MailServer row as mailServerId");
+    const link = await creatio.mailServerLink(input.mailServerId);
+    if (!link.mailServer) {
+      throw new FinalError(`Creatio GET ${odataRoot}/MailServer(${input.mailServerId}) found no such mail server; pass the id of the site's Office 365 MailServer row as mailServerId`);
     }
     const desired = { Name: OAUTH_APPLICATION_NAME, AppClassName: OAUTH_APPLICATION_NAME, ClientClassName: OAUTH_CLIENT_CLASS_NAME, ClientId: input.appId };
     const actions: ConfigureCreatioResult["actions"] = [];
 
     // The row the mail server points at, if it still exists.
-    let row: OAuthApplicationRow | undefined;
-    const linkedId = mailServer.body.OAuthApplicationId;
-    if (linkedId && linkedId !== EMPTY_GUID) {
-      row = (await creatio.get<OAuthApplicationRow>(`/OAuthApplications(${linkedId})?$select=Id,Name,AppClassName,ClientClassName,ClientId`)).body;
+    let row: OAuthApplicationRow | undefined = link.application;
+    if (row?.ClientId && row.ClientId !== input.appId && !input.takeOver) {
+      // Someone linked another application since the preflight (or this is a rotation): never
+      // overwrite it silently; status shows the drift (docs/architecture.md, "Status tells the truth").
+      throw new FinalError(
+        `Creatio's mail server ${input.mailServerId} is now linked to the application with client id ${row.ClientId}, not this site's ${input.appId}. ` +
+          `Nothing was written to Creatio. Onboard again with "takeOver": true to link this site's application again.`,
+      );
     }
     let linkNeeded = !row;
     if (!row) {
@@ -111,20 +118,37 @@ export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: Ac
         actions.push("updated-oauth-application");
       }
     }
-    if (linkNeeded || mailServer.body.OAuthApplicationId !== row.Id) {
+    if (linkNeeded || link.mailServer.OAuthApplicationId !== row.Id) {
       await creatio.patch(`/MailServer(${input.mailServerId})`, { OAuthApplicationId: row.Id });
       actions.push("linked-mail-server");
     }
 
     let syncedAt = decoded.ok ? (decoded.tags.creatioSyncedAt ?? null) : null;
     let syncedKeyId = decoded.ok ? (decoded.tags.creatioSyncedKeyId ?? null) : null;
-    if (actions.length > 0 && decoded.ok) {
-      syncedAt = deps.now().toISOString();
-      syncedKeyId = keyId ?? null;
-      // Tags of the same version: updateSecretProperties never creates a new version.
-      await deps.secrets.updateSecretProperties(input.secretName, clientSecret.properties.version!, {
-        tags: mergeSiteTags(clientSecret.properties.tags, { creatioSyncedAt: syncedAt, creatioSyncedKeyId: syncedKeyId }),
-      });
+    if (decoded.ok) {
+      const now = deps.now().toISOString();
+      const change: SiteTagsChange = {
+        // The credential that just worked becomes the site's (a failed run never replaces it).
+        creatioCredential: input.creatioCredentialSecretName,
+        mailServerId: input.mailServerId,
+      };
+      const check = decoded.tags.creatioCheck;
+      if (check?.state !== "ok" || check.clientId !== input.appId) change.creatioCheck = { at: now, state: "ok", clientId: input.appId };
+      if (actions.length > 0 || decoded.tags.creatioSyncedKeyId !== keyId || !decoded.tags.creatioSyncedExpiresOn) {
+        syncedAt = actions.length > 0 || !syncedAt ? now : syncedAt;
+        syncedKeyId = keyId ?? null;
+        Object.assign(change, {
+          creatioSyncedAt: syncedAt,
+          creatioSyncedKeyId: syncedKeyId,
+          // The day this Creatio's mail stops unless a rotation delivers a newer secret.
+          creatioSyncedExpiresOn: clientSecret.properties.expiresOn?.toISOString() ?? null,
+        });
+      }
+      const tags = mergeSiteTags(clientSecret.properties.tags, change);
+      if (JSON.stringify(tags) !== JSON.stringify(clientSecret.properties.tags)) {
+        // Tags of the same version: updateSecretProperties never creates a new version.
+        await deps.secrets.updateSecretProperties(input.secretName, clientSecret.properties.version!, { tags });
+      }
     }
     return { mailServerId: input.mailServerId, oauthApplicationId: row.Id, odataRoot, actions, syncedAt, syncedKeyId };
   } catch (error) {

@@ -6,7 +6,8 @@ import { issueClientSecretActivity } from "./issueClientSecret";
 import { configureCreatioActivity } from "./configureCreatio";
 import { allowUserConsentActivity } from "./allowUserConsent";
 import { beginRotationActivity } from "./beginRotation";
-import { markRotationStateActivity } from "./markRotationState";
+import { recordSiteStateActivity } from "./recordSiteState";
+import { checkCreatioSiteActivity } from "./checkCreatioSite";
 import { removeOldPasswordActivity } from "./removeOldPassword";
 import { removeStrayPasswordsActivity } from "./removeStrayPasswords";
 
@@ -15,6 +16,7 @@ import { removeStrayPasswordsActivity } from "./removeStrayPasswords";
  * configureCreatio, so registration lives here rather than in either orchestrator.
  */
 export const activities = [
+  checkCreatioSiteActivity,
   ensureApplicationActivity,
   ensureServicePrincipalActivity,
   grantAdminConsentActivity,
@@ -22,7 +24,7 @@ export const activities = [
   configureCreatioActivity,
   allowUserConsentActivity,
   beginRotationActivity,
-  markRotationStateActivity,
+  recordSiteStateActivity,
   removeOldPasswordActivity,
   removeStrayPasswordsActivity,
 ] as const;

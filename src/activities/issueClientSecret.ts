@@ -6,6 +6,8 @@ import { secretNameFor } from "../domain/site";
 import { SECRET_CONTENT_TYPE, assertTagsFreeOf, decodeSiteTags, mergeSiteTags, type SiteTags } from "../domain/tags";
 import { defaultDeps, redactError, whileReplicating, type ActivityDeps } from "./shared";
 import { isNotFound } from "./ensureApplication";
+import { isFreshEnough } from "../domain/rotationPlan";
+import { removePassword } from "./rotationPasswords";
 
 /**
  * Step 4 (manual steps 7-8): a client secret, stored in Key Vault by the same activity that asked
@@ -115,10 +117,11 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
     servicePrincipalId: input.servicePrincipalId ?? null,
     keyId,
     previousKeyId: previous ?? null,
-    creatioCredential: input.creatioCredentialSecretName,
-    mailServerId: input.mailServerId,
+    // Which credential and mail server the site uses change only when Creatio accepts them
+    // (configureCreatio records them): a failed run never replaces the working ones.
+    creatioCredential: storedTags?.creatioCredential ?? input.creatioCredentialSecretName,
+    mailServerId: storedTags?.mailServerId ?? input.mailServerId,
     scopes: input.scopes?.join(" ") ?? undefined,
-    instanceId: input.instanceId,
   });
 
   // Reuse: onboarding keeps a live secret that is not yet due for rotation; any purpose keeps the
@@ -126,10 +129,11 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
   if (stored && current) {
     const thisRun = (current.displayName ?? "").startsWith(`${DISPLAY_NAME_PREFIX} ${input.instanceId} ${input.runId} `);
     const endsAt = current.endDateTime ? new Date(current.endDateTime) : stored.expiresOn;
-    const dueAt = new Date(now.getTime() + deps.rotateDaysBeforeExpiry * 86_400_000);
-    const stillGood = endsAt !== undefined && endsAt > dueAt;
+    // Fresh enough for the lifetime asked for: a re-run after a failure delivers the secret the
+    // failed run issued, even one shorter-lived than the rotation window.
+    const stillGood = isFreshEnough(endsAt, input.secretLifetimeDays, now, deps.rotateDaysBeforeExpiry);
     if (thisRun || (input.purpose === "onboard" && stillGood)) {
-      const removedLeftovers = await removeLeftovers(deps, appPath, passwords, input.instanceId, keep);
+      const removedLeftovers = await removeLeftovers(deps, input.appObjectId, passwords, input.instanceId, keep);
       const tags = mergeSiteTags(baseTags, tagsFor(current.keyId, previousKeyId));
       if (JSON.stringify(tags) !== JSON.stringify(stored.tags)) {
         // Same version, new tags: updateSecretProperties does not create a version.
@@ -147,7 +151,7 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
     }
   }
 
-  const removedLeftovers = await removeLeftovers(deps, appPath, passwords, input.instanceId, keep);
+  const removedLeftovers = await removeLeftovers(deps, input.appObjectId, passwords, input.instanceId, keep);
 
   const endDateTime = new Date(now.getTime() + input.secretLifetimeDays * 86_400_000);
   const attempt = randomBytes(4).toString("hex");
@@ -204,7 +208,7 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
 /** Removes this instance's passwords that are neither in Key Vault nor the previous one still in use. */
 async function removeLeftovers(
   deps: ActivityDeps,
-  appPath: string,
+  appObjectId: string,
   passwords: PasswordCredential[],
   instanceId: string,
   keep: (string | undefined)[],
@@ -212,13 +216,7 @@ async function removeLeftovers(
   const removed: string[] = [];
   for (const password of passwords) {
     if (!isOurPassword(password, instanceId) || keep.includes(password.keyId)) continue;
-    const path = `${appPath}/removePassword`;
-    await graphCall(`POST ${path}`, () => deps.graph.api(path).post({ keyId: password.keyId })).catch((error: unknown) => {
-      // Already gone (an earlier attempt removed it): that is the goal.
-      if (error instanceof GraphCallError && (error.status === 404 || error.status === 400)) return;
-      throw error;
-    });
-    removed.push(password.keyId);
+    if ((await removePassword(deps, appObjectId, password.keyId)) === "removed") removed.push(password.keyId);
   }
   return removed;
 }

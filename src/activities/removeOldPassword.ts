@@ -28,8 +28,7 @@ export async function removeOldPassword(rawInput: RemoveOldPasswordInput, deps: 
   if (keep.has(input.keyId)) return { keyId: input.keyId, outcome: "kept-in-use" };
   const passwords = await appPasswords(deps, input.appObjectId);
   if (!passwords.some((p) => p.keyId === input.keyId)) return { keyId: input.keyId, outcome: "already-gone" };
-  const removed = await removePassword(deps, input.appObjectId, input.keyId);
-  return { keyId: input.keyId, outcome: removed ? "removed" : "already-gone" };
+  return { keyId: input.keyId, outcome: await removePassword(deps, input.appObjectId, input.keyId) };
 }
 
 export const removeOldPasswordActivity = {

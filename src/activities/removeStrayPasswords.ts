@@ -35,7 +35,7 @@ export async function removeStrayPasswords(rawInput: RemoveStrayPasswordsInput, 
       kept.push(password.keyId);
       continue;
     }
-    if (await removePassword(deps, input.appObjectId, password.keyId)) removed.push({ keyId: password.keyId, displayName: password.displayName ?? null });
+    if ((await removePassword(deps, input.appObjectId, password.keyId)) === "removed") removed.push({ keyId: password.keyId, displayName: password.displayName ?? null });
   }
   return { removed, kept };
 }

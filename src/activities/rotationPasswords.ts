@@ -35,15 +35,32 @@ export async function protectedKeyIds(deps: Pick<ActivityDeps, "secrets">, host:
   return keep;
 }
 
-/** `POST /applications/{id}/removePassword`; true when removed, false when it was already gone (400/404). */
-export async function removePassword(deps: Pick<ActivityDeps, "graph">, appObjectId: string, keyId: string): Promise<boolean> {
+/**
+ * `POST /applications/{id}/removePassword`, verified by reading the app's passwordCredentials back:
+ * "removed" only once the keyId is no longer listed. 404, or a 400 for a keyId the app no longer
+ * lists, is "already-gone"; any other error is a failure, never taken for success, so an old
+ * password cannot stay valid while status says it was removed (docs/architecture.md, "Status tells
+ * the truth"). A read that still lists the keyId right after the removal is read again (Entra
+ * replicates writes within seconds: "Designing for eventual consistency for Microsoft Entra").
+ */
+export async function removePassword(deps: Pick<ActivityDeps, "graph" | "sleep">, appObjectId: string, keyId: string): Promise<"removed" | "already-gone"> {
   const path = `/applications/${appObjectId}/removePassword`;
+  let outcome: "removed" | "already-gone" = "removed";
   try {
     await graphCall(`POST ${path}`, () => deps.graph.api(path).post({ keyId }));
-    return true;
   } catch (error) {
-    // Graph answers 400 for a keyId the app no longer has: an earlier attempt already removed it.
-    if (error instanceof GraphCallError && (error.status === 400 || error.status === 404)) return false;
-    throw error;
+    if (error instanceof GraphCallError && error.status === 404) return "already-gone";
+    if (!(error instanceof GraphCallError && error.status === 400)) throw error;
+    // A 400 may mean "no such keyId" or a refused request: the app's list says which.
+    if ((await appPasswords(deps, appObjectId)).some((p) => p.keyId === keyId)) throw error;
+    return "already-gone";
+  }
+  for (let attempt = 0; ; attempt++) {
+    if (!(await appPasswords(deps, appObjectId)).some((p) => p.keyId === keyId)) return outcome;
+    if (attempt >= 4) {
+      throw new Error(`Graph answered removePassword for keyId ${keyId} of application ${appObjectId}, but the application still lists that password`);
+    }
+    await deps.sleep(1000 * 2 ** attempt);
+    outcome = "removed";
   }
 }

@@ -47,16 +47,4 @@ export async function whileReplicating<T>(
   }
 }
 
-/**
- * Replaces every occurrence of a secret in an error's message and stack before it leaves the
- * activity: a failed activity's message is persisted in Durable history (DESIGN rule 1).
- */
-export function redactError(error: unknown, ...secrets: (string | undefined)[]): Error {
-  const err = error instanceof Error ? error : new Error(String(error));
-  for (const secret of secrets) {
-    if (!secret || secret.length < 4) continue;
-    err.message = err.message.split(secret).join("[redacted]");
-    if (err.stack) err.stack = err.stack.split(secret).join("[redacted]");
-  }
-  return err;
-}
+export { redactError } from "../domain/failure";

@@ -46,6 +46,13 @@ export const onboardRequestSchema = z
       .boolean()
       .default(false)
       .meta({ description: "Also allow user consent tenant-wide (manual step 9). Off by default: admin consent already covers every user." }),
+    takeOver: z
+      .boolean()
+      .default(false)
+      .meta({
+        description:
+          "Replace the OAuth application Creatio's mail server is linked to when it is another app than this site's (a setup by hand, or the same Creatio onboarded under another URL). Off by default: onboarding then stops before creating anything and names the linked client id.",
+      }),
   })
   .meta({ id: "OnboardRequest", description: "Onboard a Creatio site for Office 365 OAuth." });
 
@@ -82,13 +89,46 @@ export const checkStatusResponseSchema = z
   })
   .meta({ id: "CheckStatusResponse", description: "202 body; the Location header repeats statusQueryGetUri." });
 
-export const onboardingProgressSchema = z
+export const stepProgressSchema = z
   .object({
-    step: z.string().meta({ description: "Activity currently running, e.g. issueClientSecret." }),
+    step: z.string().meta({ description: "Step running now (an activity name, or gracePeriod), `done`, or the step that failed." }),
     stepNumber: z.number().int(),
     totalSteps: z.number().int(),
+    attempt: z.number().int().optional().meta({ description: "Attempt of this step (1 for the first)." }),
+    retryAt: z.string().optional().meta({ description: "While waiting to retry: when the next attempt starts." }),
+    lastError: z.string().optional().meta({ description: "While waiting to retry: why the last attempt failed." }),
+    graceEndsAt: z.string().optional().meta({ description: "During a rotation's grace period: when it ends." }),
+    error: z.string().optional().meta({ description: "The run failed: the message naming the step." }),
   })
-  .meta({ id: "OnboardingProgress", description: "Custom status of the onboardTenant orchestration." });
+  .meta({ id: "StepProgress", description: "Custom status of onboardTenant and rotateSecret: step k of n." });
+
+export const lastRunSchema = z
+  .object({
+    kind: z.enum(["onboard", "rotate"]),
+    outcome: z.enum(["succeeded", "failed"]),
+    step: z.string().optional().meta({ description: "The step that failed." }),
+    at: z.string(),
+    instanceId: z.string().optional(),
+  })
+  .meta({ id: "LastRun", description: "How the site's last onboarding or rotation ended; a failure stays until a later run succeeds." });
+
+export const creatioCheckSchema = z
+  .object({
+    at: z.string(),
+    state: z.enum(["ok", "drift", "unreachable"]).meta({ description: "ok: Creatio's mail server is linked to this site's app; drift: it is not; unreachable: Creatio could not be asked." }),
+    clientId: z.string().optional().meta({ description: "Client id of the OAuth application the mail server is linked to." }),
+    detail: z.string().optional(),
+  })
+  .meta({ id: "CreatioCheck" });
+
+export const healthSchema = z
+  .object({
+    state: z.enum(["healthy", "atRisk", "broken"]).meta({ description: "broken: Creatio's mail cannot sync now or within 7 days; atRisk: it syncs but needs attention; healthy: nothing to do." }),
+    mailStopsOn: z.string().nullable().meta({ description: "When Creatio's mail stops unless a rotation delivers a newer secret: the expiry of the secret Creatio holds. null when it holds none." }),
+    daysUntilMailStops: z.number().nullable(),
+    problems: z.array(z.string()).meta({ description: "Each problem and what to do next; empty when healthy." }),
+  })
+  .meta({ id: "SiteHealth", description: "The site's verdict, from the secret Creatio holds, Creatio's mail server link and the last run." });
 
 /** Rotation facts shared by the status and list answers (issue 4); derived from tags and expiry, never a value. */
 export const rotationStatusSchema = z
@@ -98,9 +138,12 @@ export const rotationStatusSchema = z
     lastOutcome: z.enum(["succeeded", "failed", "running"]).nullable().meta({ description: "Outcome of the last rotation; null when the site was never rotated." }),
     currentKeyId: z.string().nullable().meta({ description: "keyId of the password Key Vault's current version holds." }),
     previousKeyId: z.string().nullable().meta({ description: "keyId the last rotation replaced (removed once its grace period ended, unless state is grace-period)." }),
-    expiresOn: z.string().nullable().meta({ description: "Expiry of the current secret (ISO 8601)." }),
-    daysLeft: z.number().nullable().meta({ description: "Whole days until expiry; negative once expired." }),
+    expiresOn: z.string().nullable().meta({ description: "Expiry of the secret Creatio holds (ISO 8601): when its mail stops. null when Creatio holds none." }),
+    daysLeft: z.number().nullable().meta({ description: "Whole days until expiresOn; negative once expired." }),
+    currentSecretExpiresOn: z.string().nullable().meta({ description: "Expiry of Key Vault's current version (what Creatio gets on the next delivery)." }),
     nextRotationDueAt: z.string().nullable().meta({ description: "When the sweep starts the next rotation: expiry minus ROTATE_DAYS_BEFORE_EXPIRY." }),
+    due: z.boolean().meta({ description: "The next sweep starts a rotation of this site." }),
+    dueReason: z.string().nullable().meta({ description: "Why it is due: expired, expiresSoon, lastRotationFailed, rotationUnfinished, creatioBehind or creatioNeverConfigured." }),
   })
   .meta({ id: "RotationStatus" });
 
@@ -128,11 +171,13 @@ export const tenantSummarySchema = z
     secretName: z.string().meta({ description: "Key Vault secret holding the client secret (the value is never returned)." }),
     appId: z.string().nullable(),
     keyId: z.string().nullable().meta({ description: "keyId of the current password." }),
-    expiresOn: z.string().nullable().meta({ description: "Expiry of the current secret (ISO 8601)." }),
+    expiresOn: z.string().nullable().meta({ description: "Expiry of the secret Creatio holds (ISO 8601): when its mail stops. null when Creatio holds none." }),
     daysLeft: z.number().nullable(),
     creatioSyncedAt: z.string().nullable(),
     rotationState: z.string().nullable(),
     rotation: rotationStatusSchema.nullable(),
+    health: healthSchema.nullable().meta({ description: "null when the site's tags cannot be read." }),
+    lastRun: lastRunSchema.nullable(),
   })
   .meta({ id: "TenantSummary" });
 
@@ -161,7 +206,11 @@ export const tenantStatusSchema = z
       credentialSecretName: z.string().nullable(),
       mailServerId: z.string().nullable(),
       syncedAt: z.string().nullable().meta({ description: "When Creatio last received the client id and secret." }),
-      syncedKeyId: z.string().nullable(),
+      syncedKeyId: z.string().nullable().meta({ description: "keyId of the secret Creatio holds; null when it never received one." }),
+      secretExpiresOn: z.string().nullable().meta({ description: "Expiry of the secret Creatio holds." }),
+      holdsCurrentSecret: z.boolean().meta({ description: "Creatio holds Key Vault's current version." }),
+      check: creatioCheckSchema.nullable().meta({ description: "Which application Creatio's mail server is linked to, read live (cached for a minute); null when the site has no readable tags." }),
+      drift: z.boolean().nullable().meta({ description: "true when Creatio's mail server no longer uses this site's app; null when Creatio could not be asked." }),
     }),
     rotationState: z.string().nullable(),
     rotation: rotationStatusSchema.nullable().meta({ description: "Last rotation, keyIds, expiry and when the next rotation is due." }),
@@ -169,7 +218,7 @@ export const tenantStatusSchema = z
       .object({
         instanceId: z.string(),
         runtimeStatus: z.string(),
-        currentStep: z.string().nullable().meta({ description: "Step of rotateSecret running now (custom status)." }),
+        currentStep: stepProgressSchema.nullable().meta({ description: "Step of rotateSecret running now (custom status)." }),
         graceEndsAt: z.string().nullable(),
         error: z.string().nullable(),
         createdTime: z.string().nullable(),
@@ -181,13 +230,15 @@ export const tenantStatusSchema = z
       .object({
         instanceId: z.string(),
         runtimeStatus: z.string().meta({ description: "Durable runtime status: Pending, Running, Completed, Failed, Terminated..." }),
-        currentStep: onboardingProgressSchema.nullable(),
+        currentStep: stepProgressSchema.nullable(),
         error: z.string().nullable().meta({ description: "Failure message naming the step, when Failed." }),
         createdTime: z.string().nullable(),
         lastUpdatedTime: z.string().nullable(),
       })
       .nullable(),
-    warnings: z.array(z.string()).meta({ description: "The Exchange Online EWS retirement notice, and a warning when the secret lives no longer than the rotation window." }),
+    health: healthSchema.nullable().meta({ description: "null when the site's tags cannot be read." }),
+    lastRun: lastRunSchema.nullable(),
+    warnings: z.array(z.string()).meta({ description: "The Exchange Online EWS notice, and a warning when the secret lives no longer than the rotation window." }),
   })
   .meta({ id: "TenantStatus" });
 

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import { NOT_RETRIED } from "../domain/failure";
 
 /**
  * Creatio API client (DESIGN section 4, Creatio): cookie login through AuthService.svc or an
@@ -45,6 +46,17 @@ export class CreatioError extends Error {
   }
 }
 
+/**
+ * Creatio refused the credential (cookie login Code 1, or the Identity Service's invalid_client).
+ * Final: trying the same password again cannot succeed and can lock the account.
+ */
+export class CreatioLoginRefusedError extends CreatioError {
+  override name = "CreatioLoginRefusedError";
+  constructor(call: string, status: number | undefined, detail: string) {
+    super(call, status, `${detail} ${NOT_RETRIED}`);
+  }
+}
+
 export interface CreatioClientOptions {
   /** `https://<host>` of the site. */
   origin: string;
@@ -58,6 +70,24 @@ export interface CreatioClientOptions {
 }
 
 const IDEMPOTENT = new Set(["GET", "PATCH", "PUT", "DELETE"]);
+export const EMPTY_GUID = "00000000-0000-0000-0000-000000000000";
+
+export interface MailServerRow {
+  Id: string;
+  Name?: string;
+  OAuthApplicationId?: string | null;
+}
+export interface OAuthApplicationRow {
+  Id: string;
+  Name?: string;
+  AppClassName?: string;
+  ClientClassName?: string;
+  ClientId?: string | null;
+}
+export interface MailServerLink {
+  mailServer: MailServerRow | undefined;
+  application: OAuthApplicationRow | undefined;
+}
 const ODATA_BASES = ["/0/odata", "/odata"] as const;
 
 export interface ODataResult<T> {
@@ -93,6 +123,37 @@ export class CreatioClient {
       return base;
     }
     throw new CreatioError("OData discovery", 404, `neither ${ODATA_BASES.join(" nor ")} answers on ${this.options.origin}`);
+  }
+
+  /**
+   * Whether the signed-in user may perform a system operation (e.g. CanManageMailServers), through
+   * `POST {site}[/0]/ServiceModel/RightsService.svc/GetCanExecuteOperation {"operation"}` answering
+   * `{"GetCanExecuteOperationResult": bool}` (the route and shape clio, Creatio's own CLI, uses:
+   * github.com/Advance-Technologies-Foundation/clio, CreatioRightsClient). `/0` goes with the
+   * `/0/odata` root, as on .NET Framework sites.
+   */
+  async canExecuteOperation(operation: string): Promise<boolean> {
+    const root = await this.odataRoot();
+    const path = `${root.startsWith("/0/") ? "/0" : ""}/ServiceModel/RightsService.svc/GetCanExecuteOperation`;
+    const response = await this.send("POST", path, { operation });
+    if (!response.ok) throw await this.errorFrom(`POST ${path}`, response);
+    const body = (await response.json().catch(() => undefined)) as { GetCanExecuteOperationResult?: unknown } | undefined;
+    if (body === undefined) throw new CreatioError(`POST ${path}`, response.status, "the answer is not JSON");
+    return body.GetCanExecuteOperationResult === true;
+  }
+
+  /**
+   * The mail server row and the OAuth application it is linked to (undefined when unlinked or the
+   * row is gone): what Creatio's mail actually uses.
+   */
+  async mailServerLink(mailServerId: string): Promise<MailServerLink> {
+    const mailServer = (await this.get<MailServerRow>(`/MailServer(${mailServerId})?$select=Id,Name,OAuthApplicationId`)).body;
+    const linkedId = mailServer?.OAuthApplicationId;
+    const application =
+      linkedId && linkedId !== EMPTY_GUID
+        ? (await this.get<OAuthApplicationRow>(`/OAuthApplications(${linkedId})?$select=Id,Name,AppClassName,ClientClassName,ClientId`)).body
+        : undefined;
+    return { mailServer, application };
   }
 
   async get<T>(path: string): Promise<ODataResult<T>> {
@@ -193,7 +254,7 @@ export class CreatioClient {
     if (!response.ok) throw await this.errorFrom(call, response);
     const result = (await response.json().catch(() => ({}))) as { Code?: number; Message?: string };
     if (result.Code !== 0) {
-      throw new CreatioError(call, response.status, `login refused (Code ${result.Code ?? "missing"}): ${result.Message ?? "no message"}`);
+      throw new CreatioLoginRefusedError(call, response.status, `login refused (Code ${result.Code ?? "missing"}): ${result.Message ?? "no message"}`);
     }
     for (const line of response.headers.getSetCookie()) {
       const [pair] = line.split(";");
@@ -217,6 +278,11 @@ export class CreatioClient {
         body: new URLSearchParams({ grant_type: "client_credentials", client_id: clientId, client_secret: clientSecret }).toString(),
       }),
     );
+    if (response.status === 400 || response.status === 401) {
+      // RFC 6749 section 5.2: invalid_client / unauthorized_client: the credential itself is wrong.
+      const refused = await this.errorFrom(call, response);
+      throw new CreatioLoginRefusedError(call, response.status, `client credentials refused: ${refused.message.replace(/^.*?: /, "")}`);
+    }
     if (!response.ok) throw await this.errorFrom(call, response);
     const token = (await response.json().catch(() => ({}))) as { access_token?: string };
     if (!token.access_token) throw new CreatioError(call, response.status, "no access_token in the answer");

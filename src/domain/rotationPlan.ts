@@ -18,7 +18,7 @@ import type { SiteTags } from "./tags";
 
 export const DAY_MS = 86_400_000;
 
-export type DueReason = "expired" | "expiresSoon" | "lastRotationFailed" | "rotationUnfinished" | "creatioBehind";
+export type DueReason = "expired" | "expiresSoon" | "lastRotationFailed" | "rotationUnfinished" | "creatioBehind" | "creatioNeverConfigured";
 
 export interface ManagedSecret {
   host: string;
@@ -30,8 +30,19 @@ export interface ManagedSecret {
 export interface SitePlan {
   host: string;
   secretName: string;
+  /**
+   * The day this site's Creatio mail stops unless a rotation delivers a newer secret: the expiry of
+   * the password Creatio holds, or of Key Vault's current version when that is sooner. Undefined
+   * when Creatio holds no secret of the app (never delivered) or no expiry is recorded.
+   */
   expiresOn: Date | undefined;
-  /** Whole days until expiry, rounded down; negative once expired; null without an expiry. */
+  /** Key Vault's current version's expiry (what the next delivery would give Creatio). */
+  currentExpiresOn: Date | undefined;
+  /** Creatio holds a secret of the app (it has received one). */
+  creatioConfigured: boolean;
+  /** Creatio holds the current version's password. */
+  creatioCurrent: boolean;
+  /** Whole days until expiresOn, rounded down; negative once expired; null without one. */
   daysLeft: number | null;
   expired: boolean;
   /** When the sweep will start the next rotation: expiresOn minus the rotation window. */
@@ -58,21 +69,60 @@ export function isInRotationWindow(expiresOn: Date | undefined, now: Date, rotat
   return expiresOn.getTime() - now.getTime() <= rotateDaysBeforeExpiry * DAY_MS;
 }
 
+/**
+ * When this site's Creatio mail stops (docs/architecture.md, "Status tells the truth"): the expiry of
+ * the password Creatio holds (creatioSyncedExpiresOn; Key Vault's current expiry when Creatio holds
+ * the current keyId), never later than Key Vault's current version. Undefined when Creatio never
+ * received a secret of the app.
+ */
+export function creatioExpiresOn(tags: SiteTags, currentExpiresOn: Date | undefined): Date | undefined {
+  if (!tags.creatioSyncedKeyId) return undefined;
+  if (tags.creatioSyncedKeyId === tags.keyId) return currentExpiresOn ?? parseDate(tags.creatioSyncedExpiresOn);
+  // An older password: its recorded expiry (earlier versions did not record it: fall back to the current one's).
+  const held = parseDate(tags.creatioSyncedExpiresOn);
+  if (!held) return currentExpiresOn;
+  return currentExpiresOn && currentExpiresOn < held ? currentExpiresOn : held;
+}
+
+function parseDate(text: string | undefined): Date | undefined {
+  const d = text ? new Date(text) : undefined;
+  return d && !Number.isNaN(d.getTime()) ? d : undefined;
+}
+
+/**
+ * A secret issued recently enough to deliver rather than replace with another: still valid with at
+ * least min(rotation window, 90% of its lifetime) left. A secret shorter-lived than the window is
+ * always "in the window", so without the lifetime term a retry would issue a new one every time.
+ */
+export function isFreshEnough(expiresOn: Date | undefined, lifetimeDays: number, now: Date, rotateDaysBeforeExpiry: number): boolean {
+  if (!expiresOn) return false;
+  const left = expiresOn.getTime() - now.getTime();
+  return left > 0 && left >= Math.min(rotateDaysBeforeExpiry, 0.9 * lifetimeDays) * DAY_MS;
+}
+
 export function planSite(secret: ManagedSecret, now: Date, rotateDaysBeforeExpiry: number): SitePlan {
-  const expired = secret.expiresOn !== undefined && secret.expiresOn.getTime() <= now.getTime();
+  const stopsOn = creatioExpiresOn(secret.tags, secret.expiresOn);
+  const creatioCurrent = secret.tags.creatioSyncedKeyId === secret.tags.keyId;
+  // Creatio holds nothing yet: judge the secret waiting for delivery.
+  const judged = secret.tags.creatioSyncedKeyId ? stopsOn : secret.expiresOn;
+  const expired = judged !== undefined && judged.getTime() <= now.getTime();
   let reason: DueReason | undefined;
   if (expired) reason = "expired";
-  else if (isInRotationWindow(secret.expiresOn, now, rotateDaysBeforeExpiry)) reason = "expiresSoon";
+  else if (isInRotationWindow(judged, now, rotateDaysBeforeExpiry)) reason = "expiresSoon";
   else if (secret.tags.rotationState === "failed") reason = "lastRotationFailed";
   else if (secret.tags.rotationState === "rotating" || secret.tags.rotationState === "grace-period") reason = "rotationUnfinished";
-  else if (secret.tags.creatioSyncedKeyId !== undefined && secret.tags.creatioSyncedKeyId !== secret.tags.keyId) reason = "creatioBehind";
+  else if (!secret.tags.creatioSyncedKeyId) reason = "creatioNeverConfigured";
+  else if (!creatioCurrent) reason = "creatioBehind";
   return {
     host: secret.host,
     secretName: secret.secretName,
-    expiresOn: secret.expiresOn,
-    daysLeft: daysLeft(secret.expiresOn, now),
+    expiresOn: stopsOn,
+    currentExpiresOn: secret.expiresOn,
+    creatioConfigured: secret.tags.creatioSyncedKeyId !== undefined,
+    creatioCurrent,
+    daysLeft: daysLeft(stopsOn, now),
     expired,
-    nextRotationDueAt: nextRotationDueAt(secret.expiresOn, rotateDaysBeforeExpiry),
+    nextRotationDueAt: nextRotationDueAt(judged, rotateDaysBeforeExpiry),
     due: reason !== undefined,
     reason,
     rotationState: secret.tags.rotationState,

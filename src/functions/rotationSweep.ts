@@ -75,18 +75,22 @@ export async function runRotationSweep(client: DurableClient, context: Invocatio
       if (plan.expired) {
         summary.expired += 1;
         context.warn(
-          `EXPIRED: the client secret of ${plan.host} expired on ${plan.expiresOn!.toISOString()}; Creatio mail sync for this site is failing until the rotation started now completes.`,
+          `EXPIRED: the client secret Creatio holds for ${plan.host} expired on ${plan.expiresOn?.toISOString() ?? "(unknown)"}; its mail sync is failing until the rotation started now completes.`,
         );
       }
       if (plan.due) {
         summary.due += 1;
         outcome = await startFor(client, context, plan, deps, summary);
       }
+      // expiresOn and daysLeft are those of the secret Creatio holds: the day its mail stops, which the
+      // 7-day alert reads (infra/app/alerts.bicep); creatioConfigured false means it holds none.
       logEvent(context, EVENTS.secretExpiry, {
         site: plan.host,
         outcome,
         expiresOn: plan.expiresOn?.toISOString() ?? null,
         daysLeft: plan.daysLeft,
+        currentExpiresOn: plan.currentExpiresOn?.toISOString() ?? null,
+        creatioConfigured: plan.creatioConfigured,
         expired: plan.expired,
         reason: plan.reason,
         rotationState: plan.rotationState,

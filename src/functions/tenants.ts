@@ -14,14 +14,17 @@ import { parseCreatioCredential } from "../clients/creatio";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { ewsRetirementNotice } from "../domain/ews";
 import { onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor, hostFromSecretName } from "../domain/site";
-import { SECRET_CONTENT_TYPE, decodeSiteTags, type SiteTags } from "../domain/tags";
-import { bySoonestExpiry, DAY_MS, lastRotationFromTags, nextRotationDueAt } from "../domain/rotationPlan";
-import type { RotationProgress } from "../orchestrators/rotateSecret";
+import { SECRET_CONTENT_TYPE, decodeSiteTags, type CreatioCheck, type SiteTags } from "../domain/tags";
+import { bySoonestExpiry, DAY_MS, daysLeft, lastRotationFromTags, planSite, type SitePlan } from "../domain/rotationPlan";
+import { HEALTH_ORDER, siteHealth } from "../domain/health";
+import { publicMessage } from "../domain/failure";
+import type { StepProgress } from "../orchestrators/steps";
+import { checkCreatioLink } from "./creatioLink";
 import { rotationStatus } from "./startRotation";
 import { badRequest, decodeHostParam, json, keyVaultUnavailable, malformedJsonMessage } from "./responses";
 import { conflictMessage, instanceStatus, startExclusive } from "./startExclusive";
 import { settings } from "../settings";
-import { ONBOARD_TENANT, type OnboardTenantInput, type OnboardingProgress } from "../orchestrators/onboardTenant";
+import { ONBOARD_TENANT, type OnboardTenantInput } from "../orchestrators/onboardTenant";
 
 /**
  * The tenants HTTP API (DESIGN section 3). Nothing here returns or logs a secret value: Key Vault
@@ -32,15 +35,21 @@ import { ONBOARD_TENANT, type OnboardTenantInput, type OnboardingProgress } from
 export interface TenantsDeps {
   secrets: SecretStore;
   now: () => Date;
-  /** ROTATE_DAYS_BEFORE_EXPIRY, for the next rotation's due date; the setting's default (30) when omitted. */
+  /** ROTATE_DAYS_BEFORE_EXPIRY, for the due rule; the setting's default when omitted. */
   rotateDaysBeforeExpiry?: number;
+  /** Reads live which app Creatio's mail server uses (status of one site); not asked when omitted. */
+  checkCreatio?: (tags: SiteTags, now: Date) => Promise<CreatioCheck>;
 }
 
-const defaultDeps = (): TenantsDeps => ({ secrets: getSecretClient(), now: () => new Date(), rotateDaysBeforeExpiry: settings().ROTATE_DAYS_BEFORE_EXPIRY });
+const DEFAULT_ROTATE_DAYS = 30;
 
-/** Rotation facts of a site: tags and the current version's expiry only (issue 4). */
-export function rotationOf(tags: SiteTags | undefined, expiresOn: Date | undefined, now: Date, deps: TenantsDeps): RotationStatus | null {
-  if (!tags) return null;
+const defaultDeps = (): TenantsDeps => {
+  const secrets = getSecretClient();
+  return { secrets, now: () => new Date(), rotateDaysBeforeExpiry: settings().ROTATE_DAYS_BEFORE_EXPIRY, checkCreatio: (tags, now) => checkCreatioLink(secrets, tags, now) };
+};
+
+/** Rotation facts of a site from its plan (the sweep's own rule): tags and expiry only, never a value. */
+export function rotationOf(tags: SiteTags, plan: SitePlan): RotationStatus {
   const last = lastRotationFromTags(tags);
   return {
     state: tags.rotationState,
@@ -48,10 +57,19 @@ export function rotationOf(tags: SiteTags | undefined, expiresOn: Date | undefin
     lastOutcome: last?.outcome ?? null,
     currentKeyId: tags.keyId,
     previousKeyId: tags.previousKeyId ?? null,
-    expiresOn: iso(expiresOn),
-    daysLeft: daysLeft(expiresOn, now),
-    nextRotationDueAt: iso(nextRotationDueAt(expiresOn, deps.rotateDaysBeforeExpiry ?? 30)),
+    expiresOn: iso(plan.expiresOn),
+    daysLeft: plan.daysLeft,
+    currentSecretExpiresOn: iso(plan.currentExpiresOn),
+    nextRotationDueAt: iso(plan.nextRotationDueAt),
+    due: plan.due,
+    dueReason: plan.reason ?? null,
   };
+}
+
+/** The plan and verdict of a managed site: one computation for the status, the list and the sweep. */
+export function assess(host: string, secretName: string, tags: SiteTags, expiresOn: Date | undefined, now: Date, rotateDaysBeforeExpiry: number, creatioCheck?: CreatioCheck | null) {
+  const plan = planSite({ host, secretName, expiresOn, tags }, now, rotateDaysBeforeExpiry);
+  return { plan, rotation: rotationOf(tags, plan), health: siteHealth(plan, tags, { rotateDaysBeforeExpiry, creatioCheck }) };
 }
 
 /** POST /api/tenants: validate, check the Creatio credential secret, start onboardTenant. */
@@ -103,6 +121,7 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
     secretLifetimeDays: request_.secretLifetimeDays,
     mailServerId: request_.mailServerId,
     allowUserConsent: request_.allowUserConsent,
+    takeOver: request_.takeOver,
   };
   const result = await startExclusive(client, "onboard", ONBOARD_TENANT, site.site.host, input);
   if (!result.started) {
@@ -111,10 +130,6 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
   const instanceId = result.instanceId;
   context.log(`Started ${ONBOARD_TENANT} ${instanceId}`);
   return client.createCheckStatusResponse(request, instanceId);
-}
-
-function daysLeft(expiresOn: Date | undefined, now: Date): number | null {
-  return expiresOn ? Math.floor((expiresOn.getTime() - now.getTime()) / 86_400_000) : null;
 }
 
 function iso(date: Date | string | undefined | null): string | null {
@@ -148,6 +163,10 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
     | { appId?: string; applicationObjectId?: string; servicePrincipalId?: string; grantedScopes?: string[] }
     | undefined;
   const now = deps.now();
+  const window = deps.rotateDaysBeforeExpiry ?? DEFAULT_ROTATE_DAYS;
+  // What Creatio's mail uses now, read live: the tags only say what was written.
+  const check = tags && deps.checkCreatio ? await deps.checkCreatio(tags, now) : null;
+  const assessed = tags ? assess(host, secretName, tags, properties?.expiresOn, now, window, check) : undefined;
   const body: TenantStatus = {
     host,
     creatioUrl: `https://${host}`,
@@ -164,16 +183,20 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
       mailServerId: tags?.mailServerId ?? null,
       syncedAt: tags?.creatioSyncedAt ?? null,
       syncedKeyId: tags?.creatioSyncedKeyId ?? null,
+      secretExpiresOn: iso(assessed?.plan.expiresOn),
+      holdsCurrentSecret: assessed?.plan.creatioCurrent ?? false,
+      check,
+      drift: check ? (check.state === "unreachable" ? null : check.state === "drift") : null,
     },
     rotationState: tags?.rotationState ?? null,
-    rotation: rotationOf(tags, properties?.expiresOn, now, deps),
+    rotation: assessed?.rotation ?? null,
     rotationRun: rotationRun
       ? {
           instanceId: rotationRun.instanceId,
           runtimeStatus: String(rotationRun.runtimeStatus),
-          currentStep: (rotationRun.customStatus as RotationProgress | null | undefined)?.step ?? null,
-          graceEndsAt: (rotationRun.customStatus as RotationProgress | null | undefined)?.graceEndsAt ?? null,
-          error: rotationRun.runtimeStatus === "Failed" ? String(rotationRun.output ?? "failed") : null,
+          currentStep: progressOf(rotationRun.customStatus),
+          graceEndsAt: progressOf(rotationRun.customStatus)?.graceEndsAt ?? null,
+          error: rotationRun.runtimeStatus === "Failed" ? publicMessage(rotationRun.output ?? "failed") : null,
           createdTime: iso(rotationRun.createdTime),
           lastUpdatedTime: iso(rotationRun.lastUpdatedTime),
         }
@@ -182,13 +205,15 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
       ? {
           instanceId,
           runtimeStatus: String(status.runtimeStatus),
-          currentStep: (status.customStatus as OnboardingProgress | null | undefined) ?? null,
-          error: status.runtimeStatus === "Failed" ? String(status.output ?? "failed") : null,
+          currentStep: progressOf(status.customStatus),
+          error: status.runtimeStatus === "Failed" ? publicMessage(status.output ?? "failed") : null,
           createdTime: iso(status.createdTime),
           lastUpdatedTime: iso(status.lastUpdatedTime),
         }
       : null,
-    warnings: [ewsRetirementNotice(), ...shortLifetimeWarning(properties, deps.rotateDaysBeforeExpiry ?? 30)],
+    health: assessed?.health ?? null,
+    lastRun: tags?.lastRun ?? null,
+    warnings: [ewsRetirementNotice(), ...shortLifetimeWarning(properties, window)],
   };
   return json(200, body);
 }
@@ -203,24 +228,34 @@ export async function listTenants(_request: HttpRequest, context: InvocationCont
       const decoded = decodeSiteTags(properties.tags);
       const host = decoded.ok ? decoded.tags.site : hostFromSecretName(properties.name);
       if (!host) continue;
+      const tags = decoded.ok ? decoded.tags : undefined;
+      const assessed = tags ? assess(host, properties.name, tags, properties.expiresOn, now, deps.rotateDaysBeforeExpiry ?? DEFAULT_ROTATE_DAYS) : undefined;
       sites.push({
         host,
         secretName: properties.name,
-        appId: decoded.ok ? decoded.tags.appId : null,
-        keyId: decoded.ok ? decoded.tags.keyId : null,
-        expiresOn: iso(properties.expiresOn),
-        daysLeft: daysLeft(properties.expiresOn, now),
-        creatioSyncedAt: decoded.ok ? (decoded.tags.creatioSyncedAt ?? null) : null,
-        rotationState: decoded.ok ? decoded.tags.rotationState : null,
-        rotation: rotationOf(decoded.ok ? decoded.tags : undefined, properties.expiresOn, now, deps),
+        appId: tags?.appId ?? null,
+        keyId: tags?.keyId ?? null,
+        expiresOn: iso(assessed?.plan.expiresOn),
+        daysLeft: assessed?.plan.daysLeft ?? null,
+        creatioSyncedAt: tags?.creatioSyncedAt ?? null,
+        rotationState: tags?.rotationState ?? null,
+        rotation: assessed?.rotation ?? null,
+        health: assessed?.health ?? null,
+        lastRun: tags?.lastRun ?? null,
       });
     }
   } catch (error) {
     return keyVaultUnavailable(context, "the list of secrets", error);
   }
-  // Soonest expiry first (issue 4): the sites that need attention lead.
-  sites.sort(bySoonestExpiry);
+  // Least healthy first, then the soonest stop: the sites that need attention lead.
+  sites.sort((a, b) => healthRank(a) - healthRank(b) || bySoonestExpiry(a, b));
   return json(200, sites);
+}
+
+const healthRank = (site: TenantSummary) => (site.health ? HEALTH_ORDER[site.health.state] : -1);
+
+function progressOf(customStatus: unknown): StepProgress | null {
+  return customStatus && typeof customStatus === "object" && "step" in customStatus ? (customStatus as StepProgress) : null;
 }
 
 /**

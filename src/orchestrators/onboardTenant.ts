@@ -1,6 +1,7 @@
 import * as df from "durable-functions";
-import type { OrchestrationContext, OrchestrationHandler, RetryOptions, Task } from "durable-functions";
+import type { OrchestrationContext, OrchestrationHandler } from "durable-functions";
 import { z } from "zod";
+import { CHECK_CREATIO_SITE, type CheckCreatioSiteResult } from "../activities/checkCreatioSite";
 import { ENSURE_APPLICATION, type EnsureApplicationResult } from "../activities/ensureApplication";
 import { ENSURE_SERVICE_PRINCIPAL, type EnsureServicePrincipalResult } from "../activities/ensureServicePrincipal";
 import { GRANT_ADMIN_CONSENT, type GrantAdminConsentResult } from "../activities/grantAdminConsent";
@@ -9,13 +10,14 @@ import { CONFIGURE_CREATIO, type ConfigureCreatioResult } from "../activities/co
 import { ALLOW_USER_CONSENT, type AllowUserConsentResult } from "../activities/allowUserConsent";
 import { redirectUriFor } from "../domain/site";
 import { EVENTS, logEvent } from "../observability";
-import { retryPolicy, upstreamMessage } from "./retries";
+import { recordSiteStateQuietly, StepError, stepRunner, type StepProgress, type StepRetry } from "./steps";
 
 /**
- * The manual "Office 365 OAuth for Creatio" procedure as one orchestration. Deterministic (DESIGN
- * rule 3): no clock, randomness, I/O or settings here; time comes from currentUtcDateTime. Every
- * activity is idempotent (DESIGN rule 2), so a repeated POST resumes where the site stands. No
- * secret value passes through here (DESIGN rule 1): issueClientSecret returns a reference.
+ * The manual "Office 365 OAuth for Creatio" procedure as one orchestration, step by step
+ * (docs/architecture.md, "The procedure, step by step"). Deterministic ("Orchestrators are
+ * deterministic"): no clock, randomness, I/O or settings here. Every activity is idempotent, so a
+ * repeated POST resumes where the site stands. No secret value passes through here ("The secret
+ * never enters Durable state"): issueClientSecret returns a reference.
  */
 export const ONBOARD_TENANT = "onboardTenant";
 
@@ -26,14 +28,12 @@ export const onboardTenantInput = z.object({
   secretLifetimeDays: z.number().int().min(1).max(730),
   mailServerId: z.string().min(1),
   allowUserConsent: z.boolean(),
+  takeOver: z.boolean().default(false),
 });
-export type OnboardTenantInput = z.infer<typeof onboardTenantInput>;
+export type OnboardTenantInput = z.input<typeof onboardTenantInput>;
 
-export interface OnboardingProgress {
-  step: string;
-  stepNumber: number;
-  totalSteps: number;
-}
+/** Custom status: step k of n (one shape with rotateSecret). */
+export type OnboardingProgress = StepProgress;
 
 export interface OnboardTenantOutput {
   host: string;
@@ -43,104 +43,99 @@ export interface OnboardTenantOutput {
   redirectUri: string;
   grantedScopes: string[];
   secret: Omit<SecretReference, "removedLeftovers">;
-  creatio: { oauthApplicationId: string; mailServerId: string; syncedAt: string | null; actions: string[] };
+  creatio: { oauthApplicationId: string; mailServerId: string; syncedAt: string | null; actions: string[]; tookOver: boolean };
   userConsent: AllowUserConsentResult | null;
 }
 
 /** Graph steps: throttling and replication lag clear within a minute or so. */
-const GRAPH_RETRY = retryPolicy(2_000, 5);
+const GRAPH_RETRY: StepRetry = { attempts: 5, firstDelayMs: 2_000 };
 /** Creatio: a site that is down is reported soon rather than retried for long; a later POST resumes. */
-const CREATIO_RETRY = retryPolicy(2_000, 3);
-
-export class OnboardingStepError extends Error {
-  override name = "OnboardingStepError";
-}
+const CREATIO_RETRY: StepRetry = { attempts: 3, firstDelayMs: 2_000 };
 
 export const onboardTenant: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = onboardTenantInput.parse(context.df.getInput());
   const instanceId = context.df.instanceId;
   // The run's start time: stable across replays, different for the next run of the same instance id.
   const runId = context.df.currentUtcDateTime.toISOString();
-  const totalSteps = input.allowUserConsent ? 6 : 5;
-  let stepNumber = 0;
+  const steps = stepRunner(context, { site: input.host, totalSteps: input.allowUserConsent ? 7 : 6, event: EVENTS.onboardingStep });
 
-  function* step<T>(name: string, options: RetryOptions, activityInput: unknown): Generator<Task, T, unknown> {
-    stepNumber += 1;
-    const progress: OnboardingProgress = { step: name, stepNumber, totalSteps };
-    context.df.setCustomStatus(progress);
-    const fields = { site: input.host, step: name, instanceId };
-    logEvent(context, EVENTS.onboardingStep, { ...fields, outcome: "started", stepNumber, totalSteps });
-    try {
-      const result = (yield context.df.callActivityWithRetry(name, options, activityInput)) as T;
-      logEvent(context, EVENTS.onboardingStep, { ...fields, outcome: "succeeded", stepNumber, totalSteps });
-      return result;
-    } catch (error) {
-      const message = `Step ${stepNumber} of ${totalSteps} (${name}) failed: ${upstreamMessage(error)}`;
-      logEvent(context, EVENTS.onboardingStep, { ...fields, outcome: "failed", error: message });
-      logEvent(context, EVENTS.onboardingFinished, { ...fields, outcome: "failed", error: message });
-      throw new OnboardingStepError(message);
-    }
+  try {
+    // Before anything is created: the site answers, the credential logs in and may change mail
+    // servers, the mail server exists and is not linked to another application.
+    const preflight: CheckCreatioSiteResult = yield* steps.run(CHECK_CREATIO_SITE, CREATIO_RETRY, {
+      host: input.host,
+      creatioCredentialSecretName: input.creatioCredentialSecretName,
+      mailServerId: input.mailServerId,
+      takeOver: input.takeOver,
+    });
+
+    // Manual steps 2-5: app registration, redirect URI, delegated permissions.
+    const app: EnsureApplicationResult = yield* steps.run(ENSURE_APPLICATION, GRAPH_RETRY, { host: input.host, displayName: input.displayName });
+
+    // Manual step 6, first half: the app's service principal in this tenant.
+    const sp: EnsureServicePrincipalResult = yield* steps.run(ENSURE_SERVICE_PRINCIPAL, GRAPH_RETRY, { appId: app.appId, displayName: input.displayName });
+
+    // Manual step 6: admin consent for every user.
+    const consent: GrantAdminConsentResult = yield* steps.run(GRANT_ADMIN_CONSENT, GRAPH_RETRY, {
+      servicePrincipalId: sp.servicePrincipalId,
+      grants: app.resources.map((r) => ({ resourceName: r.name, resourceServicePrincipalId: r.servicePrincipalId, scopes: r.scopes.map((s) => s.value) })),
+    });
+    const grantedScopes = [...new Set(consent.grants.flatMap((g) => g.scopes))];
+
+    // Manual steps 7-8: client secret, straight into Key Vault.
+    const secret: SecretReference = yield* steps.run(ISSUE_CLIENT_SECRET, GRAPH_RETRY, {
+      host: input.host,
+      instanceId,
+      runId,
+      purpose: "onboard",
+      appId: app.appId,
+      appObjectId: app.appObjectId,
+      servicePrincipalId: sp.servicePrincipalId,
+      secretLifetimeDays: input.secretLifetimeDays,
+      creatioCredentialSecretName: input.creatioCredentialSecretName,
+      mailServerId: input.mailServerId,
+      scopes: grantedScopes,
+    });
+
+    // Manual step 10: client id and secret into Creatio's Office 365 mail server settings.
+    const creatio: ConfigureCreatioResult = yield* steps.run(CONFIGURE_CREATIO, CREATIO_RETRY, {
+      host: input.host,
+      secretName: secret.secretName,
+      secretVersion: secret.version,
+      creatioCredentialSecretName: input.creatioCredentialSecretName,
+      mailServerId: input.mailServerId,
+      appId: app.appId,
+      takeOver: preflight.takingOver,
+    });
+
+    // Manual step 9, opt-in only: admin consent already covers every user.
+    let userConsent: AllowUserConsentResult | null = null;
+    if (input.allowUserConsent) userConsent = yield* steps.run(ALLOW_USER_CONSENT, GRAPH_RETRY, {});
+
+    yield* recordSiteStateQuietly(context, EVENTS.onboardingStep, { host: input.host, lastRun: { kind: "onboard", outcome: "succeeded", instanceId } });
+    steps.finish("done");
+    logEvent(context, EVENTS.onboardingFinished, { site: input.host, instanceId, outcome: "succeeded", appId: app.appId, keyId: secret.keyId });
+    const { removedLeftovers: _removed, ...secretReference } = secret;
+    const output: OnboardTenantOutput = {
+      host: input.host,
+      appId: app.appId,
+      applicationObjectId: app.appObjectId,
+      servicePrincipalId: sp.servicePrincipalId,
+      redirectUri: redirectUriFor(input.host),
+      grantedScopes,
+      secret: secretReference,
+      creatio: { oauthApplicationId: creatio.oauthApplicationId, mailServerId: creatio.mailServerId, syncedAt: creatio.syncedAt, actions: creatio.actions, tookOver: preflight.takingOver },
+      userConsent,
+    };
+    return output;
+  } catch (error) {
+    if (!(error instanceof StepError)) throw error;
+    // The failure stays visible in the list and the sweep until a later run succeeds.
+    yield* recordSiteStateQuietly(context, EVENTS.onboardingStep, { host: input.host, lastRun: { kind: "onboard", outcome: "failed", step: error.step, instanceId } });
+    steps.finish("failed", { error: error.message });
+    logEvent(context, EVENTS.onboardingFinished, { site: input.host, instanceId, step: error.step, outcome: "failed", error: error.message });
+    throw error;
   }
-
-  // Manual steps 2-5: app registration, redirect URI, delegated permissions.
-  const app: EnsureApplicationResult = yield* step(ENSURE_APPLICATION, GRAPH_RETRY, { host: input.host, displayName: input.displayName });
-
-  // Manual step 6, first half: the app's service principal in this tenant.
-  const sp: EnsureServicePrincipalResult = yield* step(ENSURE_SERVICE_PRINCIPAL, GRAPH_RETRY, { appId: app.appId, displayName: input.displayName });
-
-  // Manual step 6: admin consent for every user.
-  const consent: GrantAdminConsentResult = yield* step(GRANT_ADMIN_CONSENT, GRAPH_RETRY, {
-    servicePrincipalId: sp.servicePrincipalId,
-    grants: app.resources.map((r) => ({ resourceName: r.name, resourceServicePrincipalId: r.servicePrincipalId, scopes: r.scopes.map((s) => s.value) })),
-  });
-  const grantedScopes = [...new Set(consent.grants.flatMap((g) => g.scopes))];
-
-  // Manual steps 7-8: client secret, straight into Key Vault.
-  const secret: SecretReference = yield* step(ISSUE_CLIENT_SECRET, GRAPH_RETRY, {
-    host: input.host,
-    instanceId,
-    runId,
-    purpose: "onboard",
-    appId: app.appId,
-    appObjectId: app.appObjectId,
-    servicePrincipalId: sp.servicePrincipalId,
-    secretLifetimeDays: input.secretLifetimeDays,
-    creatioCredentialSecretName: input.creatioCredentialSecretName,
-    mailServerId: input.mailServerId,
-    scopes: grantedScopes,
-  });
-
-  // Manual step 10: client id and secret into Creatio's Office 365 mail server settings.
-  const creatio: ConfigureCreatioResult = yield* step(CONFIGURE_CREATIO, CREATIO_RETRY, {
-    host: input.host,
-    secretName: secret.secretName,
-    secretVersion: secret.version,
-    creatioCredentialSecretName: input.creatioCredentialSecretName,
-    mailServerId: input.mailServerId,
-    appId: app.appId,
-  });
-
-  // Manual step 9, opt-in only: admin consent already covers every user.
-  let userConsent: AllowUserConsentResult | null = null;
-  if (input.allowUserConsent) {
-    userConsent = yield* step(ALLOW_USER_CONSENT, GRAPH_RETRY, {});
-  }
-
-  context.df.setCustomStatus({ step: "done", stepNumber: totalSteps, totalSteps } satisfies OnboardingProgress);
-  logEvent(context, EVENTS.onboardingFinished, { site: input.host, instanceId, outcome: "succeeded", appId: app.appId, keyId: secret.keyId });
-  const { removedLeftovers: _removed, ...secretReference } = secret;
-  const output: OnboardTenantOutput = {
-    host: input.host,
-    appId: app.appId,
-    applicationObjectId: app.appObjectId,
-    servicePrincipalId: sp.servicePrincipalId,
-    redirectUri: redirectUriFor(input.host),
-    grantedScopes,
-    secret: secretReference,
-    creatio: { oauthApplicationId: creatio.oauthApplicationId, mailServerId: creatio.mailServerId, syncedAt: creatio.syncedAt, actions: creatio.actions },
-    userConsent,
-  };
-  return output;
 };
 
 df.app.orchestration(ONBOARD_TENANT, onboardTenant);

@@ -1,3 +1,4 @@
+import { decodeSiteTags } from "../../src/domain/tags";
 // The onboarding activities with the real SDK clients (DefaultAzureCredential via
 // EnvironmentCredential, Graph client, SecretClient, fetch) against the HTTPS emulators.
 // The emulator CA is trusted through NODE_EXTRA_CA_CERTS, set by dev/run-tests.ts (`npm test`).
@@ -101,7 +102,8 @@ describe("onboarding activities against the emulators", () => {
     expect(versions).toHaveLength(1);
     expect(versions[0].value).toBe(password.secretText);
     expect(versions[0].contentType).toBe("text/plain; creatio-o365-oauth");
-    expect(versions[0].tags).toMatchObject({ site: host, appId: app.appId, keyId: password.keyId, creatioSyncedKeyId: password.keyId });
+    const tags = decodeSiteTags(versions[0].tags);
+    expect(tags.ok && tags.tags).toMatchObject({ site: host, appId: app.appId, keyId: password.keyId, creatioSyncedKeyId: password.keyId, creatioSyncedExpiresOn: new Date(password.endDateTime).toISOString() });
 
     const creatio = await admin(stack.creatioUrl, "state");
     const mailServer = creatio.MailServer.find((m: any) => m.Id === "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b");

@@ -174,27 +174,34 @@ describe("issueClientSecret", () => {
     scopes: ["EWS.AccessAsUser.All", "User.Read"],
   };
   const SECRET_TEXT = "S3cr3t~value.from.graph";
+  /** The app's passwords: GET lists them, removePassword removes one, addPassword answers a new one. */
+  const appWith = (passwords: { keyId: string }[]) => (call: { method: string; path: string; body: unknown }) => {
+    if (call.method === "GET") return { status: 200, body: { id: "app-obj", passwordCredentials: passwords } };
+    if (call.path.endsWith("/removePassword")) {
+      passwords.splice(passwords.findIndex((p) => p.keyId === (call.body as { keyId: string }).keyId), 1);
+      return { status: 204 };
+    }
+    return { status: 200, body: { keyId: "k-new", secretText: SECRET_TEXT, hint: "S3c", endDateTime: "2028-11-27T12:00:00Z", displayName: "x" } };
+  };
 
   it("removes an earlier attempt's leftover, adds one password and stores its value in Key Vault; returns a reference only", async () => {
     const passwords = [
       { keyId: "k-admin", displayName: "added by an admin", endDateTime: "2027-01-01T00:00:00Z" },
       { keyId: "k-left", displayName: passwordDisplayName(input.instanceId, "2026-11-01T00:00:00.000Z", "dead"), endDateTime: "2028-01-01T00:00:00Z" },
     ];
-    const { graph, calls } = recordingGraph((call) => {
-      if (call.method === "GET") return { status: 200, body: { id: "app-obj", passwordCredentials: passwords } };
-      if (call.path.endsWith("/removePassword")) return { status: 204 };
-      return { status: 200, body: { keyId: "k-new", secretText: SECRET_TEXT, hint: "S3c", endDateTime: "2028-11-27T12:00:00Z", displayName: "x" } };
-    });
+    const { graph, calls } = recordingGraph(appWith(passwords));
     const store = new FakeSecretStore();
     const result = await issueClientSecret(input, deps(graph, store));
 
     expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
       "GET /applications/app-obj?$select=id,appId,passwordCredentials",
       "POST /applications/app-obj/removePassword",
+      // The removal is verified by reading the app back.
+      "GET /applications/app-obj?$select=id,passwordCredentials",
       "POST /applications/app-obj/addPassword",
     ]);
     expect(calls[1]!.body).toEqual({ keyId: "k-left" });
-    const add = calls[2]!.body as { passwordCredential: { displayName: string; endDateTime: string } };
+    const add = calls[3]!.body as { passwordCredential: { displayName: string; endDateTime: string } };
     expect(add.passwordCredential.endDateTime).toBe("2028-11-26T12:00:00.000Z");
     expect(add.passwordCredential.displayName).toMatch(/^creatio-o365-oauth onboard-acme\.creatio\.com 2026-11-27T12:00:00\.000Z #[0-9a-f]{8}$/);
 
@@ -211,8 +218,7 @@ describe("issueClientSecret", () => {
       creatioCredential: "creatio-api-acme",
       mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b",
       scopes: "EWS.AccessAsUser.All User.Read",
-      instanceId: "onboard-acme.creatio.com",
-      rotationState: "idle",
+      rotation: JSON.stringify({ state: "idle" }),
     });
     expect(result).toEqual({ secretName: "creatio-o365-acme--creatio--com", version: "v1", keyId: "k-new", expiresOn: "2028-11-27T12:00:00.000Z", hint: "S3c", reused: false, removedLeftovers: ["k-left"] });
     expect(JSON.stringify(result)).not.toContain(SECRET_TEXT);
@@ -222,7 +228,7 @@ describe("issueClientSecret", () => {
     const store = new FakeSecretStore();
     store.seed("creatio-o365-acme--creatio--com", "old", {
       expiresOn: new Date("2028-01-01T00:00:00Z"),
-      tags: encodeSiteTags({ site: input.host, appId: "app-id", appObjectId: "app-obj", servicePrincipalId: "sp-app", keyId: "k-live", creatioCredential: "creatio-api-acme", mailServerId: input.mailServerId, scopes: "EWS.AccessAsUser.All User.Read", instanceId: input.instanceId }),
+      tags: encodeSiteTags({ site: input.host, appId: "app-id", appObjectId: "app-obj", servicePrincipalId: "sp-app", keyId: "k-live", creatioCredential: "creatio-api-acme", mailServerId: input.mailServerId, scopes: "EWS.AccessAsUser.All User.Read" }),
     });
     const { graph, calls } = recordingGraph(() => ({ status: 200, body: { passwordCredentials: [{ keyId: "k-live", displayName: passwordDisplayName(input.instanceId, "earlier", "a"), endDateTime: "2028-01-01T00:00:00Z" }] } }));
     const result = await issueClientSecret(input, deps(graph, store));
@@ -235,17 +241,13 @@ describe("issueClientSecret", () => {
     const store = new FakeSecretStore();
     store.seed("creatio-o365-acme--creatio--com", "old", {
       expiresOn: new Date("2028-01-01T00:00:00Z"),
-      tags: encodeSiteTags({ site: input.host, appId: "app-id", appObjectId: "app-obj", keyId: "k-live", creatioSyncedKeyId: "k-creatio", creatioCredential: "creatio-api-acme", mailServerId: input.mailServerId, instanceId: input.instanceId }),
+      tags: encodeSiteTags({ site: input.host, appId: "app-id", appObjectId: "app-obj", keyId: "k-live", creatioSyncedKeyId: "k-creatio", creatioCredential: "creatio-api-acme", mailServerId: input.mailServerId }),
     });
     const passwords = [
       { keyId: "k-live", displayName: passwordDisplayName("onboard-acme.creatio.com", "earlier", "a"), endDateTime: "2028-01-01T00:00:00Z" },
       { keyId: "k-creatio", displayName: passwordDisplayName(input.instanceId, "2026-11-01T00:00:00.000Z", "b"), endDateTime: "2028-01-01T00:00:00Z" },
     ];
-    const { graph, calls } = recordingGraph((call) => {
-      if (call.method === "GET") return { status: 200, body: { id: "app-obj", passwordCredentials: passwords } };
-      if (call.path.endsWith("/removePassword")) return { status: 204 };
-      return { status: 200, body: { keyId: "k-new", secretText: SECRET_TEXT, hint: "S3c", endDateTime: "2028-11-27T12:00:00Z", displayName: "x" } };
-    });
+    const { graph, calls } = recordingGraph(appWith(passwords));
     const result = await issueClientSecret({ ...input, purpose: "rotate" }, deps(graph, store));
     expect(calls.filter((c) => c.path.endsWith("/removePassword"))).toEqual([]);
     expect(result).toMatchObject({ keyId: "k-new", reused: false, removedLeftovers: [] });
@@ -263,13 +265,35 @@ describe("issueClientSecret", () => {
       { keyId: "k-creatio", displayName: passwordDisplayName(input.instanceId, "earliest", "b"), endDateTime: "2028-01-01T00:00:00Z" },
       { keyId: "k-left", displayName: passwordDisplayName(input.instanceId, "2026-11-01T00:00:00.000Z", "dead"), endDateTime: "2028-01-01T00:00:00Z" },
     ];
-    const { graph, calls } = recordingGraph((call) => {
-      if (call.method === "GET") return { status: 200, body: { id: "app-obj", passwordCredentials: passwords } };
-      if (call.path.endsWith("/removePassword")) return { status: 204 };
-      return { status: 200, body: { keyId: "k-new", secretText: SECRET_TEXT, hint: "S3c", endDateTime: "2028-11-27T12:00:00Z", displayName: "x" } };
-    });
+    const { graph, calls } = recordingGraph(appWith(passwords));
     await issueClientSecret(input, deps(graph, store));
     expect(calls.filter((c) => c.path.endsWith("/removePassword")).map((c) => c.body)).toEqual([{ keyId: "k-left" }]);
+  });
+
+  it("a re-run after a failure delivers the 20-day secret the failed run issued instead of adding another (shorter than the rotation window)", async () => {
+    const store = new FakeSecretStore();
+    store.seed("creatio-o365-acme--creatio--com", "issued", {
+      expiresOn: new Date("2026-12-17T11:50:00Z"),
+      tags: encodeSiteTags({ site: input.host, appId: "app-id", appObjectId: "app-obj", servicePrincipalId: "sp-app", keyId: "k-20", creatioCredential: "creatio-api-acme", mailServerId: input.mailServerId, scopes: "EWS.AccessAsUser.All User.Read" }),
+    });
+    const { graph, calls } = recordingGraph(appWith([{ keyId: "k-20", displayName: passwordDisplayName(input.instanceId, "2026-11-27T11:50:00.000Z", "a"), endDateTime: "2026-12-17T11:50:00Z" } as never]));
+    const result = await issueClientSecret({ ...input, secretLifetimeDays: 20 }, deps(graph, store));
+    expect(result).toMatchObject({ keyId: "k-20", reused: true });
+    expect(calls.filter((c) => c.path.endsWith("/addPassword"))).toEqual([]);
+    // Asking for 730 days instead: the 20-day secret is not what was asked for, so a new one is issued.
+    const again = await issueClientSecret(input, deps(graph, store));
+    expect(again).toMatchObject({ keyId: "k-new", reused: false });
+  });
+
+  it("a run never replaces the stored Creatio credential name or mail server: only a delivery that worked does", async () => {
+    const store = new FakeSecretStore();
+    store.seed("creatio-o365-acme--creatio--com", "old", {
+      expiresOn: new Date("2026-12-01T00:00:00Z"),
+      tags: encodeSiteTags({ site: input.host, appId: "app-id", appObjectId: "app-obj", keyId: "k-old", creatioSyncedKeyId: "k-old", creatioCredential: "creatio-api-acme", mailServerId: input.mailServerId }),
+    });
+    const { graph } = recordingGraph(appWith([{ keyId: "k-old" }]));
+    await issueClientSecret({ ...input, creatioCredentialSecretName: "creatio-api-typo", mailServerId: "11111111-1111-4111-8111-111111111111" }, deps(graph, store));
+    expect(store.latest("creatio-o365-acme--creatio--com")!.properties.tags).toMatchObject({ keyId: "k-new", creatioCredential: "creatio-api-acme", mailServerId: input.mailServerId });
   });
 
   it("sends addPassword once even on 503, and reports a lifetime policy clearly", async () => {

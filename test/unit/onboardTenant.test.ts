@@ -1,31 +1,7 @@
-import type { OrchestrationContext } from "durable-functions";
 import { onboardTenant, type OnboardTenantInput } from "../../src/orchestrators/onboardTenant";
+import { activityFailure, drive as driveOrchestrator } from "./orchestrationDriver";
 
-/** Drives the orchestrator generator by hand: records each activity call and the custom status then. */
-function drive(input: OnboardTenantInput, results: Record<string, unknown | Error>) {
-  const calls: { name: string; input: any; status: unknown; attempts: number }[] = [];
-  let status: unknown;
-  const context = {
-    log: () => undefined,
-    df: {
-      instanceId: "onboard-acme.creatio.com",
-      isReplaying: false,
-      currentUtcDateTime: new Date("2026-11-27T12:00:00.000Z"),
-      getInput: () => input,
-      setCustomStatus: (s: unknown) => (status = s),
-      callActivityWithRetry: (name: string, retry: { maxNumberOfAttempts: number }, activityInput: unknown) => ({ name, retry, activityInput }),
-    },
-  } as unknown as OrchestrationContext;
-  const gen = onboardTenant(context);
-  let next = gen.next();
-  while (!next.done) {
-    const task = next.value as unknown as { name: string; retry: { maxNumberOfAttempts: number }; activityInput: unknown };
-    calls.push({ name: task.name, input: task.activityInput, status, attempts: task.retry.maxNumberOfAttempts });
-    const result = results[task.name];
-    next = result instanceof Error ? gen.throw(result) : gen.next(result as never);
-  }
-  return { calls, output: next.value as any, status };
-}
+const drive = (input: OnboardTenantInput, results: Record<string, unknown>) => driveOrchestrator(onboardTenant, "onboard-acme.creatio.com", input, results);
 
 const input: OnboardTenantInput = {
   host: "acme.creatio.com",
@@ -37,6 +13,8 @@ const input: OnboardTenantInput = {
 };
 
 const results = {
+  checkCreatioSite: { odataRoot: "/0/odata", mailServerName: "Office 365", linkedClientId: null, knownAppId: null, takingOver: false },
+  recordSiteState: { recorded: true },
   ensureApplication: { appId: "app-id", appObjectId: "app-obj", resources: [{ name: "Office 365 Exchange Online", servicePrincipalId: "sp-exo", scopes: [{ value: "EWS.AccessAsUser.All", id: "x" }] }] },
   ensureServicePrincipal: { servicePrincipalId: "sp-app", created: true },
   grantAdminConsent: { grants: [{ scopes: ["EWS.AccessAsUser.All"] }] },
@@ -46,39 +24,71 @@ const results = {
 };
 
 describe("onboardTenant", () => {
-  it("runs the steps in procedure order with progress, passing references only", () => {
-    const { calls, output, status } = drive(input, results);
-    expect(calls.map((c) => [c.name, c.status])).toEqual([
-      ["ensureApplication", { step: "ensureApplication", stepNumber: 1, totalSteps: 5 }],
-      ["ensureServicePrincipal", { step: "ensureServicePrincipal", stepNumber: 2, totalSteps: 5 }],
-      ["grantAdminConsent", { step: "grantAdminConsent", stepNumber: 3, totalSteps: 5 }],
-      ["issueClientSecret", { step: "issueClientSecret", stepNumber: 4, totalSteps: 5 }],
-      ["configureCreatio", { step: "configureCreatio", stepNumber: 5, totalSteps: 5 }],
+  it("checks the Creatio site first, then runs the steps in procedure order with progress, passing references only", () => {
+    const { activities, output, status } = drive(input, results);
+    expect(activities.map((c) => [c.name, c.status])).toEqual([
+      ["checkCreatioSite", { step: "checkCreatioSite", stepNumber: 1, totalSteps: 6, attempt: 1 }],
+      ["ensureApplication", { step: "ensureApplication", stepNumber: 2, totalSteps: 6, attempt: 1 }],
+      ["ensureServicePrincipal", { step: "ensureServicePrincipal", stepNumber: 3, totalSteps: 6, attempt: 1 }],
+      ["grantAdminConsent", { step: "grantAdminConsent", stepNumber: 4, totalSteps: 6, attempt: 1 }],
+      ["issueClientSecret", { step: "issueClientSecret", stepNumber: 5, totalSteps: 6, attempt: 1 }],
+      ["configureCreatio", { step: "configureCreatio", stepNumber: 6, totalSteps: 6, attempt: 1 }],
+      ["recordSiteState", { step: "configureCreatio", stepNumber: 6, totalSteps: 6, attempt: 1 }],
     ]);
-    expect(calls[3]!.input).toMatchObject({ instanceId: "onboard-acme.creatio.com", runId: "2026-11-27T12:00:00.000Z", purpose: "onboard", secretLifetimeDays: 365 });
-    expect(calls[4]!.input).toEqual({
+    expect(activities[0]!.input).toEqual({ host: "acme.creatio.com", creatioCredentialSecretName: "creatio-api-acme", mailServerId: input.mailServerId, takeOver: false });
+    expect(activities[4]!.input).toMatchObject({ instanceId: "onboard-acme.creatio.com", runId: "2026-11-27T12:00:00.000Z", purpose: "onboard", secretLifetimeDays: 365 });
+    expect(activities[5]!.input).toEqual({
       host: "acme.creatio.com",
       secretName: "creatio-o365-acme--creatio--com",
       secretVersion: "v1",
       creatioCredentialSecretName: "creatio-api-acme",
       mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b",
       appId: "app-id",
+      takeOver: false,
     });
-    expect(status).toEqual({ step: "done", stepNumber: 5, totalSteps: 5 });
-    expect(output).toMatchObject({ appId: "app-id", servicePrincipalId: "sp-app", secret: { keyId: "k1", version: "v1" }, creatio: { oauthApplicationId: "oa" }, userConsent: null });
+    expect(activities[6]!.input).toEqual({ host: "acme.creatio.com", lastRun: { kind: "onboard", outcome: "succeeded", instanceId: "onboard-acme.creatio.com" } });
+    expect(status).toEqual({ step: "done", stepNumber: 6, totalSteps: 6 });
+    expect(output).toMatchObject({ appId: "app-id", servicePrincipalId: "sp-app", secret: { keyId: "k1", version: "v1" }, creatio: { oauthApplicationId: "oa", tookOver: false }, userConsent: null });
     expect(output.secret.removedLeftovers).toBeUndefined();
   });
 
   it("adds the user consent step only when asked", () => {
-    const { calls } = drive({ ...input, allowUserConsent: true }, results);
-    expect(calls.map((c) => c.name).at(-1)).toBe("allowUserConsent");
-    expect(calls.at(-1)!.status).toEqual({ step: "allowUserConsent", stepNumber: 6, totalSteps: 6 });
+    const { activities } = drive({ ...input, allowUserConsent: true }, results);
+    expect(activities.map((c) => c.name).slice(-2)).toEqual(["allowUserConsent", "recordSiteState"]);
+    expect(activities.at(-2)!.status).toEqual({ step: "allowUserConsent", stepNumber: 7, totalSteps: 7, attempt: 1 });
   });
 
-  it("fails naming the step and the upstream message", () => {
-    const failure = Object.assign(new Error("Error: Creatio GET /0/odata/MailServer failed with 503: down"), {
-      failureDetails: { errorType: "CreatioError", errorMessage: "Creatio GET /0/odata/MailServer failed with 503: down" },
-    });
-    expect(() => drive(input, { ...results, configureCreatio: failure })).toThrow("Step 5 of 5 (configureCreatio) failed: Creatio GET /0/odata/MailServer failed with 503: down");
+  it("passes takeOver to Creatio only when the preflight found another app and the request allowed it", () => {
+    const { activities } = drive({ ...input, takeOver: true }, { ...results, checkCreatioSite: { ...results.checkCreatioSite, linkedClientId: "other", takingOver: true } });
+    expect(activities[0]!.input.takeOver).toBe(true);
+    expect(activities.find((c) => c.name === "configureCreatio")!.input.takeOver).toBe(true);
+  });
+
+  it("a failed preflight creates nothing: no Graph step runs, and the failure names the step without retrying a final error", () => {
+    const refused = activityFailure("Creatio at https://acme.creatio.com refused the credential in Key Vault secret creatio-api-acme (login refused (Code 1)) [not retried]");
+    const { activities, error, status } = drive(input, { ...results, checkCreatioSite: refused });
+    expect(activities.map((c) => c.name)).toEqual(["checkCreatioSite", "recordSiteState"]);
+    expect((error as Error).message).toBe(`Step 1 of 6 (checkCreatioSite) failed: ${refused.message.replace(/^Error: /, "")}`);
+    expect(activities[1]!.input).toEqual({ host: "acme.creatio.com", lastRun: { kind: "onboard", outcome: "failed", step: "checkCreatioSite", instanceId: "onboard-acme.creatio.com" } });
+    expect(status).toMatchObject({ step: "checkCreatioSite", stepNumber: 1, error: (error as Error).message });
+  });
+
+  it("retries a transient failure on a durable timer with backoff, showing the wait, then fails naming the step and the upstream message", () => {
+    const down = activityFailure("Creatio GET /0/odata/MailServer failed with 503: down");
+    const { calls, error } = drive(input, { ...results, configureCreatio: down });
+    const creatio = calls.filter((c) => c.name === "configureCreatio" || (c.kind === "timer" && calls.indexOf(c) > calls.findIndex((x) => x.name === "configureCreatio")));
+    expect(creatio.map((c) => c.kind)).toEqual(["activity", "timer", "activity", "timer", "activity"]);
+    // 2 s, then 4 s later.
+    expect(creatio[1]!.input).toBe("2026-11-27T12:00:02.000Z");
+    expect(creatio[3]!.input).toBe("2026-11-27T12:00:06.000Z");
+    expect(creatio[1]!.status).toEqual({ step: "configureCreatio", stepNumber: 6, totalSteps: 6, attempt: 1, retryAt: "2026-11-27T12:00:02.000Z", lastError: "Creatio GET /0/odata/MailServer failed with 503: down" });
+    expect((error as Error).message).toBe("Step 6 of 6 (configureCreatio) failed after 3 attempts: Creatio GET /0/odata/MailServer failed with 503: down");
+  });
+
+  it("keeps stack frames and file paths out of the message", () => {
+    const failure = Object.assign(new Error("x"), { failureDetails: undefined, message: "Activity function 'configureCreatio' failed: boom \n Error: boom\n    at configureCreatio (/work/main/dist/src/activities/configureCreatio.js:40:11)" });
+    const { error } = drive(input, { ...results, configureCreatio: failure });
+    expect((error as Error).message).not.toMatch(/\/work\/|\bat configureCreatio\b/);
+    expect((error as Error).message).toContain("boom");
   });
 });

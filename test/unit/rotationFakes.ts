@@ -44,7 +44,12 @@ export interface FakePassword {
 }
 
 /** One application's passwords behind the real Graph client (its middleware chain), network replaced. */
-export function fakeGraphApp(appObjectId: string, passwords: FakePassword[]) {
+export function fakeGraphApp(
+  appObjectId: string,
+  passwords: FakePassword[],
+  /** Answers removePassword in place of the app (the password stays), e.g. a refused or a lying removal. */
+  removeAnswer?: (keyId: string) => { status: number; body?: unknown } | undefined,
+) {
   const removals: string[] = [];
   const transport: Middleware = {
     async execute(context: Context) {
@@ -59,7 +64,11 @@ export function fakeGraphApp(appObjectId: string, passwords: FakePassword[]) {
       } else if (method === "POST" && path === `/applications/${appObjectId}/removePassword`) {
         const keyId = (JSON.parse(String(context.options?.body)) as { keyId: string }).keyId;
         const i = passwords.findIndex((p) => p.keyId === keyId);
-        if (i < 0) {
+        const forced = removeAnswer?.(keyId);
+        if (forced) {
+          status = forced.status;
+          body = forced.body;
+        } else if (i < 0) {
           status = 400;
           body = { error: { code: "InvalidValue", message: `No password credential with keyId '${keyId}'.` } };
         } else {

@@ -1,4 +1,4 @@
-import { lastRotationFromTags, nextRotationDueAt, planRotations, planSite, type ManagedSecret } from "../../src/domain/rotationPlan";
+import { isFreshEnough, lastRotationFromTags, nextRotationDueAt, planRotations, planSite, type ManagedSecret } from "../../src/domain/rotationPlan";
 import { siteTagsSchema, type SiteTagsInput } from "../../src/domain/tags";
 import { DAY, NOW } from "./rotationFakes";
 
@@ -7,7 +7,8 @@ function secret(host: string, expiresInDays: number | undefined, tags: Partial<S
     host,
     secretName: `creatio-o365-${host}`,
     expiresOn: expiresInDays === undefined ? undefined : new Date(NOW.getTime() + expiresInDays * DAY),
-    tags: siteTagsSchema.parse({ site: host, appId: "a", appObjectId: "o", keyId: "k", creatioCredential: "c", mailServerId: "m", ...tags }),
+    // Creatio holds the current keyId unless a case says otherwise.
+    tags: siteTagsSchema.parse({ site: host, appId: "a", appObjectId: "o", keyId: "k", creatioCredential: "c", mailServerId: "m", creatioSyncedKeyId: tags.keyId ?? "k", ...tags }),
   };
 }
 
@@ -35,8 +36,26 @@ describe("which sites are due (ROTATE_DAYS_BEFORE_EXPIRY = 30)", () => {
   it("a site whose Creatio holds another password than the current one is due (an onboarding re-run failed at Creatio)", () => {
     expect(planSite(secret("b.example.com", 700, { keyId: "k-new", creatioSyncedKeyId: "k-old" }), NOW, 30)).toMatchObject({ due: true, reason: "creatioBehind" });
     expect(planSite(secret("s.example.com", 700, { keyId: "k", creatioSyncedKeyId: "k" }), NOW, 30)).toMatchObject({ due: false });
-    // Before Creatio was ever reached there is nothing to keep alive: the onboarding status says so.
-    expect(planSite(secret("n.example.com", 700, { keyId: "k" }), NOW, 30)).toMatchObject({ due: false });
+  });
+
+  it("a site whose Creatio never received a secret (onboarding failed at Creatio) is due, so the sweep delivers the one issued", () => {
+    const plan = planSite(secret("n.example.com", 700, { keyId: "k", creatioSyncedKeyId: undefined }), NOW, 30);
+    expect(plan).toMatchObject({ due: true, reason: "creatioNeverConfigured", creatioConfigured: false, expiresOn: undefined, daysLeft: null });
+    expect(plan.currentExpiresOn?.toISOString()).toBe(new Date(NOW.getTime() + 700 * DAY).toISOString());
+  });
+
+  it("judges the secret Creatio holds, not Key Vault's newer one: a 20-day secret Creatio kept after a failed 730-day re-run is due, 19 days left", () => {
+    const creatioExpires = new Date(NOW.getTime() + 19.5 * DAY).toISOString();
+    const plan = planSite(secret("h.example.com", 729.9, { keyId: "k-730", creatioSyncedKeyId: "k-20", creatioSyncedExpiresOn: creatioExpires }), NOW, 30);
+    expect(plan).toMatchObject({ due: true, reason: "expiresSoon", daysLeft: 19, creatioCurrent: false });
+    expect(plan.expiresOn?.toISOString()).toBe(creatioExpires);
+    expect(plan.nextRotationDueAt?.toISOString()).toBe(new Date(NOW.getTime() - 10.5 * DAY).toISOString());
+  });
+
+  it("never later than Key Vault's current version, and the current expiry when an older version's was not recorded", () => {
+    const later = new Date(NOW.getTime() + 100 * DAY).toISOString();
+    expect(planSite(secret("l.example.com", 50, { keyId: "k2", creatioSyncedKeyId: "k1", creatioSyncedExpiresOn: later }), NOW, 30).daysLeft).toBe(50);
+    expect(planSite(secret("u.example.com", 50, { keyId: "k2", creatioSyncedKeyId: "k1" }), NOW, 30).daysLeft).toBe(50);
   });
 
   it("a secret without a recorded expiry is due rather than trusted forever", () => {
@@ -56,6 +75,22 @@ describe("which sites are due (ROTATE_DAYS_BEFORE_EXPIRY = 30)", () => {
   it("next rotation due date is the expiry minus the window", () => {
     expect(nextRotationDueAt(new Date("2027-01-31T00:00:00Z"), 30)?.toISOString()).toBe("2027-01-01T00:00:00.000Z");
     expect(nextRotationDueAt(undefined, 30)).toBeNull();
+  });
+});
+
+describe("a secret fresh enough to deliver instead of issuing another", () => {
+  const inDays = (d: number) => new Date(NOW.getTime() + d * DAY);
+  it("a 20-day secret issued minutes ago is fresh, though inside the 30-day window", () => {
+    expect(isFreshEnough(inDays(19.99), 20, NOW, 30)).toBe(true);
+    expect(isFreshEnough(inDays(17.9), 20, NOW, 30)).toBe(false);
+  });
+  it("a 730-day lifetime asks for more than the window: 19 days left is not fresh, 31 is", () => {
+    expect(isFreshEnough(inDays(19), 730, NOW, 30)).toBe(false);
+    expect(isFreshEnough(inDays(31), 730, NOW, 30)).toBe(true);
+  });
+  it("an expired or unknown expiry is never fresh", () => {
+    expect(isFreshEnough(inDays(-1), 1, NOW, 30)).toBe(false);
+    expect(isFreshEnough(undefined, 20, NOW, 30)).toBe(false);
   });
 });
 

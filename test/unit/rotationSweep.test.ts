@@ -50,7 +50,7 @@ test("a sweep starts exactly the due sites, an immediate second sweep none", asy
   ]);
   expect(expiry[0]).toMatchObject({ outcome: "rotationStarted", expired: true, daysLeft: -2, expiresOn: inDays(-2).toISOString() });
   expect(expiry[3]).toMatchObject({ outcome: "ok", daysLeft: 31 });
-  expect(first.lines.some((l) => /^warning: EXPIRED: the client secret of expired\.example\.com/.test(l))).toBe(true);
+  expect(first.lines.some((l) => /^warning: EXPIRED: the client secret Creatio holds for expired\.example\.com/.test(l))).toBe(true);
   expect(first.lines.join("\n")).not.toMatch(/hunter2|secret-of-/);
 
   const second = recordingContext("rotationSweep");

@@ -10,14 +10,45 @@ const base = {
 };
 
 describe("site tag codec", () => {
-  it("round-trips and defaults the rotation state", () => {
+  it("round-trips and defaults the rotation state, packed into the rotation tag", () => {
     const tags = encodeSiteTags(base);
-    expect(tags).toEqual({ ...base, rotationState: "idle" });
+    expect(tags).toEqual({ ...base, rotation: JSON.stringify({ state: "idle" }) });
     expect(decodeSiteTags(tags)).toEqual({ ok: true, tags: { ...base, rotationState: "idle" } });
   });
 
-  it("fits Key Vault's 15-tag limit with every field set", () => {
-    expect(Object.keys(siteTagsSchema.shape).length).toBeLessThanOrEqual(MAX_TAGS);
+  it("fits Key Vault's 15 tags of 512 characters with every field set at its longest, leaving room for an admin's own", () => {
+    const at = "2026-11-27T10:00:00.000+00:00";
+    const guid = "g".repeat(64);
+    const full = {
+      ...base,
+      servicePrincipalId: guid,
+      previousKeyId: guid,
+      scopes: "EWS.AccessAsUser.All User.Read offline_access",
+      creatioSyncedAt: at,
+      creatioSyncedKeyId: guid,
+      creatioSyncedExpiresOn: at,
+      rotationState: "grace-period" as const,
+      rotationUpdatedAt: at,
+      lastRun: { kind: "rotate" as const, outcome: "failed" as const, step: "s".repeat(64), at, instanceId: "i".repeat(200) },
+      creatioCheck: { at, state: "unreachable" as const, clientId: guid, detail: "d".repeat(200) },
+    };
+    expect(Object.keys(full).length).toBe(Object.keys(siteTagsSchema.shape).length);
+    const tags = encodeSiteTags(full);
+    expect(Object.keys(tags).length).toBeLessThanOrEqual(MAX_TAGS - 2);
+    expect(decodeSiteTags(tags)).toEqual({ ok: true, tags: full });
+  });
+
+  it("reads the flat tags earlier versions wrote, and drops them on the next write", () => {
+    const legacy = { ...base, creatioSyncedKeyId: base.keyId, creatioSyncedAt: "2026-11-27T10:00:00.000Z", rotationState: "failed", rotationUpdatedAt: "2026-11-28T10:00:00.000Z", instanceId: "onboard-x" };
+    const decoded = decodeSiteTags(legacy);
+    expect(decoded).toEqual({ ok: true, tags: { ...base, creatioSyncedKeyId: base.keyId, creatioSyncedAt: "2026-11-27T10:00:00.000Z", rotationState: "failed", rotationUpdatedAt: "2026-11-28T10:00:00.000Z" } });
+    const merged = mergeSiteTags(legacy, { rotationState: "idle" });
+    expect(Object.keys(merged).sort()).toEqual([...Object.keys(base), "creatio", "rotation"].sort());
+    expect(JSON.parse(merged.creatio)).toEqual({ keyId: base.keyId, at: "2026-11-27T10:00:00.000Z" });
+  });
+
+  it("reports a packed tag that is not JSON instead of guessing", () => {
+    expect(decodeSiteTags({ ...encodeSiteTags(base), creatio: "{oops" })).toEqual({ ok: false, problem: "tag creatio is not a JSON object" });
   });
 
   it("rejects a value over 512 characters", () => {
@@ -32,7 +63,7 @@ describe("site tag codec", () => {
   it("merges: sets, removes with null, keeps an admin's own tags", () => {
     const existing = { ...encodeSiteTags({ ...base, previousKeyId: "44444444-4444-4444-8444-444444444444" }), costCentre: "42" };
     const merged = mergeSiteTags(existing, { creatioSyncedAt: "2026-11-27T10:00:00.000Z", previousKeyId: null });
-    expect(merged.creatioSyncedAt).toBe("2026-11-27T10:00:00.000Z");
+    expect(JSON.parse(merged.creatio)).toEqual({ at: "2026-11-27T10:00:00.000Z" });
     expect(merged.previousKeyId).toBeUndefined();
     expect(merged.costCentre).toBe("42");
     expect(merged.keyId).toBe(base.keyId);

@@ -58,6 +58,7 @@ describe("POST /api/tenants", () => {
             secretLifetimeDays: 730,
             mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b",
             allowUserConsent: false,
+            takeOver: false,
           },
         },
       },

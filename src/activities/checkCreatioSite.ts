@@ -1,0 +1,138 @@
+import { z } from "zod";
+import { CreatioError, CreatioLoginRefusedError, parseCreatioCredential, type CreatioClient } from "../clients/creatio";
+import { isSecretNotFound } from "../clients/keyVault";
+import { FinalError } from "../domain/failure";
+import { defaultIdentityServerUrlFor, secretNameFor, hostFromSecretName } from "../domain/site";
+import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
+import { defaultDeps, type ActivityDeps } from "./shared";
+
+/**
+ * Step 1, before anything is created in Entra: can this Creatio site take the OAuth settings at all?
+ * Reachable over https, the credential logs in, the account may change mail server settings
+ * (system operation CanManageMailServers, which saving a MailServer needs: Creatio Academy,
+ * "System operation reference"), the MailServer row exists, and that mail server is not already
+ * linked to another application (another URL of the same Creatio, or a hand-made setup) unless the
+ * request says `takeOver`. Every "no" is final (not retried): a refused login retried can lock the
+ * account, and the others do not clear by waiting. Only an unreachable site is retried.
+ * Reads only: it changes nothing anywhere (docs/architecture.md, "Status tells the truth").
+ */
+export const CHECK_CREATIO_SITE = "checkCreatioSite";
+
+export const checkCreatioSiteInput = z.object({
+  host: z.string().min(1),
+  creatioCredentialSecretName: z.string().min(1),
+  mailServerId: z.string().min(1),
+  takeOver: z.boolean().default(false),
+});
+export type CheckCreatioSiteInput = z.input<typeof checkCreatioSiteInput>;
+
+export interface CheckCreatioSiteResult {
+  odataRoot: string;
+  mailServerName: string | null;
+  /** Client id of the OAuth application the mail server is linked to now, if any. */
+  linkedClientId: string | null;
+  /** This site's app id as Key Vault records it (a re-onboarding), else null. */
+  knownAppId: string | null;
+  /** The mail server is linked to another application and the request said takeOver. */
+  takingOver: boolean;
+}
+
+export const MANAGE_MAIL_SERVERS_OPERATION = "CanManageMailServers";
+
+export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: ActivityDeps = defaultDeps()): Promise<CheckCreatioSiteResult> {
+  const input = checkCreatioSiteInput.parse(rawInput);
+  const origin = `https://${input.host}`;
+  const creatio = await creatioClientFor(deps, input.host, input.creatioCredentialSecretName);
+
+  let odataRoot: string;
+  try {
+    odataRoot = await creatio.odataRoot();
+  } catch (error) {
+    if (error instanceof CreatioLoginRefusedError) {
+      throw new FinalError(
+        `Creatio at ${origin} refused the credential in Key Vault secret ${input.creatioCredentialSecretName} (${error.message.replace(/^Creatio /, "")}). ` +
+          `Store the right credential in that secret and onboard again; the login is not repeated so the account is not locked out.`,
+      );
+    }
+    if (isUnresolvable(error)) {
+      throw new FinalError(`${origin} cannot be resolved (${(error as Error).message}). Check creatioUrl: it must be the Creatio site's address.`);
+    }
+    throw error;
+  }
+
+  if (!(await creatio.canExecuteOperation(MANAGE_MAIL_SERVERS_OPERATION))) {
+    throw new FinalError(
+      `The Creatio account in Key Vault secret ${input.creatioCredentialSecretName} may not change mail server settings: ` +
+        `grant it the system operation ${MANAGE_MAIL_SERVERS_OPERATION} in Creatio (System Designer > Operation permissions), or store another account's credential.`,
+    );
+  }
+
+  const link = await creatio.mailServerLink(input.mailServerId);
+  if (!link.mailServer) {
+    throw new FinalError(
+      `Creatio at ${origin} has no MailServer row ${input.mailServerId}. Pass the id of the site's Office 365 mail server as mailServerId ` +
+        `(Creatio: System Designer > Email > Mail servers, or GET ${odataRoot}/MailServer?$select=Id,Name).`,
+    );
+  }
+  const mailServerName = link.mailServer.Name ?? input.mailServerId;
+  const knownAppId = await knownAppIdOf(deps, input.host);
+  const linkedClientId = link.application?.ClientId || null;
+  const foreign = linkedClientId !== null && linkedClientId !== knownAppId;
+  if (foreign && !input.takeOver) {
+    const owner = await managedSiteWithAppId(deps, linkedClientId!);
+    throw new FinalError(
+      `Creatio's mail server "${mailServerName}" at ${origin} is already linked to the application with client id ${linkedClientId}` +
+        (owner ? `, which this app manages for the site ${owner}: the same Creatio is onboarded under another URL. Use that site, or offboard it first.` : ", which this app did not register for this site (a setup by hand, or another tool).") +
+        ` To replace it anyway, onboard again with "takeOver": true; Creatio's users then reconnect their mailboxes.`,
+    );
+  }
+  return { odataRoot, mailServerName: link.mailServer.Name ?? null, linkedClientId, knownAppId, takingOver: foreign };
+}
+
+/** The site's Creatio client from the credential secret; a missing or malformed credential is final. */
+export async function creatioClientFor(deps: Pick<ActivityDeps, "secrets" | "creatio">, host: string, credentialSecretName: string): Promise<CreatioClient> {
+  let value: string | undefined;
+  try {
+    value = (await deps.secrets.getSecret(credentialSecretName)).value;
+  } catch (error) {
+    if (isSecretNotFound(error)) throw new FinalError(`The Creatio credential secret ${credentialSecretName} does not exist in Key Vault`);
+    throw error;
+  }
+  let credential;
+  try {
+    credential = parseCreatioCredential(credentialSecretName, value);
+  } catch (error) {
+    throw new FinalError((error as Error).message);
+  }
+  return deps.creatio({ origin: `https://${host}`, credential, defaultIdentityServerUrl: defaultIdentityServerUrlFor(host) });
+}
+
+/** A DNS failure: the name does not exist, so retrying cannot help. */
+function isUnresolvable(error: unknown): boolean {
+  return error instanceof CreatioError && /ENOTFOUND|EAI_NONAME|getaddrinfo/i.test(error.message);
+}
+
+async function knownAppIdOf(deps: Pick<ActivityDeps, "secrets">, host: string): Promise<string | null> {
+  try {
+    const decoded = decodeSiteTags((await deps.secrets.getSecret(secretNameFor(host))).properties.tags);
+    return decoded.ok ? decoded.tags.appId : null;
+  } catch (error) {
+    if (isSecretNotFound(error)) return null;
+    throw error;
+  }
+}
+
+/** The managed site whose app has this client id, from the registry's tags (no values are read). */
+async function managedSiteWithAppId(deps: Pick<ActivityDeps, "secrets">, appId: string): Promise<string | undefined> {
+  for await (const properties of deps.secrets.listPropertiesOfSecrets()) {
+    if (properties.contentType !== SECRET_CONTENT_TYPE) continue;
+    const decoded = decodeSiteTags(properties.tags);
+    if (decoded.ok && decoded.tags.appId === appId) return decoded.tags.site ?? hostFromSecretName(properties.name);
+  }
+  return undefined;
+}
+
+export const checkCreatioSiteActivity = {
+  name: CHECK_CREATIO_SITE,
+  handler: (input: unknown) => checkCreatioSite(input as CheckCreatioSiteInput),
+};

@@ -1,0 +1,58 @@
+import { z } from "zod";
+import { isSecretNotFound } from "../clients/keyVault";
+import { secretNameFor } from "../domain/site";
+import { lastRunSchema, mergeSiteTags, rotationStates, type SiteTagsChange } from "../domain/tags";
+import { defaultDeps, type ActivityDeps } from "./shared";
+
+/**
+ * Records where a site stands in the tags of its current Key Vault version, so the sweep, the list
+ * and the status see it (docs/architecture.md, "Key Vault is the registry"): a rotation's state
+ * (`grace-period` with the keyId whose grace runs, `failed`, `idle`) and how the last onboarding
+ * or rotation ended, with the failing step. A failure stays recorded until a later run succeeds
+ * ("Status tells the truth"). Tags only: updateSecretProperties never creates a version. A site
+ * with no secret yet (an onboarding that failed before issuing one) has nothing to record.
+ * Idempotent: a retry writes the same tags.
+ */
+export const RECORD_SITE_STATE = "recordSiteState";
+
+export const recordSiteStateInput = z.object({
+  host: z.string().min(1),
+  rotationState: z.enum(rotationStates).optional(),
+  /** Sets previousKeyId when given (null removes it); left as is when omitted. */
+  previousKeyId: z.string().min(1).nullable().optional(),
+  /** How the run ended; `at` is the activity's clock. */
+  lastRun: lastRunSchema.omit({ at: true }).optional(),
+});
+export type RecordSiteStateInput = z.infer<typeof recordSiteStateInput>;
+
+export interface RecordSiteStateResult {
+  recorded: boolean;
+  version: string | null;
+  keyId: string | null;
+  updatedAt: string;
+}
+
+export async function recordSiteState(rawInput: RecordSiteStateInput, deps: ActivityDeps = defaultDeps()): Promise<RecordSiteStateResult> {
+  const input = recordSiteStateInput.parse(rawInput);
+  const secretName = secretNameFor(input.host);
+  const updatedAt = deps.now().toISOString();
+  let properties;
+  try {
+    properties = (await deps.secrets.getSecret(secretName)).properties;
+  } catch (error) {
+    if (isSecretNotFound(error)) return { recorded: false, version: null, keyId: null, updatedAt };
+    throw error;
+  }
+  const change: SiteTagsChange = {};
+  if (input.rotationState) Object.assign(change, { rotationState: input.rotationState, rotationUpdatedAt: updatedAt });
+  if (input.previousKeyId !== undefined) change.previousKeyId = input.previousKeyId;
+  if (input.lastRun) change.lastRun = { ...input.lastRun, at: updatedAt };
+  const tags = mergeSiteTags(properties.tags, change);
+  await deps.secrets.updateSecretProperties(secretName, properties.version!, { tags });
+  return { recorded: true, version: properties.version!, keyId: tags.keyId ?? null, updatedAt };
+}
+
+export const recordSiteStateActivity = {
+  name: RECORD_SITE_STATE,
+  handler: (input: unknown) => recordSiteState(input as RecordSiteStateInput),
+};

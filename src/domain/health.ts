@@ -1,0 +1,82 @@
+import type { SitePlan } from "./rotationPlan";
+import type { CreatioCheck, SiteTags } from "./tags";
+
+/**
+ * One verdict per site, from what the registry knows (docs/architecture.md, "Status tells the
+ * truth"): a site is healthy only when Creatio holds a valid secret of the app, Creatio's mail server
+ * is linked to the app, no run has failed since the last success, and the secret Creatio holds is
+ * not about to expire without a rotation in hand. Every problem says what to do next.
+ *
+ * Exchange Online's EWS allow-list is not known here (not checked yet): the status's warnings say so.
+ */
+export type HealthState = "healthy" | "atRisk" | "broken";
+
+export interface SiteHealth {
+  state: HealthState;
+  /** The day this Creatio's mail stops unless a rotation delivers a newer secret; null when it has none. */
+  mailStopsOn: string | null;
+  daysUntilMailStops: number | null;
+  problems: string[];
+}
+
+/** Days left at or below which an expiring secret counts as broken, as the expiry alert fires. */
+export const EXPIRY_ALERT_DAYS = 7;
+
+export function siteHealth(plan: SitePlan, tags: SiteTags, options: { rotateDaysBeforeExpiry: number; creatioCheck?: CreatioCheck | null }): SiteHealth {
+  const broken: string[] = [];
+  const atRisk: string[] = [];
+  const stops = plan.expiresOn?.toISOString() ?? null;
+  const rotate = `POST /api/tenants/${plan.host}/rotate`;
+
+  if (!tags.creatioSyncedKeyId) {
+    broken.push(
+      `Creatio holds no client secret of this app yet, so its mail cannot sync${tags.lastRun?.outcome === "failed" && tags.lastRun.step ? ` (the last ${runName(tags.lastRun.kind)} failed at ${tags.lastRun.step})` : ""}. ` +
+        `Fix the cause and POST /api/tenants again (it delivers the secret already issued), or wait for the next sweep.`,
+    );
+  } else if (plan.expired) {
+    broken.push(`The client secret Creatio holds expired on ${stops}: mail sync is failing. Rotate now: ${rotate}.`);
+  } else if (plan.daysLeft !== null && plan.daysLeft < EXPIRY_ALERT_DAYS) {
+    broken.push(`The client secret Creatio holds expires on ${stops} (${plan.daysLeft} days): rotation has not happened in time. Rotate now: ${rotate}.`);
+  } else if (plan.daysLeft !== null && plan.daysLeft <= options.rotateDaysBeforeExpiry) {
+    atRisk.push(`The client secret Creatio holds expires on ${stops} (${plan.daysLeft} days); the sweep rotates it (or ${rotate}).`);
+  }
+
+  if (tags.creatioSyncedKeyId && !plan.creatioCurrent) {
+    atRisk.push(
+      `Creatio still holds an older client secret (keyId ${tags.creatioSyncedKeyId}) than Key Vault's current one (keyId ${tags.keyId}); ` +
+        `the next sweep delivers the current one (or ${rotate}).`,
+    );
+  }
+
+  const last = tags.lastRun;
+  if (last?.outcome === "failed" && tags.creatioSyncedKeyId) {
+    atRisk.push(
+      `The last ${runName(last.kind)} failed at ${last.step ?? "an unknown step"} on ${last.at}. Creatio keeps the secret it holds; ` +
+        `GET /api/tenants/${plan.host} shows the error. Fix the cause, then ${last.kind === "rotate" ? rotate : "POST /api/tenants again"}.`,
+    );
+  } else if (tags.rotationState === "failed" && last?.outcome !== "failed") {
+    atRisk.push(`The last rotation failed; the next sweep retries it (or ${rotate}).`);
+  }
+
+  const check = options.creatioCheck ?? tags.creatioCheck;
+  if (check?.state === "drift") {
+    broken.push(
+      `Creatio's mail server is ${check.clientId ? `linked to another application (client id ${check.clientId})` : "not linked to this app"} (${check.detail ?? "seen"} at ${check.at}): ` +
+        `Creatio's mail uses ${check.clientId ? "another app" : "no app"}. POST /api/tenants again${check.clientId ? ' with "takeOver": true' : ""} to link this site's app.`,
+    );
+  } else if (check?.state === "unreachable") {
+    atRisk.push(`Creatio could not be checked at ${check.at}: ${check.detail ?? "no answer"}. Its mail settings are unknown until it answers.`);
+  }
+
+  return {
+    state: broken.length > 0 ? "broken" : atRisk.length > 0 ? "atRisk" : "healthy",
+    mailStopsOn: stops,
+    daysUntilMailStops: plan.daysLeft,
+    problems: [...broken, ...atRisk],
+  };
+}
+
+const runName = (kind: "onboard" | "rotate") => (kind === "onboard" ? "onboarding" : "rotation");
+
+/** Order of the list: broken first, then at risk, then healthy; within each, the soonest stop first. */
+export const HEALTH_ORDER: Record<HealthState, number> = { broken: 0, atRisk: 1, healthy: 2 };

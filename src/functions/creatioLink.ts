@@ -1,0 +1,59 @@
+import { CreatioClient, parseCreatioCredential } from "../clients/creatio";
+import type { SecretStore } from "../clients/keyVault";
+import { publicMessage, redactError } from "../domain/failure";
+import { defaultIdentityServerUrlFor } from "../domain/site";
+import type { CreatioCheck, SiteTags } from "../domain/tags";
+
+/**
+ * Reads, live, which application Creatio's mail server is linked to, for the status of one site
+ * (docs/architecture.md, "Status tells the truth"): after a Creatio reset, a restore or a hand edit
+ * the tags still say what was written, so only Creatio can say what its mail uses now. Reads only,
+ * one quick attempt with a short timeout (status must answer even when Creatio does not), and a
+ * minute's cache per site so polling a status does not log in to Creatio on every request.
+ * SecretKey is write-only in Creatio: a secret typed over ours by hand cannot be seen.
+ */
+const CACHE_MS = 60_000;
+const TIMEOUT_MS = 5_000;
+const cache = new Map<string, { until: number; check: CreatioCheck }>();
+
+export async function checkCreatioLink(secrets: SecretStore, tags: SiteTags, now: Date): Promise<CreatioCheck> {
+  const key = `${tags.site} ${tags.appId} ${tags.mailServerId} ${tags.creatioCredential}`;
+  const hit = cache.get(key);
+  if (hit && hit.until > now.getTime()) return hit.check;
+  const check = await readLink(secrets, tags, now);
+  cache.set(key, { until: now.getTime() + CACHE_MS, check });
+  return check;
+}
+
+async function readLink(secrets: SecretStore, tags: SiteTags, now: Date): Promise<CreatioCheck> {
+  const at = now.toISOString();
+  let credentialValue: string | undefined;
+  try {
+    credentialValue = (await secrets.getSecret(tags.creatioCredential)).value;
+    const credential = parseCreatioCredential(tags.creatioCredential, credentialValue);
+    const creatio = new CreatioClient({
+      origin: `https://${tags.site}`,
+      credential,
+      defaultIdentityServerUrl: defaultIdentityServerUrlFor(tags.site),
+      maxRetries: 0,
+      fetch: (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(TIMEOUT_MS) }),
+    });
+    const link = await creatio.mailServerLink(tags.mailServerId);
+    if (!link.mailServer) return { at, state: "drift", detail: `Creatio has no MailServer row ${tags.mailServerId}` };
+    if (!link.application) return { at, state: "drift", detail: "the mail server is not linked to an OAuth application" };
+    if (link.application.ClientId !== tags.appId) return { at, state: "drift", clientId: link.application.ClientId ?? undefined, detail: "the linked OAuth application holds another client id" };
+    return { at, state: "ok", clientId: tags.appId };
+  } catch (error) {
+    const parts = credentialValue ? Object.values(safeJson(credentialValue)) : [];
+    return { at, state: "unreachable", detail: publicMessage(redactError(error, credentialValue, ...parts), 200) };
+  }
+}
+
+function safeJson(text: string): Record<string, string | undefined> {
+  try {
+    const value: unknown = JSON.parse(text);
+    return value && typeof value === "object" ? (value as Record<string, string | undefined>) : {};
+  } catch {
+    return {};
+  }
+}
