@@ -135,7 +135,8 @@ export const rotationStatusSchema = z
   .object({
     state: z.string().nullable().meta({ description: "Rotation state from the tags: idle, rotating, grace-period or failed." }),
     lastRotatedAt: z.string().nullable().meta({ description: "When the last rotation delivered the new secret to Creatio (or failed / started, per lastOutcome)." }),
-    lastOutcome: z.enum(["succeeded", "failed", "running"]).nullable().meta({ description: "Outcome of the last rotation; null when the site was never rotated." }),
+    lastOutcome: z.enum(["succeeded", "failed", "running"]).nullable().meta({ description: "Outcome of the last rotation, or failed when the last onboarding or rotation failed (it stays until a later run succeeds); null when the site was never rotated." }),
+    lastFailedStep: z.string().nullable().meta({ description: "The step that failed, when lastOutcome is failed." }),
     currentKeyId: z.string().nullable().meta({ description: "keyId of the password Key Vault's current version holds." }),
     previousKeyId: z.string().nullable().meta({ description: "keyId the last rotation replaced (removed once its grace period ended, unless state is grace-period)." }),
     expiresOn: z.string().nullable().meta({ description: "Expiry of the secret Creatio holds (ISO 8601): when its mail stops. null when Creatio holds none." }),

@@ -29,13 +29,22 @@ export function isFinal(error: unknown): boolean {
  */
 export function publicMessage(error: unknown, max = 600): string {
   const details = (error as { failureDetails?: { errorMessage?: string } } | undefined)?.failureDetails;
-  let text = details?.errorMessage ?? (error instanceof Error ? error.message : String(error));
-  // Durable's "Reason \n Details" joins the message and the stack: keep the lines before the first frame.
-  const lines = text.split(/\r?\n/);
+  const raw = details?.errorMessage ?? (error instanceof Error ? error.message : typeof error === "string" ? error : JSON.stringify(error));
+  // Durable's "Reason \n Details" joins the message and the stack (whose first line repeats the
+  // message after the error's type): keep what comes before the first frame, each sentence once.
+  const lines = raw.split(/\r?\n/);
   const firstFrame = lines.findIndex((line) => /^\s*at\s/.test(line) || /^\s*Stack:/i.test(line));
-  text = (firstFrame >= 0 ? lines.slice(0, firstFrame) : lines).join(" ").trim();
+  let text = "";
+  for (const line of firstFrame >= 0 ? lines.slice(0, firstFrame) : lines) {
+    const part = line
+      .trim()
+      .replace(/^"+|"+$/g, "")
+      .replace(/(?:Orchestrator|Activity) function '[^']*' failed:\s*/g, "")
+      .replace(/^(?:[A-Za-z]*(?:Error|Exception)):\s*/, "")
+      .trim();
+    if (part && !text.includes(part)) text = text ? `${text} ${part}` : part;
+  }
   text = text
-    .replace(/^(Error|TaskFailedError|FinalError):\s*/g, "")
     .replace(/(?:[A-Za-z]:)?(?:[\\/][\w.@-]+){2,}[\\/]?[\w.@-]*\.(?:ts|js|mjs|cjs)(?::\d+(?::\d+)?)?/g, "[path]")
     .replace(/\s+/g, " ")
     .trim();

@@ -146,15 +146,20 @@ export type LastRotationOutcome = "succeeded" | "failed" | "running";
 export interface LastRotation {
   at: string | null;
   outcome: LastRotationOutcome;
+  /** The step that failed, when the last run failed. */
+  step?: string;
 }
 
 /**
- * The last rotation, derived from the tags rather than stored (Key Vault allows 15 tags and the
- * codec already uses 14): `failed` and `rotating` carry their time in rotationUpdatedAt; a
- * successful rotation is the moment Creatio received the new secret (creatioSyncedAt) and is
- * recognised by the previousKeyId it leaves behind. A site only ever onboarded has none.
+ * The last rotation or failed run. A failure of either run (onboarding or rotation) comes first: it
+ * stays until a later run succeeds, so status never says "succeeded" while Creatio was not given
+ * the secret (docs/architecture.md, "Status tells the truth"). Otherwise: a running rotation, the
+ * last rotation that succeeded (lastRun; earlier versions derived it from the previousKeyId a
+ * rotation leaves behind and the time Creatio received the new secret). A site only ever onboarded
+ * has none.
  */
 export function lastRotationFromTags(tags: SiteTags): LastRotation | null {
+  if (tags.lastRun?.outcome === "failed") return { at: tags.lastRun.at, outcome: "failed", ...(tags.lastRun.step ? { step: tags.lastRun.step } : {}) };
   switch (tags.rotationState) {
     case "failed":
       return { at: tags.rotationUpdatedAt ?? null, outcome: "failed" };
@@ -163,6 +168,8 @@ export function lastRotationFromTags(tags: SiteTags): LastRotation | null {
     case "grace-period":
       return { at: tags.creatioSyncedAt ?? tags.rotationUpdatedAt ?? null, outcome: "succeeded" };
     case "idle":
+      if (tags.lastRun?.kind === "rotate") return { at: tags.lastRun.at, outcome: "succeeded" };
+      if (tags.lastRun?.kind === "onboard") return null;
       return tags.previousKeyId ? { at: tags.creatioSyncedAt ?? tags.rotationUpdatedAt ?? null, outcome: "succeeded" } : null;
   }
 }

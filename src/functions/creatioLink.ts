@@ -17,7 +17,8 @@ const TIMEOUT_MS = 5_000;
 const cache = new Map<string, { until: number; check: CreatioCheck }>();
 
 export async function checkCreatioLink(secrets: SecretStore, tags: SiteTags, now: Date): Promise<CreatioCheck> {
-  const key = `${tags.site} ${tags.appId} ${tags.mailServerId} ${tags.creatioCredential}`;
+  // A delivery or any change of what Creatio should hold makes the cached answer stale.
+  const key = [tags.site, tags.appId, tags.mailServerId, tags.creatioCredential, tags.creatioSyncedKeyId, tags.creatioSyncedAt].join(" ");
   const hit = cache.get(key);
   if (hit && hit.until > now.getTime()) return hit.check;
   const check = await readLink(secrets, tags, now);

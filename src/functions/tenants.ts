@@ -55,6 +55,7 @@ export function rotationOf(tags: SiteTags, plan: SitePlan): RotationStatus {
     state: tags.rotationState,
     lastRotatedAt: last?.at ?? null,
     lastOutcome: last?.outcome ?? null,
+    lastFailedStep: last?.step ?? null,
     currentKeyId: tags.keyId,
     previousKeyId: tags.previousKeyId ?? null,
     expiresOn: iso(plan.expiresOn),

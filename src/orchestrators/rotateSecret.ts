@@ -81,9 +81,11 @@ export const rotateSecret: OrchestrationHandler = function* (context: Orchestrat
     begun = true;
 
     // 2. A new password and Key Vault version, unless an earlier run issued one Creatio has yet to
-    //    receive and it is still fresh, or a retrying sweep finds Creatio already holding a fresh
-    //    current secret (an earlier run failed after delivery: only clean-up is left).
-    const deliverCurrent = site.currentExists && site.currentFresh && (site.creatioHeldKeyId !== site.keyId || input.trigger === "sweep");
+    //    receive and it is still fresh (even one shorter-lived than the window), or a retrying sweep
+    //    finds Creatio holding a current secret that is not due (an earlier run failed after
+    //    delivery: only clean-up is left).
+    const deliverCurrent =
+      site.currentExists && (site.creatioHeldKeyId !== site.keyId ? site.currentFresh : input.trigger === "sweep" && !site.currentDue);
     let secret: Pick<SecretReference, "version" | "keyId" | "expiresOn">;
     if (deliverCurrent) {
       secret = { version: site.version, keyId: site.keyId, expiresOn: site.expiresOn ?? "" };

@@ -265,7 +265,7 @@ test("a sweep starts rotations for exactly the due sites; an immediate second sw
   for (const site of due) expect(first.perSite[site.host]).toMatchObject({ outcome: "rotationStarted" });
   for (const site of notDue) expect(first.perSite[site.host]).toMatchObject({ outcome: "ok" });
   expect(first.perSite[sites.expired!.host]).toMatchObject({ expired: true, reason: "expired" });
-  expect(hostLines.some((l) => l.includes(`EXPIRED: the client secret of ${sites.expired!.host}`))).toBe(true);
+  expect(hostLines.some((l) => l.includes(`EXPIRED: the client secret Creatio holds for ${sites.expired!.host}`))).toBe(true);
   for (const site of notDue) expect(await status(`rotate-${site.host}`)).toBeUndefined();
 
   const second = await sweep();
@@ -333,7 +333,7 @@ test("on demand: during the grace period both passwords exist and both work; the
   // The status API shows it, without any secret value.
   const tenant = await api(`/api/tenants/${site.host}`);
   expect(tenant.body.rotation).toMatchObject({ state: "grace-period", lastOutcome: "succeeded", currentKeyId: during.tags.keyId, previousKeyId: before.tags.keyId });
-  expect(tenant.body.rotationRun).toMatchObject({ runtimeStatus: "Running", currentStep: "gracePeriod" });
+  expect(tenant.body.rotationRun).toMatchObject({ runtimeStatus: "Running", currentStep: { step: "gracePeriod", stepNumber: 5, totalSteps: 8 } });
 
   const done = await finished(`rotate-${site.host}`);
   expect(done.runtimeStatus).toBe("Completed");
@@ -406,11 +406,13 @@ test("Creatio down during a rotation: the old password stays and Creatio keeps i
   expect(removals(app2, before.tags.keyId)).toBe(1);
 });
 
-test("an onboarding re-run that issues a new secret and then fails at Creatio: the next sweep delivers it and retires the password Creatio used", async () => {
-  // A 20-day secret is inside the rotation window, so a re-run of onboarding issues a new one.
+test("an onboarding re-run that issues a new secret and then fails at Creatio: status, sweep and its log give the date Creatio's mail stops; the next sweep delivers it and retires the password Creatio used", async () => {
+  // A 20-day secret is inside the rotation window, so a re-run of onboarding asking 730 days issues a new one.
   const site = await onboard("behind", 20);
   const before = await currentSecret(site);
-  await fetch(`${site.creatioUrl}/_emulator/faults`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ down: true }) });
+  // Creatio answers reads (the preflight passes) but refuses every write, so the delivery fails.
+  const writesFail = { serverErrorNext: 1000, serverErrorStatus: 503, match: "^(POST|PATCH) /0/odata/" };
+  await fetch(`${site.creatioUrl}/_emulator/faults`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(writesFail) });
   const r = await api("/api/tenants", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
@@ -419,28 +421,46 @@ test("an onboarding re-run that issues a new secret and then fails at Creatio: t
   expect(r.status).toBe(202);
   const failed = await finished(`onboard-${site.host}`, 90_000);
   expect(failed.runtimeStatus).toBe("Failed");
+  expect(String(failed.output)).toMatch(/configureCreatio/);
   const behind = await currentSecret(site);
   // Key Vault's current version is a healthy 730-day secret, but Creatio still holds the 20-day one.
-  expect(behind.tags).toMatchObject({ rotationState: "idle", creatioSyncedKeyId: before.tags.keyId });
+  expect(behind.tags).toMatchObject({ rotationState: "idle", creatioSyncedKeyId: before.tags.keyId, lastRun: { kind: "onboard", outcome: "failed", step: "configureCreatio" } });
   expect(behind.tags.keyId).not.toBe(before.tags.keyId);
   expect(await creatioSecretKey(site)).toBe(before.value);
+
+  // Status tells the day Creatio's mail stops (the 20-day secret's), not Key Vault's 729 days.
+  const creatioStops = new Date(before.expiresOn!).toISOString();
+  const list = await api("/api/tenants");
+  const row = (list.body as any[]).find((t) => t.host === site.host);
+  expect(row).toMatchObject({ expiresOn: creatioStops, daysLeft: 19, rotation: { lastOutcome: "failed", lastFailedStep: "configureCreatio", due: true, dueReason: "expiresSoon", daysLeft: 19 } });
+  expect(row.rotation.currentSecretExpiresOn).toBe(new Date(behind.expiresOn!).toISOString());
+  expect(row.health.state).toBe("atRisk");
+  expect(row.health.problems.join(" ")).toMatch(/expires on .* \(19 days\)/);
+  expect(row.health.problems.join(" ")).toMatch(/last onboarding failed at configureCreatio/);
+  expect(row.lastRun).toMatchObject({ kind: "onboard", outcome: "failed", step: "configureCreatio" });
+  const one = await api(`/api/tenants/${site.host}`);
+  expect(one.body.creatio).toMatchObject({ secretExpiresOn: creatioStops, holdsCurrentSecret: false, syncedKeyId: before.tags.keyId });
+  expect(one.body.health).toEqual(row.health);
   const app0 = await appOf(site);
   const addsBefore = additions(app0);
 
   await fetch(`${site.creatioUrl}/_emulator/faults`, { method: "DELETE" });
   const next = await sweep();
-  expect(next.perSite[site.host]).toMatchObject({ outcome: "rotationStarted", reason: "creatioBehind" });
+  // The sweep's log (what the 7-day alert reads) carries the same date.
+  expect(next.perSite[site.host]).toMatchObject({ outcome: "rotationStarted", reason: "expiresSoon", daysLeft: 19, expiresOn: creatioStops, creatioConfigured: true });
   const done = await finished(`rotate-${site.host}`);
   expect(done.runtimeStatus).toBe("Completed");
   expect(done.output).toMatchObject({ issuedNewSecret: false, keyId: behind.tags.keyId });
 
   const final = await currentSecret(site);
   const app = await appOf(site);
-  expect(final.tags).toMatchObject({ keyId: behind.tags.keyId, creatioSyncedKeyId: behind.tags.keyId, rotationState: "idle" });
+  expect(final.tags).toMatchObject({ keyId: behind.tags.keyId, creatioSyncedKeyId: behind.tags.keyId, rotationState: "idle", lastRun: { kind: "rotate", outcome: "succeeded" } });
   expect(await creatioSecretKey(site)).toBe(behind.value);
   expect(app.passwordCredentials.map((p) => p.keyId)).toEqual([behind.tags.keyId]);
   expect(removals(app, before.tags.keyId)).toBe(1);
   expect(additions(app) - addsBefore).toBe(0);
+  const healed = (await api("/api/tenants")).body.find((t: any) => t.host === site.host);
+  expect(healed).toMatchObject({ daysLeft: 729, health: { state: "healthy", problems: [] } });
 });
 
 test("Key Vault events: stale and foreign ones are ignored, a valid one rotates", async () => {
