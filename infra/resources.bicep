@@ -279,6 +279,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       OLD_SECRET_GRACE_HOURS: string(oldSecretGraceHours)
       AZURE_AUTHORITY_HOST: environment().authentication.loginEndpoint
       AZURE_DISABLE_INSTANCE_DISCOVERY: 'false'
+      KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION: 'false'
     }
   }
 }

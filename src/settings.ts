@@ -44,6 +44,9 @@ export const settingsSchema = z
   OLD_SECRET_GRACE_HOURS: z.preprocess(emptyToUndefined, z.coerce.number().min(0).max(24 * 30).default(24)),
   AZURE_AUTHORITY_HOST: z.preprocess(emptyToUndefined, httpsUrl("AZURE_AUTHORITY_HOST").optional()),
   AZURE_DISABLE_INSTANCE_DISCOVERY: z.preprocess(emptyToUndefined, envBoolean.default(false)),
+  // The Key Vault SDK checks that a challenge's `resource` is a parent domain of the vault's host
+  // (docs/architecture.md "Azure Key Vault"). On unless this setting, named for that check, says otherwise.
+  KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION: z.preprocess(emptyToUndefined, envBoolean.default(false)),
   })
   .refine((s) => s.AzureWebJobsStorage !== undefined || s.AzureWebJobsStorage__accountName !== undefined, {
     path: ["AzureWebJobsStorage"],

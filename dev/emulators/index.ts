@@ -82,6 +82,9 @@ export async function startEmulators(options: EmulatorStackOptions = {}): Promis
       GRAPH_BASE_URL: graphUrl,
       AZURE_AUTHORITY_HOST: graphUrl,
       AZURE_DISABLE_INSTANCE_DISCOVERY: "true",
+      // The emulated vault lives on `localhost`, which has no parent domain a challenge `resource`
+      // could name, so the SDK's challenge check cannot pass there (src/clients/keyVault.ts).
+      KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION: "true",
       AZURE_TENANT_ID: SANDBOX_IDENTITY.tenantId,
       AZURE_CLIENT_ID: SANDBOX_IDENTITY.clientId,
       AZURE_CLIENT_SECRET: SANDBOX_IDENTITY.clientSecret,
