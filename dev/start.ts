@@ -23,6 +23,7 @@ const PORTS = {
   graph: port("GRAPH_EMULATOR_PORT", 7101),
   keyVault: port("KEY_VAULT_EMULATOR_PORT", 7102),
   creatio: port("CREATIO_EMULATOR_PORT", 7103),
+  creatioIdentity: port("CREATIO_IDENTITY_EMULATOR_PORT", 7104),
 };
 
 /** Environment variables win over the sandbox defaults. */
@@ -76,7 +77,7 @@ async function main(): Promise<void> {
       stoppers.push(() => azurite.stop());
       // Faults from the start, e.g. EMULATOR_FAULTS='{"latencyMs":200,"throttleFraction":0.1}': every emulator gets them.
       const faults = env.EMULATOR_FAULTS ? (JSON.parse(env.EMULATOR_FAULTS) as Partial<FaultSettings>) : undefined;
-      stack = await startEmulators({ graphPort: PORTS.graph, keyVaultPort: PORTS.keyVault, creatioPort: PORTS.creatio, faults });
+      stack = await startEmulators({ graphPort: PORTS.graph, keyVaultPort: PORTS.keyVault, creatioPort: PORTS.creatio, creatioIdentityPort: PORTS.creatioIdentity, faults });
       stoppers.push(() => stack!.close());
       // NODE_EXTRA_CA_CERTS is not a default to override: appSettings() already bundles any inherited CA file.
       const { NODE_EXTRA_CA_CERTS, ...settings } = stack.appSettings();
@@ -106,6 +107,7 @@ async function main(): Promise<void> {
       console.log(`Graph + Entra    ${stack.graphUrl}   (state: GET ${stack.graphUrl}/_emulator/state)`);
       console.log(`Key Vault        ${stack.keyVaultUrl}   (state: GET ${stack.keyVaultUrl}/_emulator/state)`);
       console.log(`Creatio          ${stack.creatioUrl}   (state: GET ${stack.creatioUrl}/_emulator/state)`);
+      console.log(`Creatio identity ${stack.creatioIdentityUrl}   (identityServerUrl of a client-credentials login)`);
       console.log(`CA certificate   ${stack.caCertPath}  (curl --cacert it to call the emulators)`);
       console.log("");
       console.log("Onboard the sandbox Creatio site:");
