@@ -116,7 +116,7 @@ resource storageTableRole 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 }
 
 // ---------------------------------------------------------------------------------------------
-// Key Vault: the tenant registry and the only place a client secret is kept (DESIGN rule 5).
+// Key Vault: the tenant registry and the only place a client secret is kept (docs/architecture.md "Key Vault is the registry").
 // ---------------------------------------------------------------------------------------------
 resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: 'kv-${resourceToken}'

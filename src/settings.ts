@@ -1,9 +1,9 @@
 import { z } from "zod";
 
 /**
- * The app settings (DESIGN.md section 3 "Settings"). One schema, parsed once, on first use, so a
+ * The app settings. One schema, parsed once, on first use, so a
  * missing or malformed setting fails with a message that names it instead of a late `undefined`.
- * Every endpoint comes from here: the emulators are reached through settings alone (DESIGN rule 4).
+ * Every endpoint comes from here: the emulators are reached through settings alone (docs/architecture.md "No sandbox branches").
  */
 
 const httpsUrl = (what: string) =>

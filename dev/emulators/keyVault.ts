@@ -251,7 +251,7 @@ export function createKeyVaultEmulator(ctx: EmulatorContext, options: KeyVaultEm
       if (!found.attributes.enabled) {
         return { status: 403, body: kvError("Forbidden", "Operation get is not allowed on a disabled secret.", "SecretDisabled") };
       }
-      // `exp` and `nbf` are informational for secrets: Key Vault still returns the value (DESIGN.md section 4).
+      // `exp` and `nbf` are informational for secrets: Key Vault still returns the value (docs/architecture.md "Azure Key Vault").
       return { status: 200, body: secretBundle(vaultUrl(), entry, found) };
     }),
   );

@@ -8,7 +8,7 @@ import { z } from "zod";
  * methods, so an insert is never replayed blindly). Errors name the Creatio call and its status.
  */
 
-/** Value of the Key Vault secret named by `creatioCredentialSecretName` (DESIGN section 3). */
+/** Value of the Key Vault secret named by `creatioCredentialSecretName` (docs/architecture.md "Creatio"). */
 export const creatioCredentialSchema = z.union([
   z.object({ username: z.string().min(1), password: z.string().min(1) }),
   z.object({ clientId: z.string().min(1), clientSecret: z.string().min(1), identityServerUrl: z.url({ protocol: /^https$/ }).optional() }),
@@ -161,7 +161,7 @@ export class CreatioClient {
         throw new CreatioError(`${method} ${path.split("?")[0]}`, undefined, error instanceof Error ? causeText(error) : String(error));
       }
       if (response.status === 401 && !reloggedIn) {
-        // Session expired or token revoked: sign in again, once (DESIGN section 4).
+        // Session expired or token revoked: sign in again, once (docs/architecture.md "Creatio").
         reloggedIn = true;
         await response.arrayBuffer().catch(() => undefined);
         this.cookies.clear();

@@ -8,7 +8,7 @@ import { EmulatorServer } from "../../dev/emulators/server";
 
 const ctx: EmulatorContext = sandboxContext();
 
-/** The headers DESIGN.md section 4 prescribes for Creatio OData calls. */
+/** The headers docs/architecture.md "Creatio" prescribes for Creatio OData calls. */
 const ODATA_HEADERS = {
   Accept: "application/json",
   "Content-Type": "application/json; charset=utf-8; IEEE754Compatible=true",

@@ -1,5 +1,5 @@
 // The two Creatio objects the product touches, with the columns the emulator knows, their OData
-// types, and the seeded rows. Sources: DESIGN.md section 4 "Creatio" (from a published Creatio 8.1
+// types, and the seeded rows. Sources: docs/architecture.md "Creatio" (from a published Creatio 8.1
 // configuration dump): the Office 365 MailServer row id, its `OAuthApplication` lookup
 // (`OAuthApplicationId` in OData), and the OAuthApplications columns Creatio's own mailbox
 // settings page writes. Column lists beyond those are a plausible subset, not the full schema.
@@ -35,7 +35,7 @@ const systemColumns: Record<string, ColumnDef> = {
 export const ENTITIES: Record<string, EntityDef> = {
   MailServer: {
     name: "MailServer",
-    // "Saving a MailServer needs the system operation CanManageMailServers" (DESIGN.md section 4).
+    // "Saving a MailServer needs the system operation CanManageMailServers" (docs/architecture.md "Creatio").
     writeOperation: "CanManageMailServers",
     columns: {
       ...systemColumns,
@@ -68,7 +68,7 @@ export const ENTITIES: Record<string, EntityDef> = {
   },
 };
 
-/** The Office 365 mail service row Creatio ships (DESIGN.md section 4). */
+/** The Office 365 mail service row Creatio ships (docs/architecture.md "Creatio"). */
 export const OFFICE365_MAIL_SERVER_ID = "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b";
 export const EMPTY_GUID = "00000000-0000-0000-0000-000000000000";
 
