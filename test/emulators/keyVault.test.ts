@@ -231,7 +231,11 @@ test("Azure RBAC: without a Secrets role the caller gets 403 Forbidden (Forbidde
   expect(refused.message).toContain("Caller is not authorized to perform action on resource.");
   expect(refused.message).toContain(`oid=${principal}`);
   expect(refused.message).toContain("Action: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'");
-  expect(refused.details?.error?.innererror?.code ?? JSON.stringify(refused)).toMatch(/ForbiddenByRbac/);
+  // Key Vault's error shape, as on the wire.
+  const { token } = ctx.signer.issue({ aud: AUDIENCES.keyVault[0], iss: "x", tid: SANDBOX_IDENTITY.tenantId, appid: "a", oid: principal });
+  const wire = await fetch(`${vaultUrl}/secrets/guarded?api-version=7.5`, { headers: { authorization: `Bearer ${token}` } });
+  expect(wire.status).toBe(403);
+  expect(await wire.json()).toEqual({ error: { code: "Forbidden", message: expect.stringContaining("DeniedWithNoValidRBAC"), innererror: { code: "ForbiddenByRbac" } } });
   const listing = client.listPropertiesOfSecrets()[Symbol.asyncIterator]();
   await expect(listing.next()).rejects.toMatchObject({ statusCode: 403 });
 
