@@ -256,10 +256,10 @@ export function createCreatioEmulator(ctx: EmulatorContext, options: CreatioEmul
 
   /**
    * What saving a MailServer does besides storing the row, as Creatio's mail server page does it
-   * (issue 9; no public source, so assumed in the details): SubscriptionTtl becomes 10; linking an
-   * OAuth application clears the stored password of every basic-auth mailbox on that server (those
-   * users must connect again with Microsoft sign-in); unlinking deletes the OAuthApplications row
-   * and the users' tokens issued through it.
+   * (issue 9; no public source, so assumed in the details): SubscriptionTtl becomes 10; saving it
+   * with an OAuth application linked (the link itself, or any later save) clears the stored password
+   * of every basic-auth mailbox on that server (those users must connect again with Microsoft
+   * sign-in); unlinking deletes the OAuthApplications row and the users' tokens issued through it.
    */
   const mailServerSaved = (row: Row, linkedBefore: string) => {
     row.SubscriptionTtl = 10;
