@@ -8,7 +8,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { startAzurite, type AzuriteHandle } from "./azurite";
 import { SANDBOX_CREATIO_CREDENTIAL_SECRET, startEmulators, type EmulatorStack } from "./emulators";
-import type { FaultSettings } from "./emulators/server";
+import { faultsFromEnvironment } from "./emulators/server";
 import { spawnHost, type SpawnedHost } from "./host/spawn";
 import { REPO_ROOT, SANDBOX_DIR } from "./sandbox";
 
@@ -23,6 +23,7 @@ const PORTS = {
   graph: port("GRAPH_EMULATOR_PORT", 7101),
   keyVault: port("KEY_VAULT_EMULATOR_PORT", 7102),
   creatio: port("CREATIO_EMULATOR_PORT", 7103),
+  creatioIdentity: port("CREATIO_IDENTITY_EMULATOR_PORT", 7104),
 };
 
 /** Environment variables win over the sandbox defaults. */
@@ -62,6 +63,9 @@ async function main(): Promise<void> {
       }
     } else {
       const started = Date.now();
+      // Faults from the start, e.g. EMULATOR_FAULTS='{"latencyMs":200,"throttleFraction":0.1}': every emulator gets them.
+      // Checked like POST /_emulator/faults: an unknown key or a value of the wrong type stops here, naming the variable.
+      const faults = faultsFromEnvironment(env.EMULATOR_FAULTS);
       // The emulators keep their objects in memory, so each run starts from their seed. Durable
       // state from an earlier run would then resume orchestrations against apps and secrets that no
       // longer exist: the sandbox's Azurite data starts afresh with them.
@@ -74,9 +78,7 @@ async function main(): Promise<void> {
         tablePort: PORTS.table,
       });
       stoppers.push(() => azurite.stop());
-      // Faults from the start, e.g. EMULATOR_FAULTS='{"latencyMs":200,"throttleFraction":0.1}': every emulator gets them.
-      const faults = env.EMULATOR_FAULTS ? (JSON.parse(env.EMULATOR_FAULTS) as Partial<FaultSettings>) : undefined;
-      stack = await startEmulators({ graphPort: PORTS.graph, keyVaultPort: PORTS.keyVault, creatioPort: PORTS.creatio, faults });
+      stack = await startEmulators({ graphPort: PORTS.graph, keyVaultPort: PORTS.keyVault, creatioPort: PORTS.creatio, creatioIdentityPort: PORTS.creatioIdentity, faults });
       stoppers.push(() => stack!.close());
       // NODE_EXTRA_CA_CERTS is not a default to override: appSettings() already bundles any inherited CA file.
       const { NODE_EXTRA_CA_CERTS, ...settings } = stack.appSettings();
@@ -106,6 +108,7 @@ async function main(): Promise<void> {
       console.log(`Graph + Entra    ${stack.graphUrl}   (state: GET ${stack.graphUrl}/_emulator/state)`);
       console.log(`Key Vault        ${stack.keyVaultUrl}   (state: GET ${stack.keyVaultUrl}/_emulator/state)`);
       console.log(`Creatio          ${stack.creatioUrl}   (state: GET ${stack.creatioUrl}/_emulator/state)`);
+      console.log(`Creatio identity ${stack.creatioIdentityUrl}   (identityServerUrl of a client-credentials login)`);
       console.log(`CA certificate   ${stack.caCertPath}  (curl --cacert it to call the emulators)`);
       console.log("");
       console.log("Onboard the sandbox Creatio site:");

@@ -116,7 +116,7 @@ resource storageTableRole 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 }
 
 // ---------------------------------------------------------------------------------------------
-// Key Vault: the tenant registry and the only place a client secret is kept (DESIGN rule 5).
+// Key Vault: the tenant registry and the only place a client secret is kept (docs/architecture.md "Key Vault is the registry").
 // ---------------------------------------------------------------------------------------------
 resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: 'kv-${resourceToken}'
@@ -279,6 +279,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       OLD_SECRET_GRACE_HOURS: string(oldSecretGraceHours)
       AZURE_AUTHORITY_HOST: environment().authentication.loginEndpoint
       AZURE_DISABLE_INSTANCE_DISCOVERY: 'false'
+      KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION: 'false'
     }
   }
 }

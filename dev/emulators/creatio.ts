@@ -1,42 +1,61 @@
-// Creatio emulator: cookie login through AuthService.svc with CSRF protection, an Identity Service
-// token endpoint (client credentials), and OData 4 for the two objects the product writes,
-// `MailServer` and `OAuthApplications`. Sources: DESIGN.md section 4 "Creatio" (a published Creatio
-// 8.1 configuration dump and Creatio Academy: "Authentication of external requests", "Protection
-// from CSRF attacks", "odata web service (OData 4)" reference with its request headers including
-// BPMCSRF on GETs too, "Authorize external requests using OAuth 2.0").
+// Creatio emulator: cookie login through AuthService.svc with CSRF protection, and OData 4 for the
+// objects the product touches, `MailServer` and `OAuthApplications`. The Identity Service (client
+// credentials) runs on a host of its own: ./creatio/identity.ts. Sources: docs/architecture.md
+// "Creatio" and Creatio Academy: "AuthService.svc web service" (https://academy.creatio.com/docs/8.x/dev/development-on-creatio-platform/integrations-and-api/authentication/authentication-basics/references/authservice-svc),
+// "Protection from CSRF attacks", "odata web service (OData 4)" reference with its request headers
+// including BPMCSRF on GETs too, "OData basics" (`/0/odata` on .NET Framework, `/odata` on .NET).
+//
+// Stricter behaviours (each with its source or marked assumed where it is defined below):
+//   - AuthService.svc/Login requires the `ForceUseSession: true` header;
+//   - OData needs the "Access to OData" system operation (403 otherwise);
+//   - the OData root the site does not serve answers like a real site: a 302 to the login page
+//     (default), an HTML page, or an HTML 404 (option `otherRoot`, or POST /_emulator/other-root);
+//   - saving a MailServer sets SubscriptionTtl to 10; linking an OAuth application clears the stored
+//     passwords of the basic-auth mailboxes on that server; unlinking deletes the OAuthApplications
+//     row and the users' tokens issued through it.
 //
 // Options: `netCore` (default false) emulates a .NET Core / .NET 8 site where OData lives at
-// `/odata`; otherwise a .NET Framework site with `/0/odata` (DESIGN.md section 4). The other prefix
-// answers 404, so the app's prefix detection can be tested. `sessionLifetimeMs` expires idle sessions.
+// `/odata`; otherwise a .NET Framework site with `/0/odata`. `sessionLifetimeMs` expires idle sessions.
 //
 // Admin additions to the generic /_emulator API:
 //   POST /_emulator/expire-sessions   every cookie session ends now (next call -> 401); answers {expired}
 //   POST /_emulator/session-lifetime  body {sessionLifetimeMs: number | null}
+//   POST /_emulator/other-root        body {answer: "loginRedirect" | "html" | "notFound"}
+//   POST /_emulator/connect-mailbox   body {userName, email}: a user connects a mailbox on the Office 365
+//                                     server through the linked OAuth application (a token row)
 // State (GET /_emulator/state): { MailServer: Row[], OAuthApplications: Row[] (SecretKey included),
-//   users: [{UserName, ContactId, operations}], clients: [{clientId, userName}], sessions: number, odataPrefix }
+//   MailboxSyncSettings: [{Id, MailServerId, SenderEmailAddress, UserName, HasPassword, OAuthTokenId}],
+//   OAuthTokens: [{Id, OAuthApplicationId, UserName}],
+//   users: [{UserName, ContactId, operations}], clients: [{clientId, userName}], sessions: number, odataPrefix, otherRoot }
+import { randomUUID } from "node:crypto";
 import type { EmulatorContext } from "./context";
 import { EmulatorRequest, EmulatorResponse, EmulatorServer } from "./server";
 import { bearerToken } from "./tokens";
-import { CreatioUser, IdentityClient, loginCookies, parseCookies, SEED_CLIENTS, SEED_USERS, SessionStore } from "./creatio/auth";
+import { CreatioUser, IdentityClient, loginCookies, ODATA_OPERATION, parseCookies, SEED_CLIENTS, SEED_USERS, SessionStore } from "./creatio/auth";
+import { CREATIO_API_AUDIENCE } from "./creatio/identity";
 import { isGuid, ODataError, parseCount, parseFilter, parseOrderBy, parseSelect, project, validateBody } from "./creatio/odata";
-import { completeRow, EMPTY_GUID, ENTITIES, EntityDef, Row, seedRows } from "./creatio/schema";
+import { completeRow, EMPTY_GUID, ENTITIES, EntityDef, Row, seedMailboxes, seedRows } from "./creatio/schema";
 
-export { SEED_CLIENTS, SEED_USERS } from "./creatio/auth";
+export { ODATA_OPERATION, SEED_CLIENTS, SEED_USERS } from "./creatio/auth";
+export { CREATIO_API_AUDIENCE, createCreatioIdentityService } from "./creatio/identity";
 export type { CreatioUser, IdentityClient } from "./creatio/auth";
-export { GMAIL_MAIL_SERVER_ID, OFFICE365_MAIL_SERVER_ID } from "./creatio/schema";
+import { OFFICE365_MAIL_SERVER_ID } from "./creatio/schema";
+export { EXCHANGE_ON_PREMISES_MAIL_SERVER_ID, GMAIL_MAIL_SERVER_ID, OFFICE365_MAIL_SERVER_ID } from "./creatio/schema";
+
+/** How the OData root a site does not serve answers (a .NET Framework site's `/odata`, a .NET site's `/0/odata`). */
+export type OtherRootAnswer = "loginRedirect" | "html" | "notFound";
+const OTHER_ROOT_ANSWERS: OtherRootAnswer[] = ["loginRedirect", "html", "notFound"];
 
 export interface CreatioEmulatorOptions {
   /** A .NET Core site: OData at `/odata` only. Default: .NET Framework, `/0/odata` only. */
   netCore?: boolean;
   /** Idle sessions older than this are gone (401). Default: no expiry. */
   sessionLifetimeMs?: number;
+  /** How the root the site does not serve answers. Default `loginRedirect`. */
+  otherRoot?: OtherRootAnswer;
   users?: CreatioUser[];
   clients?: IdentityClient[];
 }
-
-/** Audience of the emulated Identity Service's access tokens: nothing else accepts them, and they are accepted nowhere else. */
-export const CREATIO_API_AUDIENCE = "creatio-sandbox-api";
-const IDENTITY_TOKEN_LIFETIME_SECONDS = 3600;
 
 /** Lookups the emulator enforces like the database's foreign keys. */
 const REFERENCES: { from: string; column: string; to: string }[] = [{ from: "MailServer", column: "OAuthApplicationId", to: "OAuthApplications" }];
@@ -48,9 +67,11 @@ export function createCreatioEmulator(ctx: EmulatorContext, options: CreatioEmul
   let sessionLifetimeMs = options.sessionLifetimeMs;
   const sessions = new SessionStore(() => sessionLifetimeMs);
   const prefix = options.netCore ? "/odata" : "/0/odata";
+  const otherPrefix = options.netCore ? "/0/odata" : "/odata";
+  let otherRoot: OtherRootAnswer = options.otherRoot ?? "loginRedirect";
   let tables: Record<string, Row[]> = {};
   const seed = () => {
-    tables = seedRows(supervisor.contactId);
+    tables = { ...seedRows(supervisor.contactId), ...seedMailboxes() };
     sessions.expireAll();
   };
   seed();
@@ -69,14 +90,18 @@ export function createCreatioEmulator(ctx: EmulatorContext, options: CreatioEmul
     state: () => ({
       MailServer: tables.MailServer.map((r) => ({ ...r })),
       OAuthApplications: tables.OAuthApplications.map((r) => ({ ...r })),
+      MailboxSyncSettings: tables.MailboxSyncSettings.map((r) => ({ ...r })),
+      OAuthTokens: tables.OAuthTokens.map((r) => ({ ...r })),
       users: users.map((u) => ({ UserName: u.userName, ContactId: u.contactId, operations: u.operations })),
       clients: clients.map((c) => ({ clientId: c.clientId, userName: c.userName })),
       sessions: sessions.count,
       odataPrefix: prefix,
+      otherRoot,
     }),
     reset: () => {
       seed();
       sessionLifetimeMs = options.sessionLifetimeMs;
+      otherRoot = options.otherRoot ?? "loginRedirect";
     },
     errorBody: (_status, code, message) => ({ error: { code, message } }),
   });
@@ -85,6 +110,14 @@ export function createCreatioEmulator(ctx: EmulatorContext, options: CreatioEmul
 
   // --- Cookie login. Creatio answers 200 either way; Code 0 is success, Code 1 a refused login.
   server.route("POST", /^\/ServiceModel\/AuthService\.svc\/Login$/i, (req) => {
+    // Creatio Academy "AuthService.svc web service" marks `ForceUseSession: true` as a required
+    // header. What Creatio answers without it is assumed: 401 with a Code 1 login answer.
+    if (String(req.headers.forceusesession ?? "").toLowerCase() !== "true") {
+      return {
+        status: 401,
+        body: { Code: 1, Message: "The ForceUseSession: true header is required.", Exception: null, PasswordChangeUrl: null, RedirectUrl: null },
+      };
+    }
     const { UserName, UserPassword } = (req.body ?? {}) as { UserName?: unknown; UserPassword?: unknown };
     const user = typeof UserName === "string" ? findUser(UserName) : undefined;
     if (!user || UserPassword !== user.password) {
@@ -106,27 +139,7 @@ export function createCreatioEmulator(ctx: EmulatorContext, options: CreatioEmul
     return { status: 200, body: "" };
   });
 
-  // --- Identity Service: client credentials (IdentityServer's token endpoint; form body or Basic auth).
-  server.route("POST", /^\/connect\/token$/i, (req) => {
-    const form = new URLSearchParams(req.rawBody);
-    let clientId = form.get("client_id") ?? undefined;
-    let clientSecret = form.get("client_secret") ?? undefined;
-    const basic = /^Basic\s+(.+)$/i.exec(req.headers.authorization ?? "");
-    if (basic) {
-      const [id, secret] = Buffer.from(basic[1], "base64").toString("utf8").split(":");
-      clientId = decodeURIComponent(id ?? "");
-      clientSecret = decodeURIComponent(secret ?? "");
-    }
-    if (form.get("grant_type") !== "client_credentials") return { status: 400, body: { error: "unsupported_grant_type" } };
-    const client = clients.find((c) => c.clientId === clientId);
-    if (!client || client.clientSecret !== clientSecret) return { status: 400, body: { error: "invalid_client" } };
-    const user = findUser(client.userName)!;
-    const { token, expiresIn } = ctx.signer.issue(
-      { aud: CREATIO_API_AUDIENCE, iss: baseUrl(), tid: "creatio", appid: client.clientId, oid: user.contactId, client_id: client.clientId },
-      IDENTITY_TOKEN_LIFETIME_SECONDS,
-    );
-    return { status: 200, body: { access_token: token, expires_in: expiresIn, token_type: "Bearer", scope: "ApplicationAccess" } };
-  });
+  // The Identity Service's /connect/token is not on the site's origin (./creatio/identity.ts): no route here.
 
   // --- Session expiry fault.
   server.route("POST", /^\/_emulator\/expire-sessions$/, () => ({ status: 200, body: { expired: sessions.expireAll() } }));
@@ -135,6 +148,26 @@ export function createCreatioEmulator(ctx: EmulatorContext, options: CreatioEmul
     if (value !== null && (typeof value !== "number" || value < 0)) return { status: 400, body: { error: "sessionLifetimeMs must be a number or null" } };
     sessionLifetimeMs = value ?? undefined;
     return { status: 200, body: { sessionLifetimeMs: sessionLifetimeMs ?? null } };
+  });
+  server.route("POST", /^\/_emulator\/other-root$/, (req) => {
+    const answer = req.body?.answer;
+    if (!OTHER_ROOT_ANSWERS.includes(answer)) return { status: 400, body: { error: `answer must be one of ${OTHER_ROOT_ANSWERS.join(", ")}` } };
+    otherRoot = answer;
+    return { status: 200, body: { otherRoot } };
+  });
+  // A user connects a mailbox on the Office 365 server with Microsoft sign-in: Creatio keeps the
+  // user's token against the OAuth application the server links to.
+  server.route("POST", /^\/_emulator\/connect-mailbox$/, (req) => {
+    const { userName, email } = (req.body ?? {}) as { userName?: unknown; email?: unknown };
+    if (typeof userName !== "string" || typeof email !== "string") return { status: 400, body: { error: "body {userName, email} expected" } };
+    const office365 = tables.MailServer.find((r) => r.Id === OFFICE365_MAIL_SERVER_ID)!;
+    const appId = String(office365.OAuthApplicationId);
+    if (appId === EMPTY_GUID) return { status: 409, body: { error: "the Office 365 mail server links no OAuth application" } };
+    const token = { Id: randomUUID(), OAuthApplicationId: appId, UserName: userName };
+    tables.OAuthTokens.push(token);
+    const mailbox = { Id: randomUUID(), MailServerId: OFFICE365_MAIL_SERVER_ID, SenderEmailAddress: email, UserName: userName, HasPassword: false, OAuthTokenId: token.Id };
+    tables.MailboxSyncSettings.push(mailbox);
+    return { status: 200, body: mailbox };
   });
 
   /**
@@ -168,6 +201,12 @@ export function createCreatioEmulator(ctx: EmulatorContext, options: CreatioEmul
     if (typeof operation !== "string") return { status: 400, body: { error: { code: "", message: "operation is required" } } };
     return { status: 200, body: { GetCanExecuteOperationResult: who.operations.includes(operation) } };
   });
+  /**
+   * OData is a system operation of its own ("Access to OData"; code assumed, see ./creatio/auth.ts).
+   * A user without it gets 403 and this message (wording per issue 9, from a Creatio site's answer).
+   */
+  const odataRefused = (user: CreatioUser): EmulatorResponse | undefined =>
+    user.operations.includes(ODATA_OPERATION) ? undefined : odataError(403, "Current user does not have sufficient permissions to use OData");
 
   /** Wraps an OData handler: auth, entity lookup, OData errors, and response headers. */
   const odata =
@@ -175,6 +214,8 @@ export function createCreatioEmulator(ctx: EmulatorContext, options: CreatioEmul
     (req: EmulatorRequest): EmulatorResponse => {
       const who = authenticate(req);
       if ("status" in who) return who;
+      const refused = odataRefused(who);
+      if (refused) return refused;
       const entity = ENTITIES[req.params.entity];
       if (!entity) return odataError(404, `Resource not found for the segment '${req.params.entity}'.`);
       try {
@@ -222,6 +263,28 @@ export function createCreatioEmulator(ctx: EmulatorContext, options: CreatioEmul
     }
   };
   const readable = (entity: EntityDef, row: Row) => project(row, parseSelect(null, entity));
+
+  /**
+   * What saving a MailServer does besides storing the row, as Creatio's mail server page does it
+   * (issue 9; no public source, so assumed in the details): SubscriptionTtl becomes 10; saving it
+   * with an OAuth application linked (the link itself, or any later save) clears the stored password
+   * of every basic-auth mailbox on that server (those users must connect again with Microsoft
+   * sign-in); unlinking deletes the OAuthApplications row and the users' tokens issued through it.
+   */
+  const mailServerSaved = (row: Row, linkedBefore: string) => {
+    row.SubscriptionTtl = 10;
+    const linked = String(row.OAuthApplicationId ?? EMPTY_GUID);
+    if (linked !== EMPTY_GUID) {
+      for (const mailbox of tables.MailboxSyncSettings) if (mailbox.MailServerId === row.Id && mailbox.HasPassword) mailbox.HasPassword = false;
+    } else if (linkedBefore !== EMPTY_GUID) {
+      const tokenIds = new Set(tables.OAuthTokens.filter((t) => t.OAuthApplicationId === linkedBefore).map((t) => t.Id));
+      tables.OAuthTokens = tables.OAuthTokens.filter((t) => !tokenIds.has(t.Id));
+      for (const mailbox of tables.MailboxSyncSettings) if (tokenIds.has(mailbox.OAuthTokenId as string)) mailbox.OAuthTokenId = null;
+      if (!tables.MailServer.some((m) => String(m.OAuthApplicationId) === linkedBefore)) {
+        tables.OAuthApplications = tables.OAuthApplications.filter((a) => String(a.Id).toLowerCase() !== linkedBefore);
+      }
+    }
+  };
   const context = (entity: EntityDef, suffix = "") => `${baseUrl()}${prefix}/$metadata#${entity.name}${suffix}`;
 
   // Service document: GET /0/odata/ lists the entity sets (Creatio Academy "odata web service (OData 4)"
@@ -229,12 +292,32 @@ export function createCreatioEmulator(ctx: EmulatorContext, options: CreatioEmul
   server.route("GET", new RegExp(`^${prefix}/?$`), (req) => {
     const who = authenticate(req);
     if ("status" in who) return who;
+    const refused = odataRefused(who);
+    if (refused) return refused;
     return {
       status: 200,
       headers: { "OData-Version": "4.0", "Content-Type": contentType(req) },
       body: { "@odata.context": `${baseUrl()}${prefix}/$metadata`, value: Object.keys(ENTITIES).map((name) => ({ name, kind: "EntitySet", url: name })) },
     };
   });
+
+  // The root this site does not serve. Real sites put their web UI there: an anonymous or unknown
+  // path gets a 302 to the login page or an HTML page, rarely a bare 404 (issue 9; login page paths
+  // assumed: /Login/NuiLogin.aspx on .NET Framework, /Login/Login.html on .NET).
+  const otherRootAnswer = (req: EmulatorRequest): EmulatorResponse => {
+    const html = (title: string) => `<!DOCTYPE html><html><head><title>${title}</title></head><body><div id="app">Creatio</div></body></html>`;
+    switch (otherRoot) {
+      case "loginRedirect": {
+        const login = options.netCore ? "/Login/Login.html" : "/Login/NuiLogin.aspx";
+        return { status: 302, headers: { Location: `${login}?ReturnUrl=${encodeURIComponent(req.rawPath)}`, "Content-Type": "text/html; charset=utf-8" }, body: html("Object moved") };
+      }
+      case "html":
+        return { status: 200, headers: { "Content-Type": "text/html; charset=utf-8" }, body: html("Creatio") };
+      case "notFound":
+        return { status: 404, headers: { "Content-Type": "text/html; charset=utf-8" }, body: html("404 - File or directory not found.") };
+    }
+  };
+  for (const method of ["GET", "POST", "PATCH", "DELETE"]) server.route(method, new RegExp(`^${otherPrefix}(/.*)?$`), otherRootAnswer);
 
   const collection = new RegExp(`^${prefix}/(?<entity>[A-Za-z0-9_]+)$`);
   const byKey = new RegExp(`^${prefix}/(?<entity>[A-Za-z0-9_]+)\\((?<key>[^)]*)\\)$`);
@@ -290,6 +373,7 @@ export function createCreatioEmulator(ctx: EmulatorContext, options: CreatioEmul
       checkReferences(entity, values);
       const row = completeRow(entity, values, user.contactId);
       tables[entity.name].push(row);
+      if (entity.name === "MailServer") mailServerSaved(row, EMPTY_GUID);
       return {
         status: 201,
         headers: { "Content-Type": contentType(req), Location: `${baseUrl()}${prefix}/${entity.name}(${row.Id})` },
@@ -308,7 +392,9 @@ export function createCreatioEmulator(ctx: EmulatorContext, options: CreatioEmul
       const values = validateBody(req.body, entity);
       delete values.Id; // the key is in the URL; Creatio ignores a changed Id.
       checkReferences(entity, values);
+      const linkedBefore = String(row.OAuthApplicationId ?? EMPTY_GUID);
       Object.assign(row, values, { ModifiedOn: new Date().toISOString(), ModifiedById: user.contactId });
+      if (entity.name === "MailServer") mailServerSaved(row, linkedBefore);
       return { status: 204 };
     }),
   );

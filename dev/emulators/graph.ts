@@ -6,7 +6,9 @@
 //   GET   /_emulator/tenant   tenant settings: {identityGraphRoles, passwordLifetimeMaxDays}
 //   PATCH /_emulator/tenant   merge tenant settings (reset restores the defaults)
 // Fault `replicationLagMs` hides new applications, service principals and grants from reads, and makes
-// service principal creation for a new app fail with NoBackingApplicationObject, until the lag has passed.
+// service principal creation for a new app fail with NoBackingApplicationObject, until the lag has passed;
+// with `replicationLagOnWrites` writes to such an object 404 too. Fault `staleReadMs` makes reads return an
+// updated object as it was before the update for that long. Both are off by default (routes.ts).
 import { AUDIENCES, EmulatorContext } from "./context";
 import { EmulatorRequest, EmulatorResponse, EmulatorServer } from "./server";
 import { bearerToken } from "./tokens";
@@ -40,6 +42,7 @@ export function createGraphEmulator(ctx: EmulatorContext, options: GraphEmulator
     store,
     tenantId: ctx.identity.tenantId,
     isLagging: (createdAtMs) => server.isLagging(createdAtMs),
+    faults: () => server.faults,
     subRequestFault: (request) => server.faultFor(request),
     onSubRequest: (call, response) =>
       server.requests.push({

@@ -2,7 +2,7 @@
 // the sandbox CA, and says which app settings point the unchanged app at them.
 import { SANDBOX_DIR } from "../sandbox";
 import { AUDIENCES, EmulatorContext, SANDBOX_IDENTITY, sandboxContext } from "./context";
-import { createCreatioEmulator, CreatioEmulatorOptions, SEED_USERS } from "./creatio";
+import { createCreatioEmulator, createCreatioIdentityService, CreatioEmulatorOptions, SEED_USERS } from "./creatio";
 import { createGraphEmulator } from "./graph";
 import { createKeyVaultEmulator, SeedSecret } from "./keyVault";
 import type { EmulatorServer, FaultSettings } from "./server";
@@ -15,10 +15,11 @@ export const SANDBOX_CREATIO_CREDENTIAL_SECRET = "creatio-sandbox-admin";
 
 export interface EmulatorStackOptions {
   sandboxDir?: string;
-  /** 0 picks a free port (tests); `npm start` uses 7101, 7102, 7103. */
+  /** 0 picks a free port (tests); `npm start` uses 7101, 7102, 7103, 7104. */
   graphPort?: number;
   keyVaultPort?: number;
   creatioPort?: number;
+  creatioIdentityPort?: number;
   /** Seed `creatio-sandbox-admin` in Key Vault with the Creatio Supervisor login. Default true. */
   seedCreatioCredential?: boolean;
   keyVaultSeed?: SeedSecret[];
@@ -34,9 +35,11 @@ export interface EmulatorStack {
   keyVaultUrl: string;
   /** The sandbox Creatio site, e.g. https://localhost:7103. */
   creatioUrl: string;
+  /** Its Identity Service, on a host of its own (the `identityServerUrl` of a client-credentials login), e.g. https://localhost:7104. */
+  creatioIdentityUrl: string;
   caCertPath: string;
   identity: typeof SANDBOX_IDENTITY;
-  servers: { graph: EmulatorServer; keyVault: EmulatorServer; creatio: EmulatorServer };
+  servers: { graph: EmulatorServer; keyVault: EmulatorServer; creatio: EmulatorServer; creatioIdentity: EmulatorServer };
   /** App settings that point the app at this stack (no local.settings.json needed). */
   appSettings(): Record<string, string>;
   close(): Promise<void>;
@@ -59,13 +62,17 @@ export async function startEmulators(options: EmulatorStackOptions = {}): Promis
   const graphUrl = await graph.listen(options.graphPort ?? 0);
   const keyVault = createKeyVaultEmulator(ctx, { authorityHost: () => graphUrl, seed });
   const creatio = createCreatioEmulator(ctx, options.creatio);
+  const creatioIdentity = createCreatioIdentityService(ctx, { clients: options.creatio?.clients });
+  const all = [graph, keyVault, creatio, creatioIdentity];
   let keyVaultUrl: string;
   let creatioUrl: string;
+  let creatioIdentityUrl: string;
   try {
     keyVaultUrl = await keyVault.listen(options.keyVaultPort ?? 0);
     creatioUrl = await creatio.listen(options.creatioPort ?? 0);
+    creatioIdentityUrl = await creatioIdentity.listen(options.creatioIdentityPort ?? 0);
   } catch (error) {
-    await Promise.allSettled([graph.close(), keyVault.close(), creatio.close()]);
+    await Promise.allSettled(all.map((s) => s.close()));
     throw error;
   }
 
@@ -74,21 +81,25 @@ export async function startEmulators(options: EmulatorStackOptions = {}): Promis
     authorityHost: graphUrl,
     keyVaultUrl,
     creatioUrl,
+    creatioIdentityUrl,
     caCertPath: ctx.tls.caCertPath,
     identity: SANDBOX_IDENTITY,
-    servers: { graph, keyVault, creatio },
+    servers: { graph, keyVault, creatio, creatioIdentity },
     appSettings: () => ({
       KEY_VAULT_URL: keyVaultUrl,
       GRAPH_BASE_URL: graphUrl,
       AZURE_AUTHORITY_HOST: graphUrl,
       AZURE_DISABLE_INSTANCE_DISCOVERY: "true",
+      // The emulated vault lives on `localhost`, which has no parent domain a challenge `resource`
+      // could name, so the SDK's challenge check cannot pass there (src/clients/keyVault.ts).
+      KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION: "true",
       AZURE_TENANT_ID: SANDBOX_IDENTITY.tenantId,
       AZURE_CLIENT_ID: SANDBOX_IDENTITY.clientId,
       AZURE_CLIENT_SECRET: SANDBOX_IDENTITY.clientSecret,
       NODE_EXTRA_CA_CERTS: extraCaBundle(sandboxDir),
     }),
     async close() {
-      await Promise.allSettled([graph.close(), keyVault.close(), creatio.close()]);
+      await Promise.allSettled(all.map((s) => s.close()));
     },
   };
 }

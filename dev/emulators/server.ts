@@ -29,6 +29,12 @@ export interface FaultSettings {
   serverErrorStatus: number;
   /** Replication lag: objects created less than this many ms ago are invisible to reads (emulator specific). */
   replicationLagMs: number;
+  /** Graph: replication lag also hides new objects from writes (PATCH, addPassword, removePassword, DELETE -> 404). */
+  replicationLagOnWrites: boolean;
+  /** Graph: for this many ms after an update, reads of the object return it as it was before the update. */
+  staleReadMs: number;
+  /** Graph: what removePassword answers for a keyId the application does not have (no documented answer): 400, 404 or 204. */
+  removePasswordUnknownKeyStatus: 400 | 404 | 204;
   /** The emulator is down: every request (but the admin API) gets 503. */
   down: boolean;
   /** Only requests whose "METHOD /path" matches this regular expression are faulted (latency excepted); empty = all. */
@@ -43,9 +49,44 @@ export const NO_FAULTS: FaultSettings = {
   serverErrorNext: 0,
   serverErrorStatus: 503,
   replicationLagMs: 0,
+  replicationLagOnWrites: false,
+  staleReadMs: 0,
+  removePasswordUnknownKeyStatus: 400,
   down: false,
   match: "",
 };
+
+/**
+ * Checks a partial fault setting: every key must be a FaultSettings key, with a value of that
+ * setting's type. POST /_emulator/faults and EMULATOR_FAULTS (npm start) both go through it.
+ */
+export function checkFaults(patch: unknown): { ok: true; faults: Partial<FaultSettings> } | { ok: false; error: string } {
+  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return { ok: false, error: "Fault settings must be a JSON object." };
+  const unknown = Object.keys(patch).filter((key) => !(key in NO_FAULTS));
+  if (unknown.length) return { ok: false, error: `Unknown fault settings: ${unknown.join(", ")}` };
+  const wrong = Object.entries(patch).filter(([key, value]) => {
+    if (key === "removePasswordUnknownKeyStatus") return ![400, 404, 204].includes(value as number);
+    return typeof value !== typeof NO_FAULTS[key as keyof FaultSettings] || (typeof value === "number" && !(Number.isFinite(value) && value >= 0));
+  });
+  if (wrong.length) {
+    return { ok: false, error: `Invalid fault settings: ${wrong.map(([key]) => `${key} must be ${key === "removePasswordUnknownKeyStatus" ? "400, 404 or 204" : `a ${typeof NO_FAULTS[key as keyof FaultSettings]}${typeof NO_FAULTS[key as keyof FaultSettings] === "number" ? " >= 0" : ""}`}`).join("; ")}` };
+  }
+  return { ok: true, faults: patch as Partial<FaultSettings> };
+}
+
+/** EMULATOR_FAULTS for `npm start`: JSON checked like POST /_emulator/faults; errors name the variable. */
+export function faultsFromEnvironment(value: string | undefined, name = "EMULATOR_FAULTS"): Partial<FaultSettings> | undefined {
+  if (value === undefined || value.trim() === "") return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (error) {
+    throw new Error(`${name} is not valid JSON (${error instanceof Error ? error.message : String(error)}); expected e.g. '{"latencyMs":200}'`);
+  }
+  const checked = checkFaults(parsed);
+  if (!checked.ok) throw new Error(`${name}: ${checked.error}`);
+  return checked.faults;
+}
 
 export interface EmulatorRequest {
   method: string;
@@ -102,6 +143,8 @@ export class EmulatorServer {
   readonly name: string;
   faults: FaultSettings;
   readonly requests: LoggedRequest[] = [];
+  /** Milliseconds spent computing answers (injected latency excluded): `npm run bench` compares it with wall time. */
+  busyMs = 0;
   private readonly routes: Route[] = [];
   private readonly server: Server;
   private readonly options: EmulatorOptions;
@@ -109,6 +152,10 @@ export class EmulatorServer {
   constructor(options: EmulatorOptions) {
     this.name = options.name;
     this.options = options;
+    if (options.faults) {
+      const checked = checkFaults(options.faults);
+      if (!checked.ok) throw new Error(`${options.name} emulator: ${checked.error}`);
+    }
     this.faults = { ...NO_FAULTS, ...options.faults };
     this.server = createServer({ cert: options.tls.serverCert, key: options.tls.serverKey }, (req, res) => {
       this.handle(req, res).catch((error) => {
@@ -167,10 +214,9 @@ export class EmulatorServer {
     this.route("GET", /^\/_emulator\/state$/, () => ({ status: 200, body: this.options.state() }));
     this.route("GET", /^\/_emulator\/faults$/, () => ({ status: 200, body: this.faults }));
     this.route("POST", /^\/_emulator\/faults$/, (req) => {
-      const patch = req.body ?? {};
-      const unknown = Object.keys(patch).filter((key) => !(key in NO_FAULTS));
-      if (unknown.length) return { status: 400, body: { error: `Unknown fault settings: ${unknown.join(", ")}` } };
-      this.faults = { ...this.faults, ...patch };
+      const checked = checkFaults(req.body ?? {});
+      if (!checked.ok) return { status: 400, body: { error: checked.error } };
+      this.faults = { ...this.faults, ...checked.faults };
       return { status: 200, body: this.faults };
     });
     this.route("DELETE", /^\/_emulator\/faults$/, () => {
@@ -229,7 +275,9 @@ export class EmulatorServer {
     };
 
     if (!isAdmin && this.faults.latencyMs > 0) await new Promise((r) => setTimeout(r, this.faults.latencyMs));
+    const started = performance.now();
     const response = await answer();
+    if (!isAdmin) this.busyMs += performance.now() - started;
     if (!isAdmin) this.requests.push({ method, path, query: url.search, body: body ?? (rawBody || undefined), status: response.status });
     this.send(res, response);
   }

@@ -5,10 +5,18 @@ import { defaultDeps, type ActivityDeps } from "./shared";
 
 /**
  * Step 6 (manual step 9), opt-in: allow users to consent tenant-wide. The PATCH replaces the whole
- * `permissionGrantPoliciesAssigned` list (DESIGN section 4), so the current list is read first and
- * every other entry (ManagePermissionGrantsForOwnedResource.* and the like) is kept.
+ * `permissionGrantPoliciesAssigned` list (docs/architecture.md "Microsoft Graph and Entra ID";
+ * https://learn.microsoft.com/graph/api/authorizationpolicy-update), so the current list is read
+ * first. A tenant has one user consent setting: Microsoft's docs set exactly one
+ * `ManagePermissionGrantsForSelf.{policy}` entry
+ * (https://learn.microsoft.com/entra/identity/enterprise-apps/configure-user-consent, "Microsoft Graph"
+ * tab), so any existing one is replaced, not joined; every other entry
+ * (ManagePermissionGrantsForOwnedResource.* and the like) is kept. The replaced value(s) come back
+ * in the result so an administrator can restore them.
  */
 export const ALLOW_USER_CONSENT = "allowUserConsent";
+
+const SELF_CONSENT_PREFIX = "ManagePermissionGrantsForSelf.";
 
 export const allowUserConsentInput = z.object({ policy: z.string().min(1).default(USER_CONSENT_POLICY) });
 export type AllowUserConsentInput = z.input<typeof allowUserConsentInput>;
@@ -16,6 +24,8 @@ export type AllowUserConsentInput = z.input<typeof allowUserConsentInput>;
 export interface AllowUserConsentResult {
   changed: boolean;
   permissionGrantPoliciesAssigned: string[];
+  /** The ManagePermissionGrantsForSelf.* entries before this step (empty when there was none). */
+  previousSelfConsentPolicies: string[];
 }
 
 interface AuthorizationPolicy {
@@ -29,10 +39,17 @@ export async function allowUserConsent(rawInput: AllowUserConsentInput, deps: Ac
   // v1.0 answers the singleton; older answers wrapped it in a collection.
   const policy = read.value?.[0] ?? read;
   const assigned = policy.defaultUserRolePermissions?.permissionGrantPoliciesAssigned ?? [];
-  if (assigned.includes(input.policy)) return { changed: false, permissionGrantPoliciesAssigned: assigned };
-  const next = [...assigned, input.policy];
+  const isSelf = (entry: string) => entry.toLowerCase().startsWith(SELF_CONSENT_PREFIX.toLowerCase());
+  const previousSelfConsentPolicies = assigned.filter(isSelf);
+  // The wanted entry takes the place of the first self-consent entry; the others go.
+  const firstSelf = assigned.findIndex(isSelf);
+  const next = assigned.filter((entry) => !isSelf(entry));
+  next.splice(firstSelf < 0 ? next.length : assigned.slice(0, firstSelf).filter((e) => !isSelf(e)).length, 0, input.policy);
+  if (next.length === assigned.length && next.every((entry, i) => entry === assigned[i])) {
+    return { changed: false, permissionGrantPoliciesAssigned: assigned, previousSelfConsentPolicies };
+  }
   await graphCall(`PATCH ${path}`, () => deps.graph.api(path).patch({ defaultUserRolePermissions: { permissionGrantPoliciesAssigned: next } }));
-  return { changed: true, permissionGrantPoliciesAssigned: next };
+  return { changed: true, permissionGrantPoliciesAssigned: next, previousSelfConsentPolicies };
 }
 
 export const allowUserConsentActivity = {

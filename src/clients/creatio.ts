@@ -3,13 +3,13 @@ import { z } from "zod";
 import { NOT_RETRIED } from "../domain/failure";
 
 /**
- * Creatio API client (DESIGN section 4, Creatio): cookie login through AuthService.svc or an
+ * Creatio API client (docs/architecture.md "Creatio"): cookie login through AuthService.svc or an
  * Identity Service client-credentials token; OData 4 under `/0/odata` (`/odata` on .NET Core
  * sites, detected); one re-login on 401; retries on 429/5xx with backoff (5xx only for idempotent
  * methods, so an insert is never replayed blindly). Errors name the Creatio call and its status.
  */
 
-/** Value of the Key Vault secret named by `creatioCredentialSecretName` (DESIGN section 3). */
+/** Value of the Key Vault secret named by `creatioCredentialSecretName` (docs/architecture.md "Creatio"). */
 export const creatioCredentialSchema = z.union([
   z.object({ username: z.string().min(1), password: z.string().min(1) }),
   z.object({ clientId: z.string().min(1), clientSecret: z.string().min(1), identityServerUrl: z.url({ protocol: /^https$/ }).optional() }),
@@ -40,7 +40,7 @@ export class CreatioError extends Error {
   constructor(
     readonly call: string,
     readonly status: number | undefined,
-    detail: string,
+    readonly detail: string,
   ) {
     super(`Creatio ${call} failed${status !== undefined ? ` with ${status}` : ""}: ${detail}`);
   }
@@ -111,18 +111,41 @@ export class CreatioClient {
     this.baseDelayMs = options.baseDelayMs ?? 500;
   }
 
-  /** The OData 4 root in use (`/0/odata` or `/odata`), detected on first use. */
+  /**
+   * The OData 4 root in use (`/0/odata` or `/odata`), detected on first use. A root counts only when
+   * it answers OData JSON: the root a site does not serve may answer 404, a 302 to the login page or
+   * an HTML page with 200 (Creatio Academy "OData basics": `/0/odata` on .NET Framework, `/odata` on
+   * .NET). A 401 that survives signing in again is an authentication failure, not a missing root.
+   */
   async odataRoot(): Promise<string> {
     if (this.odataBase) return this.odataBase;
+    const answers: string[] = [];
     for (const base of ODATA_BASES) {
-      // A cheap query on an entity every Creatio has; 404 means this root does not exist on this site.
+      // A cheap query on an entity every Creatio has.
+      const call = `GET ${base}/MailServer`;
       const probe = await this.send("GET", `${base}/MailServer?$select=Id&$top=1`);
-      if (probe.status === 404) continue;
-      if (!probe.ok) throw await this.errorFrom(`GET ${base}/MailServer`, probe);
-      this.odataBase = base;
-      return base;
+      const contentType = (probe.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+      if (probe.status === 401) throw await this.authFailure(call, probe);
+      if (probe.ok && contentType === "application/json") {
+        const body = (await probe.json().catch(() => undefined)) as { value?: unknown } | undefined;
+        if (body && Array.isArray(body.value)) {
+          this.odataBase = base;
+          return base;
+        }
+        answers.push(`${base} answered ${probe.status} JSON that is not an OData collection`);
+        continue;
+      }
+      const redirect = probe.status >= 300 && probe.status < 400;
+      if (redirect || probe.status === 404 || (probe.ok && contentType !== "application/json")) {
+        await probe.arrayBuffer().catch(() => undefined);
+        const location = probe.headers.get("location");
+        answers.push(`${base} answered ${probe.status}${redirect && location ? ` to ${pathOf(location)}` : ""}${contentType ? ` (${contentType})` : ""}`);
+        continue;
+      }
+      // 403 (no right to use OData), 5xx after retries...: a real answer from an OData root.
+      throw await this.errorFrom(call, probe);
     }
-    throw new CreatioError("OData discovery", 404, `neither ${ODATA_BASES.join(" nor ")} answers on ${this.options.origin}`);
+    throw new CreatioError("OData discovery", undefined, `no OData root on ${this.options.origin}: ${answers.join("; ")}`);
   }
 
   /**
@@ -172,6 +195,7 @@ export class CreatioClient {
     const call = `${method} ${root}${path.split("?")[0]}`;
     const response = await this.send(method, `${root}${path}`, body);
     if (response.status === 404 && method === "GET") return { status: 404, body: undefined };
+    if (response.status === 401) throw await this.authFailure(call, response);
     if (!response.ok) throw await this.errorFrom(call, response);
     const text = await response.text();
     return { status: response.status, body: text ? (JSON.parse(text) as T) : undefined };
@@ -198,7 +222,7 @@ export class CreatioClient {
         throw new CreatioError(`${method} ${path.split("?")[0]}`, undefined, error instanceof Error ? causeText(error) : String(error));
       }
       if (response.status === 401 && !reloggedIn) {
-        // Session expired or token revoked: sign in again, once (DESIGN section 4).
+        // Session expired or token revoked: sign in again, once (docs/architecture.md "Creatio").
         reloggedIn = true;
         await response.arrayBuffer().catch(() => undefined);
         this.cookies.clear();
@@ -247,7 +271,9 @@ export class CreatioClient {
     const response = await this.retrying(call, () =>
       this.fetchImpl(`${this.options.origin}/ServiceModel/AuthService.svc/Login`, {
         method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        // ForceUseSession: true is a required header of Login (Creatio Academy "AuthService.svc web service",
+        // https://academy.creatio.com/docs/8.x/dev/development-on-creatio-platform/integrations-and-api/authentication/authentication-basics/references/authservice-svc).
+        headers: { "Content-Type": "application/json", Accept: "application/json", ForceUseSession: "true" },
         body: JSON.stringify({ UserName: username, UserPassword: password }),
       }),
     );
@@ -311,6 +337,12 @@ export class CreatioClient {
     }
   }
 
+  /** A 401 that `send` already answered by signing in again once: the credential is refused. */
+  private async authFailure(call: string, response: Response): Promise<CreatioError> {
+    const error = await this.errorFrom(call, response);
+    return new CreatioError(call, 401, `authentication refused even after signing in again: ${error.detail}`);
+  }
+
   private async errorFrom(call: string, response: Response): Promise<CreatioError> {
     const text = await response.text().catch(() => "");
     let detail = text.slice(0, 300) || response.statusText || "no body";
@@ -322,6 +354,16 @@ export class CreatioClient {
       // not JSON
     }
     return new CreatioError(call, response.status, detail);
+  }
+}
+
+/** The path (and query) of a Location header, absolute or relative. */
+function pathOf(location: string): string {
+  try {
+    const url = new URL(location, "https://creatio.invalid");
+    return url.pathname;
+  } catch {
+    return location;
   }
 }
 

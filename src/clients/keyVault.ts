@@ -3,22 +3,31 @@ import { getCredential } from "./credential";
 import { settings } from "../settings";
 
 /**
- * Key Vault secrets client: the tenant registry and the only place secret values live (DESIGN
- * rules 1 and 5). The Azure SDK's own retry policy already honours 429 + Retry-After.
+ * Key Vault secrets client: the tenant registry and the only place secret values live
+ * (docs/architecture.md "The secret never enters Durable state", "Key Vault is the registry"). The
+ * Azure SDK's own retry policy already honours 429 + Retry-After.
  *
- * `disableChallengeResourceVerification: true` always, not only off Azure: the SDK's check that
- * the challenge's resource matches the vault's DNS suffix guards against a vault URL that points
- * at a foreign host; here KEY_VAULT_URL comes from the app's own configuration, so the check adds
- * nothing, and a URL-dependent switch would be the sandbox branch DESIGN rule 4 forbids. It is what
- * lets the same code reach a private cloud's vault or the local emulator (DESIGN section 4).
+ * The SDK checks that the `resource` of Key Vault's 401 challenge is a parent domain of the vault's
+ * host (`*.vault.azure.net` for `https://vault.azure.net`), so a vault URL pointing at a foreign host
+ * cannot make the app send it a token for another resource (@azure/keyvault-common 2.x,
+ * keyVaultAuthenticationPolicy.js `verifyChallengeResource`; https://aka.ms/azsdk/blog/vault-uri).
+ * That check stays on; only KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION=true turns it off, for a
+ * vault whose host has no such parent domain, e.g. the local emulator on `localhost`
+ * (docs/architecture.md "No sandbox branches").
  */
 let secretClient: SecretClient | undefined;
 
 export function getSecretClient(): SecretClient {
-  secretClient ??= new SecretClient(settings().KEY_VAULT_URL, getCredential(), {
-    disableChallengeResourceVerification: true,
+  const s = settings();
+  secretClient ??= new SecretClient(s.KEY_VAULT_URL, getCredential(), {
+    disableChallengeResourceVerification: s.KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION,
   });
   return secretClient;
+}
+
+/** Tests build clients from different settings. */
+export function resetSecretClientForTests(): void {
+  secretClient = undefined;
 }
 
 /** The subset of SecretClient the app uses; tests pass a fake. */

@@ -2,13 +2,13 @@
 // app itself uses. The sandbox CA is trusted through NODE_EXTRA_CA_CERTS (dev/run-tests.ts).
 import { randomUUID } from "node:crypto";
 import { AUDIENCES, EmulatorContext, SANDBOX_IDENTITY, sandboxContext } from "../../dev/emulators/context";
-import { createCreatioEmulator } from "../../dev/emulators/creatio";
-import { OFFICE365_MAIL_SERVER_ID } from "../../dev/emulators/creatio/schema";
+import { createCreatioEmulator, createCreatioIdentityService } from "../../dev/emulators/creatio";
+import { EMPTY_GUID, EXCHANGE_ON_PREMISES_MAIL_SERVER_ID, OFFICE365_MAIL_SERVER_ID } from "../../dev/emulators/creatio/schema";
 import { EmulatorServer } from "../../dev/emulators/server";
 
 const ctx: EmulatorContext = sandboxContext();
 
-/** The headers DESIGN.md section 4 prescribes for Creatio OData calls. */
+/** The headers docs/architecture.md "Creatio" prescribes for Creatio OData calls. */
 const ODATA_HEADERS = {
   Accept: "application/json",
   "Content-Type": "application/json; charset=utf-8; IEEE754Compatible=true",
@@ -20,10 +20,15 @@ interface Session {
   csrf: string;
 }
 
-async function login(base: string, userName: string, password: string): Promise<{ status: number; body: any; setCookies: string[]; session?: Session }> {
+async function login(
+  base: string,
+  userName: string,
+  password: string,
+  headers: Record<string, string> = { ForceUseSession: "true" },
+): Promise<{ status: number; body: any; setCookies: string[]; session?: Session }> {
   const response = await fetch(`${base}/ServiceModel/AuthService.svc/Login`, {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", ...headers },
     body: JSON.stringify({ UserName: userName, UserPassword: password }),
   });
   const setCookies = response.headers.getSetCookie();
@@ -74,6 +79,83 @@ test("login: Code 0 with the Creatio cookies; a wrong password is 200 with Code 
   expect(bad.status).toBe(200);
   expect(bad.body).toMatchObject({ Code: 1, Message: expect.any(String) });
   expect(bad.setCookies).toEqual([]);
+});
+
+test("login without the ForceUseSession: true header is refused (401, Code 1, no cookies)", async () => {
+  for (const headers of [{}, { ForceUseSession: "false" }] as Record<string, string>[]) {
+    const refused = await login(base, "Supervisor", "Supervisor", headers);
+    expect(refused.status).toBe(401);
+    expect(refused.body).toMatchObject({ Code: 1, Message: expect.stringContaining("ForceUseSession") });
+    expect(refused.setCookies).toEqual([]);
+  }
+  expect((await state()).sessions).toBe(0);
+});
+
+test("OData needs the right to use OData: 403 with Creatio's message, for reads and the service document", async () => {
+  const { session } = await login(base, "Portal", "Portal");
+  expect(session).toBeDefined(); // the web UI login itself works
+  for (const url of [`${odata}/MailServer`, `${odata}/`]) {
+    const refused = await call(url, session);
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toEqual({ error: { code: "", message: "Current user does not have sufficient permissions to use OData" } });
+  }
+});
+
+test("the root the site does not serve answers like a real site: 302 to the login page (default), an HTML page, or an HTML 404", async () => {
+  const { session } = await login(base, "Supervisor", "Supervisor");
+  const other = `${base}/odata/MailServer?$select=Id`;
+  const redirected = await fetch(other, { headers: { ...ODATA_HEADERS, Cookie: session!.cookie, BPMCSRF: session!.csrf }, redirect: "manual" });
+  expect(redirected.status).toBe(302);
+  expect(redirected.headers.get("location")).toBe(`/Login/NuiLogin.aspx?ReturnUrl=${encodeURIComponent("/odata/MailServer")}`);
+
+  const setOtherRoot = (answer: string) =>
+    fetch(`${base}/_emulator/other-root`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ answer }) });
+  expect((await setOtherRoot("html")).status).toBe(200);
+  const page = await call(other, session);
+  expect(page.status).toBe(200);
+  expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+  expect(await page.text()).toMatch(/^<!DOCTYPE html>/);
+
+  await setOtherRoot("notFound");
+  const missing = await call(other, session);
+  expect(missing.status).toBe(404);
+  expect(missing.headers.get("content-type")).toMatch(/^text\/html/);
+  expect((await state()).otherRoot).toBe("notFound");
+  expect((await setOtherRoot("teapot")).status).toBe(400);
+});
+
+test("saving MailServer: SubscriptionTtl 10; linking clears basic-auth passwords on that server only; unlinking deletes the OAuth application and users' tokens", async () => {
+  const { session } = await login(base, "Supervisor", "Supervisor");
+  const mailbox = (s: any, server: string) => s.MailboxSyncSettings.find((m: any) => m.MailServerId === server && m.OAuthTokenId === null);
+  const before = await state();
+  expect(mailbox(before, OFFICE365_MAIL_SERVER_ID).HasPassword).toBe(true);
+  expect(JSON.stringify(before.MailboxSyncSettings)).not.toMatch(/password"\s*:\s*"/i); // no password value is kept
+
+  const app = (await (
+    await call(`${odata}/OAuthApplications`, session, { method: "POST", body: { Name: "Office365OAuthAuthenticator", ClientId: "cid", SecretKey: "s" } })
+  ).json()) as any;
+  expect((await call(`${odata}/MailServer(${OFFICE365_MAIL_SERVER_ID})`, session, { method: "PATCH", body: { OAuthApplicationId: app.Id } })).status).toBe(204);
+  const linked = await state();
+  expect(mailbox(linked, OFFICE365_MAIL_SERVER_ID).HasPassword).toBe(false);
+  expect(mailbox(linked, EXCHANGE_ON_PREMISES_MAIL_SERVER_ID).HasPassword).toBe(true);
+  expect(linked.MailServer.find((r: any) => r.Id === OFFICE365_MAIL_SERVER_ID).SubscriptionTtl).toBe(10);
+  expect(linked.MailServer.find((r: any) => r.Id === EXCHANGE_ON_PREMISES_MAIL_SERVER_ID).SubscriptionTtl).toBe(0);
+  const read = (await (await call(`${odata}/MailServer(${OFFICE365_MAIL_SERVER_ID})?$select=SubscriptionTtl`, session)).json()) as any;
+  expect(read.SubscriptionTtl).toBe(10);
+
+  // A user connects a mailbox through the linked application: a token; unlinking removes it and the application.
+  const connected = await fetch(`${base}/_emulator/connect-mailbox`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ userName: "Sales", email: "sales@contoso.example" }),
+  });
+  expect(connected.status).toBe(200);
+  expect((await state()).OAuthTokens).toEqual([expect.objectContaining({ OAuthApplicationId: app.Id, UserName: "Sales" })]);
+  expect((await call(`${odata}/MailServer(${OFFICE365_MAIL_SERVER_ID})`, session, { method: "PATCH", body: { OAuthApplicationId: EMPTY_GUID } })).status).toBe(204);
+  const unlinked = await state();
+  expect(unlinked.OAuthTokens).toEqual([]);
+  expect(unlinked.OAuthApplications).toEqual([]);
+  expect(unlinked.MailboxSyncSettings.every((m: any) => m.OAuthTokenId === null)).toBe(true);
 });
 
 test("OData: read the Office 365 mail server, insert an OAuth application, link it; SecretKey is write-only", async () => {
@@ -137,7 +219,7 @@ test("OData errors: unknown key 404, a quoted guid in $filter 400, a dangling lo
   expect((await call(`${odata}/MailServer(${OFFICE365_MAIL_SERVER_ID})`, session, { method: "PATCH", body: { OAuthApplicationId: randomUUID() } })).status).toBe(500);
   expect((await call(`${odata}/OAuthApplications`, session, { method: "POST", body: { Nope: 1 } })).status).toBe(400);
   expect((await call(`${odata}/NoSuchEntity`, session)).status).toBe(404);
-  expect((await call(`${base}/odata/MailServer`, session)).status).toBe(404);
+  expect((await call(`${base}/0/odata/MailServer/x/y`, session)).status).toBe(404);
 });
 
 test("a missing or wrong BPMCSRF header is 401", async () => {
@@ -170,25 +252,33 @@ test("expired sessions answer 401 until the client logs in again", async () => {
   expect((await call(`${odata}/MailServer`, second)).status).toBe(401);
 });
 
-test("Identity Service client credentials: the bearer token works without cookies or BPMCSRF", async () => {
-  const token = await fetch(`${base}/connect/token`, {
-    method: "POST",
-    headers: { "Content-Type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ grant_type: "client_credentials", client_id: "sandbox-integration", client_secret: "sandbox-integration-secret" }),
-  });
-  expect(token.status).toBe(200);
-  const issued = (await token.json()) as any;
-  expect(issued).toMatchObject({ token_type: "Bearer", expires_in: 3600, access_token: expect.any(String) });
-  expect((await call(`${odata}/MailServer(${OFFICE365_MAIL_SERVER_ID})`, undefined, { bearer: issued.access_token })).status).toBe(200);
-  expect((await call(`${odata}/MailServer(${OFFICE365_MAIL_SERVER_ID})`, undefined, { method: "PATCH", bearer: issued.access_token, body: { Name: "Office 365" } })).status).toBe(204);
+test("Identity Service client credentials, on its own host: the bearer token works without cookies or BPMCSRF", async () => {
+  const identity = createCreatioIdentityService(ctx);
+  const identityUrl = await identity.listen(0);
+  try {
+    // The site's own origin has no token endpoint.
+    expect((await fetch(`${base}/connect/token`, { method: "POST" })).status).toBe(404);
+    const token = await fetch(`${identityUrl}/connect/token`, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: "client_credentials", client_id: "sandbox-integration", client_secret: "sandbox-integration-secret" }),
+    });
+    expect(token.status).toBe(200);
+    const issued = (await token.json()) as any;
+    expect(issued).toMatchObject({ token_type: "Bearer", expires_in: 3600, access_token: expect.any(String) });
+    expect((await call(`${odata}/MailServer(${OFFICE365_MAIL_SERVER_ID})`, undefined, { bearer: issued.access_token })).status).toBe(200);
+    expect((await call(`${odata}/MailServer(${OFFICE365_MAIL_SERVER_ID})`, undefined, { method: "PATCH", bearer: issued.access_token, body: { Name: "Office 365" } })).status).toBe(204);
 
-  const bad = await fetch(`${base}/connect/token`, {
-    method: "POST",
-    headers: { "Content-Type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ grant_type: "client_credentials", client_id: "sandbox-integration", client_secret: "wrong" }),
-  });
-  expect(bad.status).toBe(400);
-  expect(await bad.json()).toEqual({ error: "invalid_client" });
+    const bad = await fetch(`${identityUrl}/connect/token`, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: "client_credentials", client_id: "sandbox-integration", client_secret: "wrong" }),
+    });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ error: "invalid_client" });
+  } finally {
+    await identity.close();
+  }
 
   // A token for another resource (Key Vault) is not a Creatio token.
   const foreign = ctx.signer.issue({ aud: AUDIENCES.keyVault[0], iss: "x", tid: SANDBOX_IDENTITY.tenantId, appid: "sandbox-integration", oid: "o" }).token;
@@ -201,10 +291,11 @@ test("a .NET Core site serves OData at /odata only", async () => {
   try {
     const { session } = await login(coreBase, "Supervisor", "Supervisor");
     expect((await call(`${coreBase}/odata/MailServer(${OFFICE365_MAIL_SERVER_ID})`, session)).status).toBe(200);
-    expect((await call(`${coreBase}/0/odata/MailServer(${OFFICE365_MAIL_SERVER_ID})`, session)).status).toBe(404);
+    const wrongRoot = await fetch(`${coreBase}/0/odata/MailServer(${OFFICE365_MAIL_SERVER_ID})`, { headers: { Cookie: session!.cookie, BPMCSRF: session!.csrf }, redirect: "manual" });
+    expect(wrongRoot.status).toBe(302);
+    expect(wrongRoot.headers.get("location")).toMatch(/^\/Login\/Login\.html\?ReturnUrl=/);
     const serviceDocument = (await (await call(`${coreBase}/odata/`, session)).json()) as any;
     expect(serviceDocument.value.map((e: any) => e.name)).toEqual(["MailServer", "OAuthApplications"]);
-    expect((await call(`${coreBase}/0/odata/`, session)).status).toBe(404);
   } finally {
     await core.close();
   }

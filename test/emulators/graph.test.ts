@@ -7,7 +7,7 @@ import { Client, ResponseType } from "@microsoft/microsoft-graph-client";
 import { TokenCredentialAuthenticationProvider } from "@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials";
 import { EmulatorContext, SANDBOX_IDENTITY, sandboxContext } from "../../dev/emulators/context";
 import { createGraphEmulator, EXCHANGE_ONLINE_APP_ID, MICROSOFT_GRAPH_APP_ID } from "../../dev/emulators/graph";
-import { EmulatorServer, setFaults } from "../../dev/emulators/server";
+import { EmulatorServer, faultsFromEnvironment, setFaults } from "../../dev/emulators/server";
 
 const ctx: EmulatorContext = sandboxContext();
 const { tenantId, clientId, clientSecret } = SANDBOX_IDENTITY;
@@ -334,4 +334,73 @@ test("reset restores the seed", async () => {
   const s = await state();
   expect(s.applications).toEqual([]);
   expect(s.servicePrincipals.map((sp: any) => sp.appId).sort()).toEqual([EXCHANGE_ONLINE_APP_ID, MICROSOFT_GRAPH_APP_ID, clientId].sort());
+});
+
+test("replicationLagOnWrites: a PATCH or addPassword right after a create 404s until the lag has passed (off by default)", async () => {
+  const client = graphClient();
+  await setFaults(base, { replicationLagMs: 1500, replicationLagOnWrites: true });
+  const app = await client.api("/applications").post(creatioApp());
+  expect(await graphFailure(client.api(`/applications/${app.id}`).patch({ notes: "n" }))).toMatchObject({ statusCode: 404, code: "Request_ResourceNotFound" });
+  expect(await graphFailure(client.api(`/applications/${app.id}/addPassword`).post({}))).toMatchObject({ statusCode: 404 });
+  expect((await state()).applications[0].passwordCredentials).toEqual([]);
+  await new Promise((r) => setTimeout(r, 1600));
+  await client.api(`/applications/${app.id}`).patch({ notes: "n" });
+  expect((await client.api(`/applications/${app.id}`).get()).notes).toBe("n");
+});
+
+test("staleReadMs: after an update, reads return the object as it was for a while; the write itself is kept", async () => {
+  const client = graphClient();
+  const app = await client.api("/applications").post(creatioApp("Before"));
+  await setFaults(base, { staleReadMs: 1200 });
+  await client.api(`/applications/${app.id}`).patch({ displayName: "After" });
+  const password = await client.api(`/applications/${app.id}/addPassword`).post({});
+  expect((await client.api(`/applications/${app.id}`).get()).displayName).toBe("Before");
+  expect((await client.api(`/applications/${app.id}`).get()).passwordCredentials).toEqual([]);
+  expect((await client.api("/applications").filter("displayName eq 'Before'").get()).value).toHaveLength(1);
+  expect((await state()).applications[0]).toMatchObject({ displayName: "After", passwordCredentials: [expect.objectContaining({ keyId: password.keyId })] });
+  await new Promise((r) => setTimeout(r, 1300));
+  const fresh = await client.api(`/applications/${app.id}`).get();
+  expect(fresh.displayName).toBe("After");
+  expect(fresh.passwordCredentials.map((p: any) => p.keyId)).toEqual([password.keyId]);
+});
+
+test.each([
+  [400, { statusCode: 400, code: "Request_BadRequest" }],
+  [404, { statusCode: 404, code: "Request_ResourceNotFound" }],
+] as const)("removePassword of an unknown keyId answers %s when removePasswordUnknownKeyStatus says so", async (status, expected) => {
+  const client = graphClient();
+  const app = await client.api("/applications").post(creatioApp());
+  if (status !== 400) await setFaults(base, { removePasswordUnknownKeyStatus: status });
+  const unknown = "00000000-0000-4000-8000-0000000000aa";
+  expect(await graphFailure(client.api(`/applications/${app.id}/removePassword`).post({ keyId: unknown }))).toMatchObject(expected);
+});
+
+test("removePassword of an unknown keyId answers 204 when removePasswordUnknownKeyStatus is 204, and removes nothing", async () => {
+  const client = graphClient();
+  const app = await client.api("/applications").post(creatioApp());
+  const kept = await client.api(`/applications/${app.id}/addPassword`).post({});
+  await setFaults(base, { removePasswordUnknownKeyStatus: 204 });
+  const answer = await raw("POST", `/applications/${app.id}/removePassword`, { keyId: "00000000-0000-4000-8000-0000000000aa" });
+  expect(answer.status).toBe(204);
+  expect((await state()).applications[0].passwordCredentials.map((p: any) => p.keyId)).toEqual([kept.keyId]);
+});
+
+test("fault settings: GET answers the faults in force; unknown keys and wrong types are refused by POST and by EMULATOR_FAULTS alike", async () => {
+  await setFaults(base, { latencyMs: 0, staleReadMs: 5 });
+  expect(await (await fetch(`${base}/_emulator/faults`)).json()).toMatchObject({ staleReadMs: 5, replicationLagOnWrites: false, removePasswordUnknownKeyStatus: 400 });
+  const post = async (body: unknown) => {
+    const r = await fetch(`${base}/_emulator/faults`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    return { status: r.status, error: ((await r.json()) as any).error as string | undefined };
+  };
+  for (const bad of [{ latencyMS: 5 }, { down: "yes" }, { removePasswordUnknownKeyStatus: 500 }, { throttleNext: -1 }]) {
+    const answer = await post(bad);
+    expect(answer.status).toBe(400);
+    // The same words from the environment variable, which names itself.
+    expect(() => faultsFromEnvironment(JSON.stringify(bad))).toThrow(`EMULATOR_FAULTS: ${answer.error}`);
+  }
+  expect((await post({ latencyMS: 5 })).error).toBe("Unknown fault settings: latencyMS");
+  expect(() => faultsFromEnvironment("{latencyMs:5}")).toThrow(/^EMULATOR_FAULTS is not valid JSON/);
+  expect(faultsFromEnvironment('{"removePasswordUnknownKeyStatus":204}')).toEqual({ removePasswordUnknownKeyStatus: 204 });
+  expect(faultsFromEnvironment(undefined)).toBeUndefined();
+  expect(((await (await fetch(`${base}/_emulator/faults`)).json()) as any).staleReadMs).toBe(5); // refused posts changed nothing
 });

@@ -68,7 +68,8 @@ test("set, get latest and by version, state holds every version", async () => {
   expect(v1.properties.id).toBe(`${vaultUrl}/secrets/site-a/${v1.properties.version}`);
   expect(v1.properties.version).toMatch(/^[0-9a-f]{32}$/);
   expect(v1.properties.expiresOn?.getTime()).toBe(Math.floor(expiresOn.getTime() / 1000) * 1000);
-  expect(v1.properties.recoveryLevel).toBe("Recoverable+Purgeable");
+  // Purge protection is on, as in infra/resources.bicep: soft delete without purge.
+  expect(v1.properties.recoveryLevel).toBe("Recoverable");
   const v2 = await client.setSecret("site-a", "secret-2");
   expect(v2.properties.version).not.toBe(v1.properties.version);
 
@@ -115,7 +116,7 @@ test("list properties pages with nextLink and never carries values; list version
 
 test("raw list answer: SecretItem shape without values, nextLink absolute", async () => {
   for (let i = 0; i < 3; i++) await client.setSecret(`raw${i}`, `value-${i}`);
-  const { token } = ctx.signer.issue({ aud: AUDIENCES.keyVault[0], iss: "x", tid: SANDBOX_IDENTITY.tenantId, appid: "a", oid: "o" });
+  const { token } = ctx.signer.issue({ aud: AUDIENCES.keyVault[0], iss: "x", tid: SANDBOX_IDENTITY.tenantId, appid: "a", oid: SANDBOX_IDENTITY.objectId });
   const answer = await fetch(`${vaultUrl}/secrets?api-version=2025-07-01&maxresults=2`, { headers: { authorization: `Bearer ${token}` } });
   const body = (await answer.json()) as { value: any[]; nextLink: string };
   expect(body.value).toHaveLength(2);
@@ -165,6 +166,10 @@ test("soft delete reserves the name (409) until purge; recover brings it back", 
   expect(deletedNames).toEqual(["gone"]);
   expect((await emulatorState()).secrets.gone.deleted).toMatchObject({ recoveryId: `${vaultUrl}/deletedsecrets/gone` });
 
+  // Purge protection (on by default) refuses the purge; with it off the name is freed.
+  await expect(client.purgeDeletedSecret("gone")).rejects.toMatchObject({ statusCode: 403, code: "Forbidden", message: expect.stringContaining("purge protection is enabled") });
+  expect((await client.getDeletedSecret("gone")).name).toBe("gone");
+  await fetch(`${vaultUrl}/_emulator/vault`, { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ purgeProtection: false }) });
   await client.purgeDeletedSecret("gone");
   await expect(client.getDeletedSecret("gone")).rejects.toMatchObject({ statusCode: 404, code: "SecretNotFound" });
   expect((await client.setSecret("gone", "v2")).value).toBe("v2");
@@ -211,4 +216,79 @@ test("replication lag hides a new version from get-latest and list", async () =>
   expect((await client.getSecret("lagging")).properties.version).toBe(v2.properties.version);
   expect((await client.getSecret("brand-new")).value).toBe("x");
   expect(v1.properties.version).not.toBe(v2.properties.version);
+});
+
+test("Azure RBAC: without a Secrets role the caller gets 403 Forbidden (ForbiddenByRbac); Secrets User reads but cannot write", async () => {
+  await client.setSecret("guarded", "v");
+  const principal = SANDBOX_IDENTITY.objectId;
+  const assign = (roles: string[]) =>
+    fetch(`${vaultUrl}/_emulator/role-assignments/${principal}`, { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ roles }) });
+  expect(await (await fetch(`${vaultUrl}/_emulator/role-assignments`)).json()).toEqual({ [principal]: ["Key Vault Secrets Officer"] });
+
+  expect((await assign([])).status).toBe(200);
+  const refused = await client.getSecret("guarded").catch((e) => e);
+  expect(refused).toMatchObject({ statusCode: 403, code: "Forbidden" });
+  expect(refused.message).toContain("Caller is not authorized to perform action on resource.");
+  expect(refused.message).toContain(`oid=${principal}`);
+  expect(refused.message).toContain("Action: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'");
+  // Key Vault's error shape, as on the wire.
+  const { token } = ctx.signer.issue({ aud: AUDIENCES.keyVault[0], iss: "x", tid: SANDBOX_IDENTITY.tenantId, appid: "a", oid: principal });
+  const wire = await fetch(`${vaultUrl}/secrets/guarded?api-version=7.5`, { headers: { authorization: `Bearer ${token}` } });
+  expect(wire.status).toBe(403);
+  expect(await wire.json()).toEqual({ error: { code: "Forbidden", message: expect.stringContaining("DeniedWithNoValidRBAC"), innererror: { code: "ForbiddenByRbac" } } });
+  const listing = client.listPropertiesOfSecrets()[Symbol.asyncIterator]();
+  await expect(listing.next()).rejects.toMatchObject({ statusCode: 403 });
+
+  await assign(["Key Vault Secrets User"]);
+  expect((await client.getSecret("guarded")).value).toBe("v");
+  await expect(client.setSecret("guarded", "w")).rejects.toMatchObject({ statusCode: 403, message: expect.stringContaining("secrets/setSecret/action") });
+
+  expect((await assign(["Owner"])).status).toBe(400); // not a data plane role
+  // reset restores the sandbox identity's role
+  await fetch(`${vaultUrl}/_emulator/reset`, { method: "POST" });
+  await client.setSecret("guarded", "w");
+});
+
+test("contentType longer than 255 characters is refused with 400 on set and update", async () => {
+  await expect(client.setSecret("typed", "v", { contentType: "x".repeat(256) })).rejects.toMatchObject({ statusCode: 400, code: "BadParameter" });
+  const ok = await client.setSecret("typed", "v", { contentType: "x".repeat(255) });
+  await expect(client.updateSecretProperties("typed", ok.properties.version!, { contentType: "y".repeat(256) })).rejects.toMatchObject({ statusCode: 400 });
+  expect((await client.getSecret("typed")).properties.contentType).toBe("x".repeat(255));
+});
+
+test("versions of an unknown or deleted name are 404 SecretNotFound", async () => {
+  const versions = client.listPropertiesOfSecretVersions("never-was")[Symbol.asyncIterator]();
+  await expect(versions.next()).rejects.toMatchObject({ statusCode: 404, code: "SecretNotFound" });
+  await client.setSecret("was", "v");
+  await (await client.beginDeleteSecret("was")).pollUntilDone();
+  await expect(client.listPropertiesOfSecretVersions("was")[Symbol.asyncIterator]().next()).rejects.toMatchObject({ statusCode: 404 });
+});
+
+test("paging a large vault: every secret exactly once, in order, also when secrets are added between pages", async () => {
+  const local = createKeyVaultEmulator(ctx, {
+    authorityHost: () => AUTHORITY,
+    seed: Array.from({ length: 600 }, (_, i) => ({ name: `site-${String(i).padStart(4, "0")}`, value: "v" })),
+  });
+  const url = await local.listen(0);
+  try {
+    const c = new SecretClient(url, signerCredential(AUDIENCES.keyVault[0]), { disableChallengeResourceVerification: true });
+    await c.setSecret("site-0100", "deleted-one");
+    await (await c.beginDeleteSecret("site-0100")).pollUntilDone();
+    const names: string[] = [];
+    let pages = 0;
+    for await (const page of c.listPropertiesOfSecrets().byPage()) {
+      pages++;
+      names.push(...page.map((p) => p.name));
+      // Added mid-sweep: after the cursor it shows up, before it it does not repeat anything.
+      if (pages === 2) {
+        await c.setSecret("site-0000a", "behind the cursor");
+        await c.setSecret("site-9999", "ahead of the cursor");
+      }
+    }
+    const expected = Array.from({ length: 600 }, (_, i) => `site-${String(i).padStart(4, "0")}`).filter((n) => n !== "site-0100");
+    expect(names).toEqual([...expected, "site-9999"]);
+    expect(pages).toBe(24); // 600 secrets, 25 a page
+  } finally {
+    await local.close();
+  }
 });

@@ -1,6 +1,7 @@
-// The Creatio client against the Creatio emulator over HTTPS: both OData roots, both sign-in kinds,
-// Creatio's Code 1 refusal, one re-login after the session ends, and errors that name the call.
-import { createCreatioEmulator, SEED_CLIENTS, SEED_USERS, OFFICE365_MAIL_SERVER_ID } from "../../dev/emulators/creatio";
+// The Creatio client against the Creatio emulator over HTTPS: both OData roots (whatever the other
+// root answers), both sign-in kinds, Creatio's Code 1 refusal, the ForceUseSession header the
+// emulator requires at login, one re-login after the session ends, and errors that name the call.
+import { createCreatioEmulator, createCreatioIdentityService, SEED_CLIENTS, SEED_USERS, OFFICE365_MAIL_SERVER_ID } from "../../dev/emulators/creatio";
 import { SANDBOX_IDENTITY, type EmulatorContext, sandboxContext } from "../../dev/emulators/context";
 import type { EmulatorServer } from "../../dev/emulators/server";
 import { CreatioClient } from "../../src/clients/creatio";
@@ -11,18 +12,29 @@ const fast = { sleep: async () => undefined, baseDelayMs: 1 };
 
 let framework: EmulatorServer;
 let netCore: EmulatorServer;
+let identity: EmulatorServer;
 let frameworkUrl: string;
 let netCoreUrl: string;
+let identityUrl: string;
+
+const setOtherRoot = (url: string, answer: string) =>
+  fetch(`${url}/_emulator/other-root`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ answer }) });
 
 beforeAll(async () => {
   framework = createCreatioEmulator(ctx);
   netCore = createCreatioEmulator(ctx, { netCore: true });
+  identity = createCreatioIdentityService(ctx);
   frameworkUrl = await framework.listen(0);
   netCoreUrl = await netCore.listen(0);
+  identityUrl = await identity.listen(0);
 });
 
 afterAll(async () => {
-  await Promise.all([framework?.close(), netCore?.close()]);
+  await Promise.all([framework?.close(), netCore?.close(), identity?.close()]);
+});
+
+beforeEach(async () => {
+  await Promise.all([frameworkUrl, netCoreUrl].map((url) => fetch(`${url}/_emulator/reset`, { method: "POST" })));
 });
 
 describe("CreatioClient", () => {
@@ -33,6 +45,57 @@ describe("CreatioClient", () => {
     expect(await b.odataRoot()).toBe("/odata");
     const row = await b.get<{ Id: string }>(`/MailServer(${OFFICE365_MAIL_SERVER_ID})?$select=Id,Name,OAuthApplicationId`);
     expect(row.body?.Id).toBe(OFFICE365_MAIL_SERVER_ID);
+    // The emulator refuses a login without ForceUseSession: true, so getting here shows the client sends it.
+    const logins = ((await (await fetch(`${netCoreUrl}/_emulator/requests`)).json()) as { path: string; status: number }[]).filter((r) => /Login$/.test(r.path));
+    expect(logins).toEqual([expect.objectContaining({ status: 200 })]);
+  });
+
+  it.each(["loginRedirect", "html", "notFound"])("on a .NET Core site, /0/odata answering %s means /odata", async (answer) => {
+    await setOtherRoot(netCoreUrl, answer);
+    const client = new CreatioClient({ origin: netCoreUrl, credential: supervisor, ...fast });
+    expect(await client.odataRoot()).toBe("/odata");
+  });
+
+  it.each(["loginRedirect", "html", "notFound"])("on a .NET Framework site, /0/odata is used whatever /odata answers (%s)", async (answer) => {
+    await setOtherRoot(frameworkUrl, answer);
+    const client = new CreatioClient({ origin: frameworkUrl, credential: supervisor, ...fast });
+    expect(await client.odataRoot()).toBe("/0/odata");
+  });
+
+  it("when no root answers OData, the error says what each root answered", async () => {
+    // A .NET site whose /0/odata redirects to the login page and whose /odata shows a maintenance page.
+    const client = new CreatioClient({ origin: netCoreUrl, credential: supervisor, ...fast });
+    const fetchAllHtml: typeof fetch = async (input, init) => {
+      const url = String(input);
+      if (/\/odata\//.test(url) && !url.includes("/0/odata")) return new Response("<html>maintenance</html>", { status: 200, headers: { "Content-Type": "text/html" } });
+      return fetch(input, init);
+    };
+    const htmlEverywhere = new CreatioClient({ origin: netCoreUrl, credential: supervisor, ...fast, fetch: fetchAllHtml });
+    await expect(htmlEverywhere.odataRoot()).rejects.toThrow(
+      `Creatio OData discovery failed: no OData root on ${netCoreUrl}: /0/odata answered 302 to /Login/Login.html (text/html); /odata answered 200 (text/html)`,
+    );
+    await setOtherRoot(netCoreUrl, "notFound");
+    await expect(client.odataRoot()).resolves.toBe("/odata");
+  });
+
+  it("a user without the right to use OData gets Creatio's 403, not a missing root", async () => {
+    const portal = new CreatioClient({ origin: frameworkUrl, credential: { username: "Portal", password: "Portal" }, ...fast });
+    await expect(portal.odataRoot()).rejects.toThrow(
+      "Creatio GET /0/odata/MailServer failed with 403: Current user does not have sufficient permissions to use OData",
+    );
+  });
+
+  it("a 401 that survives signing in again is an authentication failure", async () => {
+    // Every OData call answers 401 (e.g. a session that Creatio drops at once).
+    const always401: typeof fetch = async (input, init) =>
+      /odata/.test(String(input)) ? new Response(JSON.stringify({ error: { code: "", message: "Unauthorized" } }), { status: 401, headers: { "Content-Type": "application/json" } }) : fetch(input, init);
+    const client = new CreatioClient({ origin: frameworkUrl, credential: supervisor, ...fast, fetch: always401 });
+    await expect(client.odataRoot()).rejects.toThrow(
+      "Creatio GET /0/odata/MailServer failed with 401: authentication refused even after signing in again: Unauthorized",
+    );
+    // It signed in twice: once at first, once again after the first 401.
+    const logins = ((await (await fetch(`${frameworkUrl}/_emulator/requests`)).json()) as { path: string }[]).filter((r) => /Login$/.test(r.path));
+    expect(logins).toHaveLength(2);
   });
 
   it("turns Creatio's Code 1 login answer into a clear error", async () => {
@@ -50,7 +113,7 @@ describe("CreatioClient", () => {
 
   it("uses Identity Service client credentials", async () => {
     const cc = SEED_CLIENTS[0]!;
-    const client = new CreatioClient({ origin: frameworkUrl, credential: { clientId: cc.clientId, clientSecret: cc.clientSecret, identityServerUrl: frameworkUrl }, ...fast });
+    const client = new CreatioClient({ origin: frameworkUrl, credential: { clientId: cc.clientId, clientSecret: cc.clientSecret, identityServerUrl: identityUrl }, ...fast });
     const row = await client.get<{ Id: string }>(`/MailServer(${OFFICE365_MAIL_SERVER_ID})?$select=Id`);
     expect(row.body?.Id).toBe(OFFICE365_MAIL_SERVER_ID);
   });

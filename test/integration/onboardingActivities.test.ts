@@ -184,6 +184,7 @@ describe("onboarding activities against the emulators", () => {
     const before = (await admin(stack.graphUrl, "state")).authorizationPolicy.defaultUserRolePermissions.permissionGrantPoliciesAssigned as string[];
     const result = await acts.allowUserConsent({});
     expect(result.permissionGrantPoliciesAssigned).toEqual(expect.arrayContaining([...before, "ManagePermissionGrantsForSelf.microsoft-user-default-legacy"]));
+    expect(result.previousSelfConsentPolicies).toEqual(before.filter((p) => p.startsWith("ManagePermissionGrantsForSelf.")));
     expect((await acts.allowUserConsent({})).changed).toBe(false);
   });
 });

@@ -345,6 +345,59 @@ describe("allowUserConsent", () => {
       },
     });
     expect(result.changed).toBe(true);
+    expect(result.previousSelfConsentPolicies).toEqual([]);
+  });
+
+  it("replaces a tenant's microsoft-user-default-low entry (one self-consent entry, in place) and returns it for restoring", async () => {
+    const { graph, calls } = recordingGraph((call) =>
+      call.method === "GET"
+        ? {
+            status: 200,
+            body: {
+              defaultUserRolePermissions: {
+                permissionGrantPoliciesAssigned: [
+                  "ManagePermissionGrantsForOwnedResource.microsoft-dynamically-managed-permissions-for-chat",
+                  "ManagePermissionGrantsForSelf.microsoft-user-default-low",
+                  "ManagePermissionGrantsForOwnedResource.microsoft-dynamically-managed-permissions-for-team",
+                ],
+              },
+            },
+          }
+        : { status: 204 },
+    );
+    const result = await allowUserConsent({}, deps(graph, new FakeSecretStore()));
+    expect(calls).toHaveLength(2);
+    expect(calls[1]).toMatchObject({ method: "PATCH", path: "/policies/authorizationPolicy" });
+    expect(calls[1]!.body).toEqual({
+      defaultUserRolePermissions: {
+        permissionGrantPoliciesAssigned: [
+          "ManagePermissionGrantsForOwnedResource.microsoft-dynamically-managed-permissions-for-chat",
+          "ManagePermissionGrantsForSelf.microsoft-user-default-legacy",
+          "ManagePermissionGrantsForOwnedResource.microsoft-dynamically-managed-permissions-for-team",
+        ],
+      },
+    });
+    expect(result).toEqual({
+      changed: true,
+      permissionGrantPoliciesAssigned: (calls[1]!.body as any).defaultUserRolePermissions.permissionGrantPoliciesAssigned,
+      previousSelfConsentPolicies: ["ManagePermissionGrantsForSelf.microsoft-user-default-low"],
+    });
+  });
+
+  it("leaves a policy that already has exactly the wanted self-consent entry alone; several self entries collapse to one", async () => {
+    const answer = (assigned: string[]) =>
+      recordingGraph((call) => (call.method === "GET" ? { status: 200, body: { defaultUserRolePermissions: { permissionGrantPoliciesAssigned: assigned } } } : { status: 204 }));
+    const done = answer(["ManagePermissionGrantsForSelf.microsoft-user-default-legacy", "ManagePermissionGrantsForOwnedResource.x"]);
+    expect(await allowUserConsent({}, deps(done.graph, new FakeSecretStore()))).toMatchObject({
+      changed: false,
+      previousSelfConsentPolicies: ["ManagePermissionGrantsForSelf.microsoft-user-default-legacy"],
+    });
+    expect(done.calls.map((c) => c.method)).toEqual(["GET"]);
+
+    const two = answer(["ManagePermissionGrantsForSelf.microsoft-user-default-legacy", "ManagePermissionGrantsForSelf.custom-policy"]);
+    const result = await allowUserConsent({}, deps(two.graph, new FakeSecretStore()));
+    expect(two.calls[1]!.body).toEqual({ defaultUserRolePermissions: { permissionGrantPoliciesAssigned: ["ManagePermissionGrantsForSelf.microsoft-user-default-legacy"] } });
+    expect(result.previousSelfConsentPolicies).toEqual(["ManagePermissionGrantsForSelf.microsoft-user-default-legacy", "ManagePermissionGrantsForSelf.custom-policy"]);
   });
 });
 

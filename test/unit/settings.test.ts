@@ -12,6 +12,7 @@ describe("settings", () => {
       ROTATE_DAYS_BEFORE_EXPIRY: 30,
       OLD_SECRET_GRACE_HOURS: 24,
       AZURE_DISABLE_INSTANCE_DISCOVERY: false,
+      KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION: false,
     });
   });
 
@@ -26,8 +27,10 @@ describe("settings", () => {
       OLD_SECRET_GRACE_HOURS: "0.001",
       AZURE_AUTHORITY_HOST: "https://localhost:9443",
       AZURE_DISABLE_INSTANCE_DISCOVERY: "true",
+      KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION: "yes",
     });
     expect(s.OLD_SECRET_GRACE_HOURS).toBe(0.001);
+    expect(s.KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION).toBe(true);
     expect(s.AZURE_DISABLE_INSTANCE_DISCOVERY).toBe(true);
     expect(s.ROTATE_DAYS_BEFORE_EXPIRY).toBe(10);
     expect(s.AZURE_CLIENT_ID).toBe("cid");

@@ -23,10 +23,18 @@ export interface IdentityClient {
   userName: string;
 }
 
+/**
+ * System operation "Access to OData" that every OData call needs (code assumed: CanUseODataService;
+ * the refusal message is the one Creatio answers, see ../creatio.ts).
+ */
+export const ODATA_OPERATION = "CanUseODataService";
+
 export const SEED_USERS: CreatioUser[] = [
   // Creatio's default administrator on a fresh (trial/dev) site.
-  { userName: "Supervisor", password: "Supervisor", contactId: "410006e1-ca4e-4502-a9ec-e54d922d2c00", operations: ["CanManageMailServers"] },
-  { userName: "Sales", password: "Sales", contactId: "5a0f3c3e-2c8e-4f44-8f5b-4f1c8b0b5a11", operations: [] },
+  { userName: "Supervisor", password: "Supervisor", contactId: "410006e1-ca4e-4502-a9ec-e54d922d2c00", operations: ["CanManageMailServers", ODATA_OPERATION] },
+  { userName: "Sales", password: "Sales", contactId: "5a0f3c3e-2c8e-4f44-8f5b-4f1c8b0b5a11", operations: [ODATA_OPERATION] },
+  // A user of the web UI only: no access to OData.
+  { userName: "Portal", password: "Portal", contactId: "6b1e4d4f-3d9f-4a55-9a2d-5a2d9c1c6b22", operations: [] },
 ];
 
 export const SEED_CLIENTS: IdentityClient[] = [

@@ -1,5 +1,5 @@
 // The two Creatio objects the product touches, with the columns the emulator knows, their OData
-// types, and the seeded rows. Sources: DESIGN.md section 4 "Creatio" (from a published Creatio 8.1
+// types, and the seeded rows. Sources: docs/architecture.md "Creatio" (from a published Creatio 8.1
 // configuration dump): the Office 365 MailServer row id, its `OAuthApplication` lookup
 // (`OAuthApplicationId` in OData), and the OAuthApplications columns Creatio's own mailbox
 // settings page writes. Column lists beyond those are a plausible subset, not the full schema.
@@ -35,7 +35,7 @@ const systemColumns: Record<string, ColumnDef> = {
 export const ENTITIES: Record<string, EntityDef> = {
   MailServer: {
     name: "MailServer",
-    // "Saving a MailServer needs the system operation CanManageMailServers" (DESIGN.md section 4).
+    // "Saving a MailServer needs the system operation CanManageMailServers" (docs/architecture.md "Creatio").
     writeOperation: "CanManageMailServers",
     columns: {
       ...systemColumns,
@@ -50,6 +50,8 @@ export const ENTITIES: Record<string, EntityDef> = {
       SMTPPort: { type: "Int32" },
       UseSSLforSending: { type: "Boolean" },
       OAuthApplicationId: { type: "Guid" },
+      // Minutes of an Exchange push subscription; Creatio's mail server page saves 10 (issue 9; assumed).
+      SubscriptionTtl: { type: "Int32" },
     },
   },
   OAuthApplications: {
@@ -66,7 +68,7 @@ export const ENTITIES: Record<string, EntityDef> = {
   },
 };
 
-/** The Office 365 mail service row Creatio ships (DESIGN.md section 4). */
+/** The Office 365 mail service row Creatio ships (docs/architecture.md "Creatio"). */
 export const OFFICE365_MAIL_SERVER_ID = "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b";
 export const EMPTY_GUID = "00000000-0000-0000-0000-000000000000";
 
@@ -76,6 +78,8 @@ export const EMPTY_GUID = "00000000-0000-0000-0000-000000000000";
  */
 const MAIL_SERVER_TYPE = { exchange: "3490bd45-4f4d-4613-aa06-454546f3342a", imap: "844f0837-eaa0-4f40-b965-71f5db9eae6e" };
 export const GMAIL_MAIL_SERVER_ID = "1b424a93-dee9-e011-8376-00155d04c01d";
+/** The seeded on-premises Exchange server (not shipped by Creatio; id invented). */
+export const EXCHANGE_ON_PREMISES_MAIL_SERVER_ID = "8a1c3a36-6a65-4d7b-8d51-0c2c2f1e6b02";
 
 export function defaultValue(type: ColumnType): unknown {
   switch (type) {
@@ -152,7 +156,7 @@ export function seedRows(supervisorContactId: string): Record<string, Row[]> {
         {
           ...base,
           // Not shipped by Creatio: an administrator's own on-premises server (id invented).
-          Id: "8a1c3a36-6a65-4d7b-8d51-0c2c2f1e6b02",
+          Id: EXCHANGE_ON_PREMISES_MAIL_SERVER_ID,
           Name: "Exchange (on-premises)",
           TypeId: MAIL_SERVER_TYPE.exchange,
           Address: "mail.example.local",
@@ -165,5 +169,21 @@ export function seedRows(supervisorContactId: string): Record<string, Row[]> {
       ),
     ],
     OAuthApplications: [],
+  };
+}
+
+/**
+ * Users' mailboxes, minimally (not an OData entity here): Creatio's `MailboxSyncSettings` rows name
+ * their mail server and hold either a stored password (basic authentication) or a user's OAuth
+ * token. Only whether a password is stored is kept, never one. Seeded: one basic-auth mailbox on the
+ * Office 365 server and one on the on-premises Exchange server.
+ */
+export function seedMailboxes(): { MailboxSyncSettings: Row[]; OAuthTokens: Row[] } {
+  return {
+    MailboxSyncSettings: [
+      { Id: "c0a1b2c3-0000-4000-8000-000000000001", MailServerId: OFFICE365_MAIL_SERVER_ID, SenderEmailAddress: "sales@contoso.example", UserName: "Sales", HasPassword: true, OAuthTokenId: null },
+      { Id: "c0a1b2c3-0000-4000-8000-000000000002", MailServerId: EXCHANGE_ON_PREMISES_MAIL_SERVER_ID, SenderEmailAddress: "support@contoso.example", UserName: "Supervisor", HasPassword: true, OAuthTokenId: null },
+    ],
+    OAuthTokens: [],
   };
 }

@@ -4,7 +4,7 @@
 //
 // Routing is our own (not EmulatorServer's) so that $batch sends every sub-request through the same table.
 import { randomUUID } from "node:crypto";
-import type { EmulatorResponse } from "../server";
+import type { EmulatorResponse, FaultSettings } from "../server";
 import { badRequest, forbidden, GraphError, graphErrorBody, notFound } from "./errors";
 import { ALT_KEY, matches, parseFilter, parseSelect, project, unquote } from "./odata";
 import { graphNow, GraphStore, Json, mergePatch, newApplication, newGrantId, newSecretText, newServicePrincipal, Stored } from "./store";
@@ -36,6 +36,8 @@ export interface GraphApiOptions {
   tenantId: string;
   /** True while an object created at that time is hidden by injected replication lag. */
   isLagging: (createdAtMs: number) => boolean;
+  /** The faults in force (replicationLagOnWrites, staleReadMs, removePasswordUnknownKeyStatus). Default: none. */
+  faults?: () => Pick<FaultSettings, "replicationLagOnWrites" | "staleReadMs" | "removePasswordUnknownKeyStatus">;
   /** An injected fault for a `$batch` sub-request ("METHOD /v1.0/path"), if any. */
   subRequestFault?: (request: string) => EmulatorResponse | undefined;
   /** Called for each `$batch` sub-request once answered, for the request log. */
@@ -70,6 +72,23 @@ export function createGraphApi(options: GraphApiOptions) {
 
   // ---------- helpers ----------
   const visible = (s: Stored<Json>) => !isLagging(s.createdAtMs);
+  const faults = () => options.faults?.() ?? { replicationLagOnWrites: false, staleReadMs: 0, removePasswordUnknownKeyStatus: 400 as const };
+  /**
+   * Eventual consistency beyond creation ("Designing for eventual consistency for Microsoft Entra",
+   * devblogs.microsoft.com/identity: a read served by a replica that has not seen a write yet returns
+   * the object as it was, and a write right after a create can reach a replica that does not know the
+   * object). Both off by default, so tests without these faults keep their meaning.
+   */
+  const view = (s: Stored<Json>): Json => (s.stale && Date.now() < s.stale.untilMs ? s.stale.object : s.object);
+  const update = (s: Stored<Json>, next: Json) => {
+    const staleMs = faults().staleReadMs;
+    if (staleMs > 0) s.stale = { object: view(s), untilMs: Date.now() + staleMs };
+    s.object = next;
+  };
+  const writable = (s: Stored<Json> | undefined, id: string): Stored<Json> => {
+    if (!s || (faults().replicationLagOnWrites && !visible(s))) throw notFound(id);
+    return s;
+  };
   const has = (c: Caller, ...roles: string[]) => roles.some((r) => c.roles.has(r));
   const owns = (c: Caller, s: Stored<Json>) => c.roles.has(OWNED_BY) && s.owners.has(c.objectId);
   const canReadApp = (c: Caller, s: Stored<Json>) => has(c, ...APP_READ_ROLES) || owns(c, s);
@@ -214,10 +233,9 @@ export function createGraphApi(options: GraphApiOptions) {
     return stored;
   }
 
-  /** The application a write addresses: writes reach the object even while reads lag. */
+  /** The application a write addresses: writes reach the object even while reads lag, unless replicationLagOnWrites. */
   function appForWrite(call: GraphCall, params: Record<string, string>): Stored<Json> {
-    const stored = params.id !== undefined ? store.applications.get(params.id) : appByKey(params.key, unquote(params.value));
-    if (!stored) throw notFound(params.id ?? unquote(params.value));
+    const stored = writable(params.id !== undefined ? store.applications.get(params.id) : appByKey(params.key, unquote(params.value)), params.id ?? unquote(params.value));
     if (!canWriteApp(call.caller, stored)) throw forbidden();
     return stored;
   }
@@ -256,14 +274,14 @@ export function createGraphApi(options: GraphApiOptions) {
     const filter = call.query.get("$filter");
     const clauses = filter ? parseFilter(filter, ["appId", "uniqueName", "displayName", "id", "signInAudience"], "application") : [];
     const items = [...store.applications.values()]
-      .filter((s) => visible(s) && canReadApp(call.caller, s) && matches(s.object, clauses))
-      .map((s) => s.object);
+      .filter((s) => visible(s) && canReadApp(call.caller, s) && matches(view(s), clauses))
+      .map(view);
     return listResponse(call, "applications", items, newApplication({}), "application");
   });
 
   // application-get.md: by id, or by alternate key appId / uniqueName.
   for (const addr of ["/applications/(?<id>[^/()]+)", `/applications${ALT_KEY}`]) {
-    route("GET", addr, (call, params) => entityResponse(call, "applications", appForRead(call, params).object, "application"));
+    route("GET", addr, (call, params) => entityResponse(call, "applications", view(appForRead(call, params)), "application"));
 
     // application-update.md; application-upsert.md for PATCH applications(uniqueName='...') with Prefer.
     route("PATCH", addr, (call, params) => {
@@ -283,7 +301,7 @@ export function createGraphApi(options: GraphApiOptions) {
       }
       const stored = appForWrite(call, params);
       validateApplication(body, false, stored.object);
-      stored.object = mergePatch(stored.object, body);
+      update(stored, mergePatch(stored.object, body));
       return noContent();
     });
 
@@ -328,7 +346,7 @@ export function createGraphApi(options: GraphApiOptions) {
         secretText: null,
         startDateTime: graphNow(start),
       };
-      stored.object = { ...stored.object, passwordCredentials: [...stored.object.passwordCredentials, credential] };
+      update(stored, { ...stored.object, passwordCredentials: [...stored.object.passwordCredentials, credential] });
       store.secrets.set(credential.keyId, { secretText, createdAtMs: Date.now() });
       return {
         status: 200,
@@ -342,9 +360,16 @@ export function createGraphApi(options: GraphApiOptions) {
       const body = jsonBody(call);
       if (typeof body.keyId !== "string") throw badRequest("Property 'keyId' is required.", [{ code: "Required", message: "keyId is required", target: "keyId" }]);
       const credentials = stored.object.passwordCredentials as Json[];
-      // An unknown keyId is an invalid value in the request body, so a 400 (not a 404 on the addressed object).
-      if (!credentials.some((p) => p.keyId === body.keyId)) throw invalidValue("keyId", "PasswordCredential", `No password credential with keyId '${body.keyId}'.`);
-      stored.object = { ...stored.object, passwordCredentials: credentials.filter((p) => p.keyId !== body.keyId) };
+      if (!credentials.some((p) => p.keyId === body.keyId)) {
+        // What Graph answers for an unknown keyId is not documented (application-removepassword.md lists
+        // only 204; no issue or SDK source found), so it is the fault `removePasswordUnknownKeyStatus`:
+        // 400 (default: an invalid value in the body), 404, or 204 (idempotent).
+        const status = faults().removePasswordUnknownKeyStatus;
+        if (status === 204) return noContent();
+        if (status === 404) throw new GraphError(404, "Request_ResourceNotFound", `No password credential with keyId '${body.keyId}' on the application.`);
+        throw invalidValue("keyId", "PasswordCredential", `No password credential with keyId '${body.keyId}'.`);
+      }
+      update(stored, { ...stored.object, passwordCredentials: credentials.filter((p) => p.keyId !== body.keyId) });
       store.secrets.delete(body.keyId);
       return noContent();
     });
@@ -407,8 +432,8 @@ export function createGraphApi(options: GraphApiOptions) {
     const filter = call.query.get("$filter");
     const clauses = filter ? parseFilter(filter, ["appId", "displayName", "id", "servicePrincipalType"], "servicePrincipal") : [];
     const items = [...store.servicePrincipals.values()]
-      .filter((s) => visible(s) && canReadSp(call.caller, s) && matches(s.object, clauses))
-      .map((s) => s.object);
+      .filter((s) => visible(s) && canReadSp(call.caller, s) && matches(view(s), clauses))
+      .map(view);
     return listResponse(call, "servicePrincipals", items, newServicePrincipal({}), "servicePrincipal");
   });
 
@@ -424,7 +449,7 @@ export function createGraphApi(options: GraphApiOptions) {
       const stored = spLookup(params);
       if (!stored || !visible(stored)) throw notFound(params.id ?? unquote(params.value));
       if (!canReadSp(call.caller, stored)) throw forbidden();
-      return entityResponse(call, "servicePrincipals", stored.object, "servicePrincipal");
+      return entityResponse(call, "servicePrincipals", view(stored), "servicePrincipal");
     });
 
     // serviceprincipal-update.md; serviceprincipal-upsert.md for PATCH servicePrincipals(appId='...') with Prefer.
@@ -441,9 +466,10 @@ export function createGraphApi(options: GraphApiOptions) {
         }
         throw notFound(params.id ?? unquote(params.value));
       }
+      writable(stored, params.id ?? unquote(params.value));
       if (!canWriteSp(call.caller, stored)) throw forbidden();
       if (body.appId !== undefined && body.appId !== stored.object.appId) throw badRequest("Property 'appId' is read-only and cannot be set.");
-      stored.object = mergePatch(stored.object, body);
+      update(stored, mergePatch(stored.object, body));
       return noContent();
     });
 
@@ -491,7 +517,7 @@ export function createGraphApi(options: GraphApiOptions) {
     if (!has(call.caller, ...GRANT_READ_ROLES)) throw forbidden();
     const filter = call.query.get("$filter");
     const clauses = filter ? parseFilter(filter, ["clientId", "resourceId", "consentType", "principalId", "id"], "oAuth2PermissionGrant") : [];
-    const items = [...store.grants.values()].filter((g) => visible(g) && matches(g.object, clauses)).map((g) => g.object);
+    const items = [...store.grants.values()].filter((g) => visible(g) && matches(view(g), clauses)).map(view);
     return listResponse(call, "oauth2PermissionGrants", items, { clientId: "", consentType: "", id: "", principalId: "", resourceId: "", scope: "" }, "oAuth2PermissionGrant");
   });
 
@@ -499,18 +525,17 @@ export function createGraphApi(options: GraphApiOptions) {
     if (!has(call.caller, ...GRANT_READ_ROLES)) throw forbidden();
     const g = store.grants.get(params.id);
     if (!g || !visible(g)) throw notFound(params.id);
-    return entityResponse(call, "oauth2PermissionGrants", g.object, "oAuth2PermissionGrant");
+    return entityResponse(call, "oauth2PermissionGrants", view(g), "oAuth2PermissionGrant");
   });
 
   // oauth2permissiongrant-update.md: only scope is updatable; 204.
   route("PATCH", "/oauth2PermissionGrants/(?<id>[^/]+)", (call, params) => {
     if (!has(call.caller, "DelegatedPermissionGrant.ReadWrite.All", "Directory.ReadWrite.All")) throw forbidden();
-    const g = store.grants.get(params.id);
-    if (!g) throw notFound(params.id);
+    const g = writable(store.grants.get(params.id), params.id);
     const body = jsonBody(call);
     for (const key of Object.keys(body)) if (key !== "scope" && !key.startsWith("@odata.")) throw badRequest(`Property '${key}' cannot be updated on 'microsoft.graph.oAuth2PermissionGrant'; only scope can.`);
     if (typeof body.scope !== "string") throw invalidValue("scope", "OAuth2PermissionGrant");
-    g.object = { ...g.object, scope: body.scope };
+    update(g, { ...g.object, scope: body.scope });
     return noContent();
   });
 

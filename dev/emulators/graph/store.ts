@@ -22,6 +22,8 @@ export const DEFAULT_TENANT_SETTINGS: TenantSettings = {
 export interface Stored<T> {
   object: T;
   createdAtMs: number;
+  /** Set by an update while the `staleReadMs` fault is on: reads see `object` as it was until `untilMs`. */
+  stale?: { object: T; untilMs: number };
   /** Object ids of the service principals that own it (Application.ReadWrite.OwnedBy scope). */
   owners: Set<string>;
 }

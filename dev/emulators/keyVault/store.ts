@@ -10,7 +10,10 @@ export interface SecretAttributes {
   exp?: number;
   created: number;
   updated: number;
-  /** Soft delete with purge protection off: what a new vault has had since 2020 (90 days retention). */
+  /**
+   * `Recoverable` with purge protection (our Bicep's vault), `Recoverable+Purgeable` without
+   * (DeletionRecoveryLevel in the Key Vault REST reference); 90 days retention either way.
+   */
   recoveryLevel: string;
   recoverableDays: number;
 }
@@ -47,7 +50,6 @@ export interface SeedSecret {
 }
 
 export const RECOVERABLE_DAYS = 90;
-const RECOVERY_LEVEL = "Recoverable+Purgeable";
 
 export const nowSeconds = () => Math.floor(Date.now() / 1000);
 
@@ -56,6 +58,14 @@ export const newVersionId = () => randomUUID().replace(/-/g, "");
 
 export class SecretStore {
   private readonly entries = new Map<string, SecretEntry>();
+  /**
+   * Keys in list order (lower-case name, ordinal), kept sorted on insert and purge so that a page of a
+   * list costs O(log n + page size), not a sort of the whole vault per page.
+   */
+  private readonly sortedKeys: string[] = [];
+
+  /** Whether purge protection is on: decides the recovery level of versions written from now on. */
+  constructor(private readonly purgeProtection: () => boolean = () => true) {}
   /** Names purged at (ms): Key Vault answers 409 ObjectIsBeingDeleted for a short while after a purge. */
   private readonly purgedAtMs = new Map<string, number>();
 
@@ -71,13 +81,47 @@ export class SecretStore {
     return [...this.entries.values()];
   }
 
+  /** Entries in list order whose key sorts after `afterKey` (all when undefined), lazily. */
+  *after(afterKey: string | undefined): Generator<SecretEntry> {
+    let index = 0;
+    if (afterKey !== undefined) {
+      // First key greater than afterKey (binary search).
+      let lo = 0;
+      let hi = this.sortedKeys.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (this.sortedKeys[mid]! <= afterKey) lo = mid + 1;
+        else hi = mid;
+      }
+      index = lo;
+    }
+    for (; index < this.sortedKeys.length; index++) yield this.entries.get(this.sortedKeys[index]!)!;
+  }
+
   purgedAt(name: string): number | undefined {
     return this.purgedAtMs.get(SecretStore.key(name));
   }
 
   clear(): void {
     this.entries.clear();
+    this.sortedKeys.length = 0;
     this.purgedAtMs.clear();
+  }
+
+  private insertKey(key: string): void {
+    let lo = 0;
+    let hi = this.sortedKeys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.sortedKeys[mid]! < key) lo = mid + 1;
+      else hi = mid;
+    }
+    this.sortedKeys.splice(lo, 0, key);
+  }
+
+  private removeKey(key: string): void {
+    const index = this.sortedKeys.indexOf(key);
+    if (index >= 0) this.sortedKeys.splice(index, 1);
   }
 
   addVersion(
@@ -89,6 +133,7 @@ export class SecretStore {
     if (!entry) {
       entry = { name, versions: [] };
       this.entries.set(key, entry);
+      this.insertKey(key);
       this.purgedAtMs.delete(key);
     }
     const now = nowSeconds();
@@ -102,7 +147,7 @@ export class SecretStore {
         ...(input.exp !== undefined ? { exp: input.exp } : {}),
         created: now,
         updated: now,
-        recoveryLevel: RECOVERY_LEVEL,
+        recoveryLevel: this.purgeProtection() ? "Recoverable" : "Recoverable+Purgeable",
         recoverableDays: RECOVERABLE_DAYS,
       },
       tags: input.tags,
@@ -125,6 +170,7 @@ export class SecretStore {
   purge(entry: SecretEntry): void {
     const key = SecretStore.key(entry.name);
     this.entries.delete(key);
+    this.removeKey(key);
     this.purgedAtMs.set(key, Date.now());
   }
 }
