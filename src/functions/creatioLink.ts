@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { CreatioClient, parseCreatioCredential } from "../clients/creatio";
 import type { SecretStore } from "../clients/keyVault";
 import { publicMessage, redactError } from "../domain/failure";
@@ -8,21 +9,24 @@ import type { CreatioCheck, SiteTags } from "../domain/tags";
  * Reads, live, which application Creatio's mail server is linked to, for the status of one site
  * (docs/architecture.md, "Status tells the truth"): after a Creatio reset, a restore or a hand edit
  * the tags still say what was written, so only Creatio can say what its mail uses now. Reads only,
- * one quick attempt with a short timeout (status must answer even when Creatio does not), and a
- * minute's cache per site so polling a status does not log in to Creatio on every request.
- * SecretKey is write-only in Creatio: a secret typed over ours by hand cannot be seen.
+ * one quick attempt with a short timeout (status must answer even when Creatio does not). The
+ * Creatio session is kept per site and credential, so a status costs two OData reads; a failure
+ * (Creatio down, or the credential refused, which repeated could lock the account) is remembered for
+ * a minute instead of being tried on every request. SecretKey is write-only in Creatio: a secret
+ * typed over ours by hand cannot be seen.
  */
-const CACHE_MS = 60_000;
+const FAILURE_CACHE_MS = 60_000;
 const TIMEOUT_MS = 5_000;
-const cache = new Map<string, { until: number; check: CreatioCheck }>();
+const failures = new Map<string, { until: number; check: CreatioCheck }>();
+const clients = new Map<string, CreatioClient>();
 
 export async function checkCreatioLink(secrets: SecretStore, tags: SiteTags, now: Date): Promise<CreatioCheck> {
-  // A delivery or any change of what Creatio should hold makes the cached answer stale.
-  const key = [tags.site, tags.appId, tags.mailServerId, tags.creatioCredential, tags.creatioSyncedKeyId, tags.creatioSyncedAt].join(" ");
-  const hit = cache.get(key);
-  if (hit && hit.until > now.getTime()) return hit.check;
+  const key = [tags.site, tags.appId, tags.mailServerId, tags.creatioCredential].join(" ");
+  const failed = failures.get(key);
+  if (failed && failed.until > now.getTime()) return failed.check;
   const check = await readLink(secrets, tags, now);
-  cache.set(key, { until: now.getTime() + CACHE_MS, check });
+  if (check.state === "unreachable") failures.set(key, { until: now.getTime() + FAILURE_CACHE_MS, check });
+  else failures.delete(key);
   return check;
 }
 
@@ -32,13 +36,19 @@ async function readLink(secrets: SecretStore, tags: SiteTags, now: Date): Promis
   try {
     credentialValue = (await secrets.getSecret(tags.creatioCredential)).value;
     const credential = parseCreatioCredential(tags.creatioCredential, credentialValue);
-    const creatio = new CreatioClient({
-      origin: `https://${tags.site}`,
-      credential,
-      defaultIdentityServerUrl: defaultIdentityServerUrlFor(tags.site),
-      maxRetries: 0,
-      fetch: (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(TIMEOUT_MS) }),
-    });
+    // Keyed by a hash so the map holds no credential in clear beyond the client itself.
+    const clientKey = createHash("sha256").update(JSON.stringify([tags.site, credential])).digest("hex");
+    let creatio = clients.get(clientKey);
+    if (!creatio) {
+      creatio = new CreatioClient({
+        origin: `https://${tags.site}`,
+        credential,
+        defaultIdentityServerUrl: defaultIdentityServerUrlFor(tags.site),
+        maxRetries: 0,
+        fetch: (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(TIMEOUT_MS) }),
+      });
+      clients.set(clientKey, creatio);
+    }
     const link = await creatio.mailServerLink(tags.mailServerId);
     if (!link.mailServer) return { at, state: "drift", detail: `Creatio has no MailServer row ${tags.mailServerId}` };
     if (!link.application) return { at, state: "drift", detail: "the mail server is not linked to an OAuth application" };

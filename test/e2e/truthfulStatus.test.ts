@@ -1,0 +1,277 @@
+/**
+ * Issue 14 end to end: fail before creating anything, and never call a site healthy when Creatio's
+ * mail will break. The built app in the local Functions host on Azurite, real SDK clients, the
+ * Graph/Entra, Key Vault and Creatio emulators; each numbered test is one reproduction of the issue,
+ * driven through the HTTP API as an administrator would. Each site is its own Creatio emulator.
+ */
+import { ClientSecretCredential } from "@azure/identity";
+import { SecretClient } from "@azure/keyvault-secrets";
+import { sandboxContext } from "../../dev/emulators/context";
+import { SANDBOX_CREATIO_CREDENTIAL_SECRET, SANDBOX_IDENTITY, startEmulators, type EmulatorStack } from "../../dev/emulators";
+import { createCreatioEmulator } from "../../dev/emulators/creatio";
+import type { EmulatorServer } from "../../dev/emulators/server";
+import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
+import { startTestAzurite, waitFor, waitForStatus, type Status, type TestStorage } from "../host/helpers";
+import { applicationUniqueNameFor, secretNameFor } from "../../src/domain/site";
+import { decodeSiteTags, type SiteTags } from "../../src/domain/tags";
+
+let storage: TestStorage;
+let stack: EmulatorStack;
+let host: SpawnedHost;
+let secrets: SecretClient;
+const creatios: EmulatorServer[] = [];
+const hostLines: string[] = [];
+
+const json = { "Content-Type": "application/json" };
+
+async function api(path: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
+  const r = await fetch(`${host.url}${path}`, init);
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : undefined };
+}
+
+async function newCreatio(): Promise<{ url: string; host: string; server: EmulatorServer }> {
+  const server = createCreatioEmulator(sandboxContext());
+  const url = await server.listen(0);
+  creatios.push(server);
+  return { url, host: new URL(url).host, server };
+}
+
+const faults = (base: string, body?: object) =>
+  fetch(`${base}/_emulator/faults`, body ? { method: "POST", headers: json, body: JSON.stringify(body) } : { method: "DELETE" });
+/** Reads work (the preflight passes), every OData write answers 503. */
+const WRITES_FAIL = { serverErrorNext: 1000, serverErrorStatus: 503, match: "^(POST|PATCH) /0/odata/" };
+
+async function onboard(body: object, timeoutMs = 120_000): Promise<Status> {
+  const r = await api("/api/tenants", { method: "POST", headers: json, body: JSON.stringify({ creatioCredentialSecretName: SANDBOX_CREATIO_CREDENTIAL_SECRET, ...body }) });
+  expect(r.status).toBe(202);
+  return waitForStatus(host.url, r.body.id, ["Completed", "Failed", "Terminated"], timeoutMs);
+}
+
+async function graphState(): Promise<any> {
+  return (await fetch(`${stack.graphUrl}/_emulator/state`)).json();
+}
+async function appFor(siteHost: string): Promise<any | undefined> {
+  return (await graphState()).applications.find((a: any) => a.uniqueName === applicationUniqueNameFor(siteHost));
+}
+function graphWrites(): number {
+  return stack.servers.graph.requests.filter((q) => q.method !== "GET").length;
+}
+async function tagsOf(siteHost: string): Promise<SiteTags & { expiresOn?: Date }> {
+  const s = await secrets.getSecret(secretNameFor(siteHost));
+  const decoded = decodeSiteTags(s.properties.tags);
+  if (!decoded.ok) throw new Error(decoded.problem);
+  return { ...decoded.tags, expiresOn: s.properties.expiresOn };
+}
+async function hasSecret(siteHost: string): Promise<boolean> {
+  return secrets.getSecret(secretNameFor(siteHost)).then(
+    () => true,
+    () => false,
+  );
+}
+async function creatioState(base: string): Promise<any> {
+  return (await fetch(`${base}/_emulator/state`)).json();
+}
+const additions = (app: any) => stack.servers.graph.requests.filter((q) => q.method === "POST" && q.path === `/v1.0/applications/${app.id}/addPassword` && q.status === 200).length;
+
+async function sweep(): Promise<Record<string, any>> {
+  const from = hostLines.length;
+  expect((await api("/admin/functions/rotationSweep", { method: "POST", headers: json, body: "{}" })).status).toBe(202);
+  await waitFor("the sweep summary", async () => hostLines.slice(from).find((l) => l.includes('"event":"sweep.finished"')), 20_000, 50);
+  return Object.fromEntries(
+    hostLines
+      .slice(from)
+      .filter((l) => l.includes('"event":"secret.expiry"'))
+      .map((l) => JSON.parse(l.slice(l.indexOf("{"))))
+      .map((e) => [e.site, e]),
+  );
+}
+
+beforeAll(async () => {
+  storage = await startTestAzurite();
+  stack = await startEmulators();
+  secrets = new SecretClient(
+    stack.keyVaultUrl,
+    new ClientSecretCredential(SANDBOX_IDENTITY.tenantId, SANDBOX_IDENTITY.clientId, SANDBOX_IDENTITY.clientSecret, { authorityHost: stack.authorityHost, disableInstanceDiscovery: true }),
+    { disableChallengeResourceVerification: true },
+  );
+  // Credentials an administrator stored: a wrong password, and an account without CanManageMailServers.
+  await secrets.setSecret("creatio-wrong-password", JSON.stringify({ username: "Supervisor", password: "not-the-password" }));
+  await secrets.setSecret("creatio-sales", JSON.stringify({ username: "Sales", password: "Sales" }));
+  host = await spawnHost({
+    runTimers: false,
+    storageConnectionString: storage.azurite.connectionString,
+    env: { ...stack.appSettings(), AzureWebJobsStorage: storage.azurite.connectionString, OLD_SECRET_GRACE_HOURS: "0.001", ROTATION_SCHEDULE: "0 0 3 * * *" },
+    onLine: (line) => hostLines.push(line),
+    timeoutMs: 60_000,
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await host?.stop();
+  await Promise.all(creatios.map((c) => c.close()));
+  await stack?.close();
+  await storage?.stop();
+});
+
+test("1. a failed delivery never hides Creatio's expiring secret: status, list and sweep log say 19 days, the failure stays visible", async () => {
+  const site = await newCreatio();
+  expect((await onboard({ creatioUrl: site.url, secretLifetimeDays: 20 })).runtimeStatus).toBe("Completed");
+  const twentyDay = await tagsOf(site.host);
+
+  // Creatio down: the re-run (asking 730 days) stops at the preflight, before anything is issued.
+  await faults(site.url, { down: true });
+  const failed = await onboard({ creatioUrl: site.url, secretLifetimeDays: 730 });
+  await faults(site.url);
+  expect(failed.runtimeStatus).toBe("Failed");
+  expect(String(failed.output)).toMatch(/Step 1 of 6 \(checkCreatioSite\) failed/);
+  expect((await tagsOf(site.host)).keyId).toBe(twentyDay.keyId);
+
+  const row = (await api("/api/tenants")).body.find((t: any) => t.host === site.host);
+  expect(row).toMatchObject({ daysLeft: 19, expiresOn: twentyDay.expiresOn!.toISOString(), rotation: { lastOutcome: "failed", lastFailedStep: "checkCreatioSite", due: true } });
+  expect(row.health.state).toBe("atRisk");
+  expect(row.health.problems.join(" ")).toMatch(/\(19 days\)/);
+  const logged = await sweep();
+  expect(logged[site.host]).toMatchObject({ daysLeft: 19, expiresOn: twentyDay.expiresOn!.toISOString(), creatioConfigured: true });
+});
+
+test("2. one Creatio under two URLs: the second onboarding stops before creating anything and names the first site; a Creatio reset shows as drift; takeOver replaces it and the first site says so", async () => {
+  const site = await newCreatio();
+  expect((await onboard({ creatioUrl: site.url })).runtimeStatus).toBe("Completed");
+  const first = await appFor(site.host);
+  const alias = site.url.replace("localhost", "127.0.0.1");
+  const aliasHost = new URL(alias).host;
+
+  const writes = graphWrites();
+  const refused = await onboard({ creatioUrl: alias });
+  expect(refused.runtimeStatus).toBe("Failed");
+  expect(String(refused.output)).toMatch(new RegExp(`Step 1 of 6 \\(checkCreatioSite\\) failed: .*already linked to the application with client id ${first.appId}, which this app manages for the site ${site.host}.*"takeOver": true`));
+  expect(graphWrites()).toBe(writes);
+  expect(await appFor(aliasHost)).toBeUndefined();
+  expect(await hasSecret(aliasHost)).toBe(false);
+  const ok = (await api(`/api/tenants/${site.host}`)).body;
+  expect(ok.creatio).toMatchObject({ drift: false, check: { state: "ok", clientId: first.appId } });
+  expect(ok.health.state).toBe("healthy");
+
+  // Someone resets Creatio's mail settings: the tags still say what was written, status reads Creatio.
+  await fetch(`${site.url}/_emulator/reset`, { method: "POST" });
+  const reset = (await api(`/api/tenants/${site.host}`)).body;
+  expect(reset.creatio).toMatchObject({ drift: true, check: { state: "drift" } });
+  expect(reset.health.state).toBe("broken");
+  expect(reset.health.problems.join(" ")).toMatch(/not linked to this app/);
+  expect((await onboard({ creatioUrl: site.url })).runtimeStatus).toBe("Completed");
+  expect((await api(`/api/tenants/${site.host}`)).body.health.state).toBe("healthy");
+
+  // Taking over on purpose: the alias's app is linked, and the first site's status shows the drift.
+  const taken = await onboard({ creatioUrl: alias, takeOver: true });
+  expect(taken.runtimeStatus).toBe("Completed");
+  expect(taken.output.creatio.tookOver).toBe(true);
+  const second = await appFor(aliasHost);
+  const linked = await creatioState(site.url);
+  const mailServer = linked.MailServer.find((m: any) => m.OAuthApplicationId);
+  expect(linked.OAuthApplications.find((r: any) => r.Id === mailServer.OAuthApplicationId).ClientId).toBe(second.appId);
+  const displaced = (await api(`/api/tenants/${site.host}`)).body;
+  expect(displaced.creatio).toMatchObject({ drift: true, check: { state: "drift", clientId: second.appId } });
+  expect(displaced.health.problems.join(" ")).toMatch(new RegExp(`linked to another application \\(client id ${second.appId}\\)`));
+}, 240_000);
+
+test("3. a typo'd or unreachable Creatio URL creates nothing in Entra or Key Vault and is not listed as a site", async () => {
+  const closed = await newCreatio();
+  await closed.server.close();
+  const writes = graphWrites();
+  const [typo, unreachable] = await Promise.all([onboard({ creatioUrl: "https://creatio-typo.invalid" }), onboard({ creatioUrl: closed.url })]);
+  expect(typo.runtimeStatus).toBe("Failed");
+  // A name that does not resolve is final: one attempt, no retry.
+  expect(String(typo.output)).toMatch(/Step 1 of 6 \(checkCreatioSite\) failed: https:\/\/creatio-typo\.invalid cannot be resolved/);
+  expect(unreachable.runtimeStatus).toBe("Failed");
+  expect(String(unreachable.output)).toMatch(/Step 1 of 6 \(checkCreatioSite\) failed after 3 attempts: .*ECONNREFUSED/);
+  expect(graphWrites()).toBe(writes);
+  for (const h of ["creatio-typo.invalid", closed.host]) {
+    expect(await appFor(h)).toBeUndefined();
+    expect(await hasSecret(h)).toBe(false);
+  }
+  const listed = (await api("/api/tenants")).body.map((t: any) => t.host);
+  expect(listed).not.toContain("creatio-typo.invalid");
+  expect(listed).not.toContain(closed.host);
+  // The single-site status still tells what happened.
+  const status = (await api(`/api/tenants/creatio-typo.invalid`)).body;
+  expect(status.onboarding).toMatchObject({ runtimeStatus: "Failed", currentStep: { step: "checkCreatioSite", stepNumber: 1 } });
+  expect(status.onboarding.error).toMatch(/cannot be resolved/);
+}, 120_000);
+
+test("4 and 5. a wrong Creatio password is tried once, creates nothing, and never replaces the site's stored credential; rotation keeps using the good one", async () => {
+  const site = await newCreatio();
+  expect((await onboard({ creatioUrl: site.url })).runtimeStatus).toBe("Completed");
+  const before = await tagsOf(site.host);
+  const logins = () => site.server.requests.filter((q) => q.path === "/ServiceModel/AuthService.svc/Login").length;
+  const loginsBefore = logins();
+
+  const failed = await onboard({ creatioUrl: site.url, creatioCredentialSecretName: "creatio-wrong-password" });
+  expect(failed.runtimeStatus).toBe("Failed");
+  expect(String(failed.output)).toMatch(/Step 1 of 6 \(checkCreatioSite\) failed: Creatio at .* refused the credential in Key Vault secret creatio-wrong-password .*not locked out/);
+  expect(logins() - loginsBefore).toBe(1);
+  expect(String(failed.output)).not.toContain("not-the-password");
+  const after = await tagsOf(site.host);
+  expect(after).toMatchObject({ creatioCredential: SANDBOX_CREATIO_CREDENTIAL_SECRET, keyId: before.keyId, lastRun: { kind: "onboard", outcome: "failed", step: "checkCreatioSite" } });
+
+  // An account that may not change mail servers: refused before anything is created, also final.
+  const sales = await onboard({ creatioUrl: site.url, creatioCredentialSecretName: "creatio-sales" });
+  expect(String(sales.output)).toMatch(/may not change mail server settings: grant it the system operation CanManageMailServers/);
+
+  const r = await api(`/api/tenants/${site.host}/rotate`, { method: "POST", headers: json, body: JSON.stringify({ gracePeriodHours: 0 }) });
+  expect(r.status).toBe(202);
+  expect((await waitForStatus(host.url, `rotate-${site.host}`, ["Completed", "Failed"], 60_000)).runtimeStatus).toBe("Completed");
+  expect(await tagsOf(site.host)).toMatchObject({ creatioCredential: SANDBOX_CREATIO_CREDENTIAL_SECRET, lastRun: { kind: "rotate", outcome: "succeeded" } });
+}, 180_000);
+
+test("6. a 20-day secret issued by a run that failed at Creatio is delivered by the retry, by POST or by the sweep, never issued again", async () => {
+  const [viaPost, viaSweep] = await Promise.all([newCreatio(), newCreatio()]);
+  await Promise.all([faults(viaPost.url, WRITES_FAIL), faults(viaSweep.url, WRITES_FAIL)]);
+  const failed = await Promise.all([onboard({ creatioUrl: viaPost.url, secretLifetimeDays: 20 }), onboard({ creatioUrl: viaSweep.url, secretLifetimeDays: 20 })]);
+  expect(failed.map((s) => s.runtimeStatus)).toEqual(["Failed", "Failed"]);
+  await Promise.all([faults(viaPost.url), faults(viaSweep.url)]);
+  const issued = { post: await tagsOf(viaPost.host), sweep: await tagsOf(viaSweep.host) };
+  const listed = (await api("/api/tenants")).body.find((t: any) => t.host === viaPost.host);
+  expect(listed).toMatchObject({ expiresOn: null, daysLeft: null, health: { state: "broken", mailStopsOn: null } });
+
+  expect((await onboard({ creatioUrl: viaPost.url, secretLifetimeDays: 20 })).runtimeStatus).toBe("Completed");
+  const logged = await sweep();
+  expect(logged[viaSweep.host]).toMatchObject({ outcome: "rotationStarted", reason: "expiresSoon", creatioConfigured: false });
+  const rotated = await waitForStatus(host.url, `rotate-${viaSweep.host}`, ["Completed", "Failed"], 60_000);
+  expect(rotated).toMatchObject({ runtimeStatus: "Completed", output: { issuedNewSecret: false, keyId: issued.sweep.keyId } });
+
+  for (const [site, tags] of [[viaPost, issued.post], [viaSweep, issued.sweep]] as const) {
+    const app = await appFor(site.host);
+    expect(additions(app)).toBe(1);
+    expect(app.passwordCredentials.map((p: any) => p.keyId)).toEqual([tags.keyId]);
+    expect(await tagsOf(site.host)).toMatchObject({ keyId: tags.keyId, creatioSyncedKeyId: tags.keyId });
+    expect((await api(`/api/tenants/${site.host}`)).body.health).toMatchObject({ state: "atRisk", daysUntilMailStops: 19 });
+  }
+}, 180_000);
+
+test("8. a removePassword Graph refuses is a failed rotation, not a removed password; the next sweep removes it", async () => {
+  const site = await newCreatio();
+  expect((await onboard({ creatioUrl: site.url })).runtimeStatus).toBe("Completed");
+  const old = await tagsOf(site.host);
+  const app = await appFor(site.host);
+  await faults(stack.graphUrl, { serverErrorNext: 1000, serverErrorStatus: 400, match: `^POST /v1.0/applications/${app.id}/removePassword` });
+  try {
+    expect((await api(`/api/tenants/${site.host}/rotate`, { method: "POST", headers: json, body: JSON.stringify({ gracePeriodHours: 0 }) })).status).toBe(202);
+    const failed = await waitForStatus(host.url, `rotate-${site.host}`, ["Completed", "Failed"], 120_000);
+    expect(failed.runtimeStatus).toBe("Failed");
+    expect(String(failed.output)).toMatch(/removeOldPassword/);
+  } finally {
+    await faults(stack.graphUrl);
+  }
+  expect((await appFor(site.host)).passwordCredentials.map((p: any) => p.keyId)).toContain(old.keyId);
+  const status = (await api(`/api/tenants/${site.host}`)).body;
+  expect(status.rotation).toMatchObject({ lastOutcome: "failed", lastFailedStep: "removeOldPassword", state: "failed" });
+  expect(status.health.state).toBe("atRisk");
+
+  const logged = await sweep();
+  expect(logged[site.host]).toMatchObject({ outcome: "rotationStarted", reason: "lastRotationFailed" });
+  const done = await waitForStatus(host.url, `rotate-${site.host}`, ["Completed", "Failed"], 60_000);
+  expect(done).toMatchObject({ runtimeStatus: "Completed", output: { issuedNewSecret: false, oldPassword: { keyId: old.keyId, outcome: "removed" } } });
+  expect((await appFor(site.host)).passwordCredentials.map((p: any) => p.keyId)).not.toContain(old.keyId);
+  expect((await api(`/api/tenants/${site.host}`)).body.health).toMatchObject({ state: "healthy" });
+}, 180_000);
