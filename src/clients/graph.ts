@@ -15,15 +15,16 @@ import { getCredential } from "./credential";
 import { settings } from "../settings";
 
 /**
- * Microsoft Graph client. We build the middleware chain ourselves because the SDK's default
- * RetryHandler retries POSTs on 503/504, which is unsafe for `addPassword` (DESIGN section 4):
- * a POST that may already have taken effect must not be replayed blindly.
+ * Microsoft Graph client with our own middleware chain: the SDK's default chain retries a POST
+ * after a 503/504, which could add a second password nobody kept (docs/architecture.md, "Every
+ * activity is idempotent"; "External services" > "Microsoft Graph and Entra ID").
  */
 
 /** Per-request option: the request must reach Graph at most once (addPassword). */
 export class SendOnce implements MiddlewareOptions {}
 
 const IDEMPOTENT_METHODS = new Set(["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+const RETRYABLE_5XX = new Set([500, 502, 503, 504]);
 
 export interface RetryPolicy {
   maxRetries: number;
@@ -41,9 +42,14 @@ export const defaultRetryPolicy: RetryPolicy = {
 };
 
 /**
- * Retries 429 (throttled: Graph did not process the request) for every method, honouring
- * Retry-After (seconds or HTTP date); retries 5xx and network failures only for idempotent methods.
- * Requests marked SendOnce are never retried.
+ * Retries 429 for every request, SendOnce ones included, honouring Retry-After (seconds or HTTP
+ * date): Graph does not process a throttled request, so sending it again cannot apply it twice
+ * (learn.microsoft.com/graph/throttling). Retries 5xx and network failures only for idempotent
+ * methods and never for a SendOnce request: those may already have taken effect.
+ *
+ * Not the SDK's RetryHandler + RetryHandlerOptions.shouldRetry: it never retries a network error
+ * (executeWithRetry awaits the next middleware without a catch) and consults shouldRetry only for
+ * 429/503/504 (RETRY_STATUS_CODES) — @microsoft/microsoft-graph-client 3.0.7, src/middleware/RetryHandler.ts.
  */
 export class SafeRetryHandler implements Middleware {
   private next: Middleware | undefined;
@@ -56,6 +62,8 @@ export class SafeRetryHandler implements Middleware {
   async execute(context: Context): Promise<void> {
     const method = (context.options?.method ?? (typeof context.request === "string" ? "GET" : context.request.method)).toUpperCase();
     const sendOnce = context.middlewareControl?.getMiddlewareOptions(SendOnce as never) !== undefined;
+    // What may be sent again after the request possibly reached Graph (5xx, network error).
+    const replayable = !sendOnce && IDEMPOTENT_METHODS.has(method);
     for (let attempt = 0; ; attempt++) {
       let failure: unknown;
       try {
@@ -64,18 +72,16 @@ export class SafeRetryHandler implements Middleware {
         failure = error;
       }
       const status = context.response?.status;
-      const canRetry = !sendOnce && attempt < this.policy.maxRetries;
-      const retryable =
-        failure !== undefined
-          ? IDEMPOTENT_METHODS.has(method)
-          : status === 429 || ((status === 500 || status === 502 || status === 503 || status === 504) && IDEMPOTENT_METHODS.has(method));
-      if (!canRetry || !retryable) {
+      const retryable = failure !== undefined ? replayable : status === 429 || (RETRYABLE_5XX.has(status ?? 0) && replayable);
+      if (attempt >= this.policy.maxRetries || !retryable) {
         if (failure !== undefined) throw failure;
         return;
       }
-      const delay = retryDelayMs(context.response?.headers.get("retry-after") ?? null, attempt, this.policy);
+      // A failed attempt leaves no response of its own: never read the previous attempt's Retry-After.
+      const retryAfter = failure === undefined ? (context.response?.headers.get("retry-after") ?? null) : null;
+      const delay = retryDelayMs(retryAfter, attempt, this.policy);
       // Drain the body so the connection is reused.
-      await context.response?.arrayBuffer().catch(() => undefined);
+      if (failure === undefined) await context.response?.arrayBuffer().catch(() => undefined);
       await this.policy.sleep(delay);
     }
   }
@@ -117,7 +123,7 @@ export function createGraphClient(options: GraphClientOptions): Client {
   return Client.initWithMiddleware({
     baseUrl: options.baseUrl.replace(/\/+$/, "") + "/",
     defaultVersion: "v1.0",
-    // The SDK sends the bearer token only to Graph hosts or these (DESIGN section 4); a hostname, no port.
+    // The SDK sends the bearer token only to Graph hosts or these (docs/architecture.md, "Microsoft Graph and Entra ID"); a hostname, no port.
     customHosts: new Set([base.hostname]),
     middleware: [
       new AuthenticationHandler(authProvider),
@@ -183,7 +189,7 @@ export interface UpsertResult<T> {
 }
 
 /**
- * `PATCH <path>` with `Prefer: create-if-missing` (DESIGN section 4): 201 + body when created,
+ * `PATCH <path>` with `Prefer: create-if-missing` (docs/architecture.md, "Microsoft Graph and Entra ID"): 201 + body when created,
  * 204 when updated. Read raw because the SDK's parsed response hides the status.
  */
 export async function graphUpsert<T>(client: Client, path: string, body: unknown): Promise<UpsertResult<T>> {
