@@ -1,18 +1,22 @@
-import {
-  AuthenticationHandler,
-  Client,
-  GraphError,
-  HTTPMessageHandler,
-  ResponseType,
-  TelemetryHandler,
-  type Context,
-  type Middleware,
-  type MiddlewareOptions,
-} from "@microsoft/microsoft-graph-client";
-import { TokenCredentialAuthenticationProvider } from "@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials";
+import type * as GraphSdk from "@microsoft/microsoft-graph-client";
+import type { Client, Context, Middleware, MiddlewareOptions } from "@microsoft/microsoft-graph-client";
+import type * as GraphAzureAuth from "@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials";
 import type { TokenCredential } from "@azure/identity";
 import { getCredential } from "./credential";
+import { lazyClient } from "./lazy";
 import { settings } from "../settings";
+
+/**
+ * The Graph SDK is loaded on first use, not when the app loads: only activities call Graph, so the
+ * HTTP functions and the timer never pay for it (issue 12, cold load). `require`, not `import()`,
+ * because the client getters are synchronous; esbuild bundles a literal require and runs the
+ * module's code only when it is first called.
+ */
+let sdk: typeof GraphSdk | undefined;
+function graphSdk(): typeof GraphSdk {
+  sdk ??= require("@microsoft/microsoft-graph-client") as typeof GraphSdk;
+  return sdk;
+}
 
 /**
  * Microsoft Graph client with our own middleware chain: the SDK's default chain retries a POST
@@ -118,6 +122,8 @@ export interface GraphClientOptions {
 }
 
 export function createGraphClient(options: GraphClientOptions): Client {
+  const { Client, AuthenticationHandler, TelemetryHandler, HTTPMessageHandler } = graphSdk();
+  const { TokenCredentialAuthenticationProvider } = require("@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials") as typeof GraphAzureAuth;
   const base = new URL(options.baseUrl);
   const authProvider = new TokenCredentialAuthenticationProvider(options.credential, { scopes: [graphTokenScope(options.baseUrl)] });
   return Client.initWithMiddleware({
@@ -136,9 +142,17 @@ export function createGraphClient(options: GraphClientOptions): Client {
 
 let graphClient: Client | undefined;
 
+/** Built on its first call (./lazy.ts): an activity that takes it as a dependency and never calls Graph does not load the SDK. */
 export function getGraphClient(): Client {
-  graphClient ??= createGraphClient({ baseUrl: settings().GRAPH_BASE_URL, credential: getCredential() });
+  if (!graphClient) {
+    const baseUrl = settings().GRAPH_BASE_URL;
+    graphClient = lazyClient(() => createGraphClient({ baseUrl, credential: getCredential() }));
+  }
   return graphClient;
+}
+
+function isGraphError(error: unknown): error is GraphSdk.GraphError {
+  return error instanceof graphSdk().GraphError;
 }
 
 /** Graph failure with the call that failed, the status, and Graph's error code and message. */
@@ -156,7 +170,7 @@ export class GraphCallError extends Error {
 
 export function toGraphCallError(error: unknown, call: string): GraphCallError {
   if (error instanceof GraphCallError) return error;
-  if (error instanceof GraphError) {
+  if (isGraphError(error)) {
     const status = error.statusCode > 0 ? error.statusCode : undefined;
     return new GraphCallError(call, status, error.code ?? undefined, error.message || "no message");
   }
@@ -177,7 +191,7 @@ export async function graphGetOrUndefined<T>(client: Client, path: string): Prom
   try {
     return (await client.api(path).get()) as T;
   } catch (error) {
-    if (error instanceof GraphError && error.statusCode === 404) return undefined;
+    if (isGraphError(error) && error.statusCode === 404) return undefined;
     throw toGraphCallError(error, `GET ${path}`);
   }
 }
@@ -195,7 +209,7 @@ export interface UpsertResult<T> {
 export async function graphUpsert<T>(client: Client, path: string, body: unknown): Promise<UpsertResult<T>> {
   const call = `PATCH ${path}`;
   const response = (await graphCall(call, () =>
-    client.api(path).header("Prefer", "create-if-missing").responseType(ResponseType.RAW).patch(body),
+    client.api(path).header("Prefer", "create-if-missing").responseType(graphSdk().ResponseType.RAW).patch(body),
   )) as Response;
   if (response.status === 201) return { created: true, body: (await response.json()) as T };
   if (response.ok) return { created: false, body: undefined };
