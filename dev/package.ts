@@ -1,9 +1,10 @@
 /**
  * `npm run package`: the deployable Functions app, as a folder (default dist/deploy) and optionally a
  * zip (`--zip <file>`): the compiled app (dist/src, what `npm run build` makes and the tests run)
- * bundled with its production dependencies by esbuild into one file, `index.js`, plus `host.json`
- * and a `package.json` whose `main` names that file. No node_modules: a cold start reads one file
- * instead of some 5,400 (issue 12; the same reason Azure's own azure-functions-pack existed,
+ * bundled with its production dependencies by esbuild into `index.js` (what the app needs to start)
+ * and `sdk.js` (what it loads on first use, see DEFERRED_MODULES), plus `host.json` and a
+ * `package.json` whose `main` is index.js. No node_modules: a cold start reads one 0.6 MiB file
+ * instead of some 5,400 files (issue 12; the reason Azure's own azure-functions-pack existed,
  * github.com/Azure/azure-functions-pack).
  *
  * Left out of the bundle (`external`), each for a reason:
@@ -43,8 +44,8 @@ export const SDK_BUNDLE = "sdk.js";
 export const EXTERNAL = ["@azure/functions-core", "open", "supports-color"] as const;
 
 /**
- * What goes into sdk.js instead of index.js: the SDKs src/clients/* require on first use, and
- * axios (below). Compiling a module costs start time even if it never runs, so what the app does
+ * What goes into sdk.js instead of index.js: the SDKs src/clients/* require on first use, axios
+ * and zod's languages (below). Compiling a module costs start time even if it never runs, so what the app does
  * not need to register its functions and answer its first request lives in a file of its own,
  * read when first needed. One file, not one per SDK: they share @azure/core-* and @azure/identity,
  * which must exist once.
@@ -60,9 +61,11 @@ export const DEFERRED_MODULES = [
 
 /**
  * zod's error messages in 49 languages: zod requires them all when it loads (zod 4,
- * v4/classic/external.cjs and v4/core/index.cjs, for `z.locales`), a third of zod's size, but uses only English (which
- * it requires on its own, v4/classic/schemas.cjs) unless the app calls `z.config(z.locales.xx())`,
- * which it never does. index.js gets a module with one getter per language that loads sdk.js.
+ * v4/classic/external.cjs and v4/core/index.cjs, for `z.locales`), a third of zod's size, but
+ * uses only English (which it requires on its own, v4/classic/schemas.cjs) unless the app calls
+ * `z.config(z.locales.xx())`, which it never does. index.js gets a module with one getter per
+ * language that loads sdk.js. (sdk.js then holds its own copy of the few zod helpers the
+ * languages call; they keep no state.)
  */
 const ZOD_LOCALES = "zod/v4/locales";
 
