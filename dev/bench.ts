@@ -6,6 +6,9 @@
 //   - a sweep-like listing (`listPropertiesOfSecrets`, the app's own Key Vault client) over 5,000
 //     secrets, and the share of its time spent inside the Key Vault emulator (target: under a third,
 //     so the figure measures the app and the SDK rather than the emulator).
+//   - the deployable package (`npm run package`): its size (target <= 5 MiB), and the cold load of
+//     the packaged app against the unbundled dist/ (target: packaged <= 0.5 x unbundled), measured
+//     first, before the stack runs, in alternating fresh node processes (dev/coldLoad.ts).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +20,35 @@ import { relaunchTrustingSandboxCa } from "./trust";
 import { getSecretClient, resetSecretClientForTests } from "../src/clients/keyVault";
 import { resetSettingsForTests } from "../src/settings";
 import { getFreePort } from "../test/support/ports";
+import { BUNDLE, buildPackage } from "./package";
+import { compareColdLoads } from "./coldLoad";
+
+const MiB = 1024 * 1024;
+const PACKAGE_TARGET_MIB = 5;
+const COLD_LOAD_TARGET_RATIO = 0.5;
+const COLD_LOAD_RUNS = 9;
+
+const verdict = (met: boolean) => (met ? "met" : "MISSED");
+
+/** Package size and cold load: one line per figure, with its target and whether it is met. */
+async function packageFigures(dataDir: string): Promise<string[]> {
+  const pkg = await buildPackage({ outDir: join(dataDir, "package"), build: false });
+  const mib = pkg.bytes / MiB;
+  const loads = compareColdLoads(
+    { packaged: join(pkg.outDir, BUNDLE), unbundled: join(__dirname, "..", "dist", "src", "index.js") },
+    COLD_LOAD_RUNS,
+  );
+  const { packaged, unbundled } = loads as Record<"packaged" | "unbundled", (typeof loads)[string]>;
+  if (packaged.functions !== unbundled.functions) throw new Error(`the packaged app registered ${packaged.functions} functions, dist/ ${unbundled.functions}`);
+  const ratio = packaged.medianMs / unbundled.medianMs;
+  const lines: [string, string, string][] = [
+    ["package size", `${mib.toFixed(2)} MiB, ${pkg.files.length} files`, `target <= ${PACKAGE_TARGET_MIB} MiB: ${verdict(mib <= PACKAGE_TARGET_MIB)}`],
+    [`cold load, packaged app (median of ${COLD_LOAD_RUNS})`, `${packaged.medianMs.toFixed(0)} ms`, ""],
+    [`cold load, unbundled dist/ (median of ${COLD_LOAD_RUNS})`, `${unbundled.medianMs.toFixed(0)} ms`, ""],
+    ["cold load, packaged / unbundled", ratio.toFixed(2), `target <= ${COLD_LOAD_TARGET_RATIO}: ${verdict(ratio <= COLD_LOAD_TARGET_RATIO)}`],
+  ];
+  return lines.map(([label, value, target]) => `${label.padEnd(44)}${value.padStart(18)}  ${target}`.trimEnd());
+}
 
 async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value: T }> {
   const started = performance.now();
@@ -71,6 +103,7 @@ async function sweepListing(): Promise<{ ms: number; emulatorMs: number; count: 
 async function main() {
   relaunchTrustingSandboxCa();
   const dataDir = mkdtempSync(join(tmpdir(), "creatio-bench-"));
+  const packageLines = await packageFigures(dataDir);
   const rows: [string, number, string][] = [];
   const stackStart = await timed(async () => {
     const azurite = await startAzurite({
@@ -128,6 +161,8 @@ async function main() {
     console.log(`  re-run / first run                ${(again / first).toFixed(2)}`);
     console.log(`  50 ms latency / first run         ${(slow / first).toFixed(2)}`);
     console.log(`  20% throttled / first run         ${(throttled / first).toFixed(2)}`);
+    console.log("\npackage (npm run package)");
+    for (const line of packageLines) console.log(`  ${line}`);
   } finally {
     await host.stop();
     await stack.close();

@@ -3,13 +3,13 @@ import { z } from "zod";
 import { NOT_RETRIED } from "../domain/failure";
 
 /**
- * Creatio API client (docs/architecture.md "Creatio"): cookie login through AuthService.svc or an
+ * Creatio API client (docs/architecture.md, "Creatio"): cookie login through AuthService.svc or an
  * Identity Service client-credentials token; OData 4 under `/0/odata` (`/odata` on .NET Core
  * sites, detected); one re-login on 401; retries on 429/5xx with backoff (5xx only for idempotent
  * methods, so an insert is never replayed blindly). Errors name the Creatio call and its status.
  */
 
-/** Value of the Key Vault secret named by `creatioCredentialSecretName` (docs/architecture.md "Creatio"). */
+/** Value of the Key Vault secret named by `creatioCredentialSecretName` (docs/architecture.md, "Creatio"). */
 export const creatioCredentialSchema = z.union([
   z.object({ username: z.string().min(1), password: z.string().min(1) }),
   z.object({ clientId: z.string().min(1), clientSecret: z.string().min(1), identityServerUrl: z.url({ protocol: /^https$/ }).optional() }),
@@ -222,7 +222,7 @@ export class CreatioClient {
         throw new CreatioError(`${method} ${path.split("?")[0]}`, undefined, error instanceof Error ? causeText(error) : String(error));
       }
       if (response.status === 401 && !reloggedIn) {
-        // Session expired or token revoked: sign in again, once (docs/architecture.md "Creatio").
+        // Session expired or token revoked: sign in again, once (docs/architecture.md, "Creatio").
         reloggedIn = true;
         await response.arrayBuffer().catch(() => undefined);
         this.cookies.clear();

@@ -1,29 +1,34 @@
-import {
-  AuthenticationHandler,
-  Client,
-  GraphError,
-  HTTPMessageHandler,
-  ResponseType,
-  TelemetryHandler,
-  type Context,
-  type Middleware,
-  type MiddlewareOptions,
-} from "@microsoft/microsoft-graph-client";
-import { TokenCredentialAuthenticationProvider } from "@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials";
+import type * as GraphSdk from "@microsoft/microsoft-graph-client";
+import type { Client, Context, Middleware, MiddlewareOptions } from "@microsoft/microsoft-graph-client";
+import type * as GraphAzureAuth from "@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials";
 import type { TokenCredential } from "@azure/identity";
 import { getCredential } from "./credential";
+import { lazyClient } from "./lazy";
 import { settings } from "../settings";
 
 /**
- * Microsoft Graph client. We build the middleware chain ourselves because the SDK's default
- * RetryHandler retries POSTs on 503/504, which is unsafe for `addPassword` (DESIGN section 4):
- * a POST that may already have taken effect must not be replayed blindly.
+ * The Graph SDK is loaded on first use, not when the app loads: only activities call Graph, so the
+ * HTTP functions and the timer never pay for it (issue 12, cold load). `require`, not `import()`,
+ * because the client getters are synchronous; esbuild bundles a literal require and runs the
+ * module's code only when it is first called.
+ */
+let sdk: typeof GraphSdk | undefined;
+function graphSdk(): typeof GraphSdk {
+  sdk ??= require("@microsoft/microsoft-graph-client") as typeof GraphSdk;
+  return sdk;
+}
+
+/**
+ * Microsoft Graph client with our own middleware chain: the SDK's default chain retries a POST
+ * after a 503/504, which could add a second password nobody kept (docs/architecture.md, "Every
+ * activity is idempotent"; "External services" > "Microsoft Graph and Entra ID").
  */
 
 /** Per-request option: the request must reach Graph at most once (addPassword). */
 export class SendOnce implements MiddlewareOptions {}
 
 const IDEMPOTENT_METHODS = new Set(["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+const RETRYABLE_5XX = new Set([500, 502, 503, 504]);
 
 export interface RetryPolicy {
   maxRetries: number;
@@ -41,9 +46,14 @@ export const defaultRetryPolicy: RetryPolicy = {
 };
 
 /**
- * Retries 429 (throttled: Graph did not process the request) for every method, honouring
- * Retry-After (seconds or HTTP date); retries 5xx and network failures only for idempotent methods.
- * Requests marked SendOnce are never retried.
+ * Retries 429 for every request, SendOnce ones included, honouring Retry-After (seconds or HTTP
+ * date): Graph does not process a throttled request, so sending it again cannot apply it twice
+ * (learn.microsoft.com/graph/throttling). Retries 5xx and network failures only for idempotent
+ * methods and never for a SendOnce request: those may already have taken effect.
+ *
+ * Not the SDK's RetryHandler + RetryHandlerOptions.shouldRetry: it never retries a network error
+ * (executeWithRetry awaits the next middleware without a catch) and consults shouldRetry only for
+ * 429/503/504 (RETRY_STATUS_CODES) — @microsoft/microsoft-graph-client 3.0.7, src/middleware/RetryHandler.ts.
  */
 export class SafeRetryHandler implements Middleware {
   private next: Middleware | undefined;
@@ -56,6 +66,8 @@ export class SafeRetryHandler implements Middleware {
   async execute(context: Context): Promise<void> {
     const method = (context.options?.method ?? (typeof context.request === "string" ? "GET" : context.request.method)).toUpperCase();
     const sendOnce = context.middlewareControl?.getMiddlewareOptions(SendOnce as never) !== undefined;
+    // What may be sent again after the request possibly reached Graph (5xx, network error).
+    const replayable = !sendOnce && IDEMPOTENT_METHODS.has(method);
     for (let attempt = 0; ; attempt++) {
       let failure: unknown;
       try {
@@ -64,18 +76,16 @@ export class SafeRetryHandler implements Middleware {
         failure = error;
       }
       const status = context.response?.status;
-      const canRetry = !sendOnce && attempt < this.policy.maxRetries;
-      const retryable =
-        failure !== undefined
-          ? IDEMPOTENT_METHODS.has(method)
-          : status === 429 || ((status === 500 || status === 502 || status === 503 || status === 504) && IDEMPOTENT_METHODS.has(method));
-      if (!canRetry || !retryable) {
+      const retryable = failure !== undefined ? replayable : status === 429 || (RETRYABLE_5XX.has(status ?? 0) && replayable);
+      if (attempt >= this.policy.maxRetries || !retryable) {
         if (failure !== undefined) throw failure;
         return;
       }
-      const delay = retryDelayMs(context.response?.headers.get("retry-after") ?? null, attempt, this.policy);
+      // A failed attempt leaves no response of its own: never read the previous attempt's Retry-After.
+      const retryAfter = failure === undefined ? (context.response?.headers.get("retry-after") ?? null) : null;
+      const delay = retryDelayMs(retryAfter, attempt, this.policy);
       // Drain the body so the connection is reused.
-      await context.response?.arrayBuffer().catch(() => undefined);
+      if (failure === undefined) await context.response?.arrayBuffer().catch(() => undefined);
       await this.policy.sleep(delay);
     }
   }
@@ -112,12 +122,14 @@ export interface GraphClientOptions {
 }
 
 export function createGraphClient(options: GraphClientOptions): Client {
+  const { Client, AuthenticationHandler, TelemetryHandler, HTTPMessageHandler } = graphSdk();
+  const { TokenCredentialAuthenticationProvider } = require("@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials") as typeof GraphAzureAuth;
   const base = new URL(options.baseUrl);
   const authProvider = new TokenCredentialAuthenticationProvider(options.credential, { scopes: [graphTokenScope(options.baseUrl)] });
   return Client.initWithMiddleware({
     baseUrl: options.baseUrl.replace(/\/+$/, "") + "/",
     defaultVersion: "v1.0",
-    // The SDK sends the bearer token only to Graph hosts or these (DESIGN section 4); a hostname, no port.
+    // The SDK sends the bearer token only to Graph hosts or these (docs/architecture.md, "Microsoft Graph and Entra ID"); a hostname, no port.
     customHosts: new Set([base.hostname]),
     middleware: [
       new AuthenticationHandler(authProvider),
@@ -130,9 +142,17 @@ export function createGraphClient(options: GraphClientOptions): Client {
 
 let graphClient: Client | undefined;
 
+/** Built on its first call (./lazy.ts): an activity that takes it as a dependency and never calls Graph does not load the SDK. */
 export function getGraphClient(): Client {
-  graphClient ??= createGraphClient({ baseUrl: settings().GRAPH_BASE_URL, credential: getCredential() });
+  if (!graphClient) {
+    const baseUrl = settings().GRAPH_BASE_URL;
+    graphClient = lazyClient(() => createGraphClient({ baseUrl, credential: getCredential() }));
+  }
   return graphClient;
+}
+
+function isGraphError(error: unknown): error is GraphSdk.GraphError {
+  return error instanceof graphSdk().GraphError;
 }
 
 /** Graph failure with the call that failed, the status, and Graph's error code and message. */
@@ -150,7 +170,7 @@ export class GraphCallError extends Error {
 
 export function toGraphCallError(error: unknown, call: string): GraphCallError {
   if (error instanceof GraphCallError) return error;
-  if (error instanceof GraphError) {
+  if (isGraphError(error)) {
     const status = error.statusCode > 0 ? error.statusCode : undefined;
     return new GraphCallError(call, status, error.code ?? undefined, error.message || "no message");
   }
@@ -171,7 +191,7 @@ export async function graphGetOrUndefined<T>(client: Client, path: string): Prom
   try {
     return (await client.api(path).get()) as T;
   } catch (error) {
-    if (error instanceof GraphError && error.statusCode === 404) return undefined;
+    if (isGraphError(error) && error.statusCode === 404) return undefined;
     throw toGraphCallError(error, `GET ${path}`);
   }
 }
@@ -183,13 +203,13 @@ export interface UpsertResult<T> {
 }
 
 /**
- * `PATCH <path>` with `Prefer: create-if-missing` (DESIGN section 4): 201 + body when created,
+ * `PATCH <path>` with `Prefer: create-if-missing` (docs/architecture.md, "Microsoft Graph and Entra ID"): 201 + body when created,
  * 204 when updated. Read raw because the SDK's parsed response hides the status.
  */
 export async function graphUpsert<T>(client: Client, path: string, body: unknown): Promise<UpsertResult<T>> {
   const call = `PATCH ${path}`;
   const response = (await graphCall(call, () =>
-    client.api(path).header("Prefer", "create-if-missing").responseType(ResponseType.RAW).patch(body),
+    client.api(path).header("Prefer", "create-if-missing").responseType(graphSdk().ResponseType.RAW).patch(body),
   )) as Response;
   if (response.status === 201) return { created: true, body: (await response.json()) as T };
   if (response.ok) return { created: false, body: undefined };

@@ -1,11 +1,13 @@
-import { SecretClient } from "@azure/keyvault-secrets";
+import type * as KeyVaultSdk from "@azure/keyvault-secrets";
+import type { SecretClient } from "@azure/keyvault-secrets";
 import { getCredential } from "./credential";
+import { lazyClient } from "./lazy";
 import { settings } from "../settings";
 
 /**
  * Key Vault secrets client: the tenant registry and the only place secret values live
- * (docs/architecture.md "The secret never enters Durable state", "Key Vault is the registry"). The
- * Azure SDK's own retry policy already honours 429 + Retry-After.
+ * (docs/architecture.md, "The secret never enters Durable state", "Key Vault is the registry").
+ * The Azure SDK's own retry policy already honours 429 + Retry-After.
  *
  * The SDK checks that the `resource` of Key Vault's 401 challenge is a parent domain of the vault's
  * host (`*.vault.azure.net` for `https://vault.azure.net`), so a vault URL pointing at a foreign host
@@ -13,15 +15,25 @@ import { settings } from "../settings";
  * keyVaultAuthenticationPolicy.js `verifyChallengeResource`; https://aka.ms/azsdk/blog/vault-uri).
  * That check stays on; only KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION=true turns it off, for a
  * vault whose host has no such parent domain, e.g. the local emulator on `localhost`
- * (docs/architecture.md "No sandbox branches").
+ * (docs/architecture.md, "No sandbox branches").
+ *
+ * The SDK (and @azure/identity behind it) is required when the client is first called, not when the
+ * app loads nor when a function takes the client as a dependency, so GET /api/openapi.json and a
+ * request refused by validation never load it (issue 12, cold load; see ./lazy.ts).
  */
 let secretClient: SecretClient | undefined;
 
 export function getSecretClient(): SecretClient {
-  const s = settings();
-  secretClient ??= new SecretClient(s.KEY_VAULT_URL, getCredential(), {
-    disableChallengeResourceVerification: s.KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION,
-  });
+  if (!secretClient) {
+    // Read now, so a missing setting fails where it always did; the SDK waits for the first call.
+    const s = settings();
+    const url = s.KEY_VAULT_URL;
+    const disableChallengeResourceVerification = s.KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION;
+    secretClient = lazyClient(() => {
+      const { SecretClient } = require("@azure/keyvault-secrets") as typeof KeyVaultSdk;
+      return new SecretClient(url, getCredential(), { disableChallengeResourceVerification });
+    });
+  }
   return secretClient;
 }
 

@@ -1,6 +1,6 @@
 import type { Context, Middleware } from "@microsoft/microsoft-graph-client";
 import type { TokenCredential } from "@azure/identity";
-import { createGraphClient } from "../../src/clients/graph";
+import { createGraphClient, type RetryPolicy } from "../../src/clients/graph";
 
 /** A Graph call as it left the client: what the unit tests assert on. */
 export interface RecordedCall {
@@ -18,8 +18,8 @@ export const fakeCredential: TokenCredential = {
   getToken: async () => ({ token: "unit-test-token", expiresOnTimestamp: Date.now() + 3_600_000 }),
 };
 
-/** A Graph client whose network is `route`; every request is recorded. */
-export function recordingGraph(route: Router, baseUrl = "https://graph.test.example") {
+/** A Graph client whose network is `route`; every request is recorded. Retries never wait unless `retryPolicy` says so. */
+export function recordingGraph(route: Router, baseUrl = "https://graph.test.example", retryPolicy: Partial<RetryPolicy> = {}) {
   const calls: RecordedCall[] = [];
   const transport: Middleware = {
     async execute(context: Context) {
@@ -49,7 +49,7 @@ export function recordingGraph(route: Router, baseUrl = "https://graph.test.exam
     baseUrl,
     credential: fakeCredential,
     transport,
-    retryPolicy: { maxRetries: 3, baseDelayMs: 1, maxDelayMs: 5, sleep: async () => undefined },
+    retryPolicy: { maxRetries: 3, baseDelayMs: 1, maxDelayMs: 5, sleep: async () => undefined, ...retryPolicy },
   });
   return { graph, calls };
 }
