@@ -279,6 +279,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       OLD_SECRET_GRACE_HOURS: string(oldSecretGraceHours)
       AZURE_AUTHORITY_HOST: environment().authentication.loginEndpoint
       AZURE_DISABLE_INSTANCE_DISCOVERY: 'false'
+      // Loopback Creatio addresses are for the local emulators only (src/domain/address.ts).
+      CREATIO_ALLOW_LOOPBACK: 'false'
     }
   }
 }

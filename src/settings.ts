@@ -44,6 +44,9 @@ export const settingsSchema = z
   OLD_SECRET_GRACE_HOURS: z.preprocess(emptyToUndefined, z.coerce.number().min(0).max(24 * 30).default(24)),
   AZURE_AUTHORITY_HOST: z.preprocess(emptyToUndefined, httpsUrl("AZURE_AUTHORITY_HOST").optional()),
   AZURE_DISABLE_INSTANCE_DISCOVERY: z.preprocess(emptyToUndefined, envBoolean.default(false)),
+  // Lets a Creatio site URL (and, at preflight, its resolved addresses) be a loopback address: the
+  // local emulators only (src/domain/address.ts; docs/architecture.md, "No sandbox branches").
+  CREATIO_ALLOW_LOOPBACK: z.preprocess(emptyToUndefined, envBoolean.default(false)),
   })
   .refine((s) => s.AzureWebJobsStorage !== undefined || s.AzureWebJobsStorage__accountName !== undefined, {
     path: ["AzureWebJobsStorage"],

@@ -12,6 +12,7 @@ describe("settings", () => {
       ROTATE_DAYS_BEFORE_EXPIRY: 30,
       OLD_SECRET_GRACE_HOURS: 24,
       AZURE_DISABLE_INSTANCE_DISCOVERY: false,
+      CREATIO_ALLOW_LOOPBACK: false,
     });
   });
 
