@@ -7,7 +7,7 @@ import { parseSiteHost, secretNameFor } from "../domain/site";
 import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
 import { settings } from "../settings";
 import { startRotation } from "./startRotation";
-import { badRequest, decodeHostParam, json, keyVaultUnavailable, malformedJsonMessage } from "./responses";
+import { answeringSettingsErrors, badRequest, decodeHostParam, json, keyVaultUnavailable, malformedJsonMessage } from "./responses";
 import { conflictMessage } from "./startExclusive";
 
 /**
@@ -73,5 +73,5 @@ df.app.client.http(TENANTS_ROTATE, {
   route: "tenants/{host}/rotate",
   methods: ["POST"],
   authLevel: "function",
-  handler: (request, client, context) => rotateTenant(request, client, context),
+  handler: answeringSettingsErrors((request, client, context) => rotateTenant(request, client, context)),
 });

@@ -18,7 +18,7 @@ import { SECRET_CONTENT_TYPE, decodeSiteTags, type SiteTags } from "../domain/ta
 import { bySoonestExpiry, DAY_MS, lastRotationFromTags, nextRotationDueAt } from "../domain/rotationPlan";
 import type { RotationProgress } from "../orchestrators/rotateSecret";
 import { rotationStatus } from "./startRotation";
-import { badRequest, decodeHostParam, json, keyVaultUnavailable, malformedJsonMessage } from "./responses";
+import { answeringSettingsErrors, badRequest, decodeHostParam, json, keyVaultUnavailable, malformedJsonMessage } from "./responses";
 import { conflictMessage, instanceStatus, startExclusive } from "./startExclusive";
 import { settings } from "../settings";
 import { ONBOARD_TENANT, type OnboardTenantInput, type OnboardingProgress } from "../orchestrators/onboardTenant";
@@ -241,19 +241,19 @@ df.app.client.http("tenantsCreate", {
   route: "tenants",
   methods: ["POST"],
   authLevel: "function",
-  handler: (request, client, context) => createTenant(request, client, context),
+  handler: answeringSettingsErrors((request, client, context) => createTenant(request, client, context)),
 });
 
 df.app.client.http("tenantsGet", {
   route: "tenants/{host}",
   methods: ["GET"],
   authLevel: "function",
-  handler: (request, client, context) => getTenant(request, client, context),
+  handler: answeringSettingsErrors((request, client, context) => getTenant(request, client, context)),
 });
 
 app.http("tenantsList", {
   route: "tenants",
   methods: ["GET"],
   authLevel: "function",
-  handler: (request, context) => listTenants(request, context),
+  handler: answeringSettingsErrors((request, context) => listTenants(request, context)),
 });
