@@ -3,12 +3,25 @@ import type { ErrorResponse } from "../api/schemas";
 
 /** Answers and request helpers shared by the HTTP functions. */
 
-export function json(status: number, body: unknown): HttpResponseInit {
-  return { status, jsonBody: body, headers: { "Content-Type": "application/json; charset=utf-8" } };
-}
+/** Longest error text an answer carries: an SDK message can be a page long. */
+const MAX_PUBLIC_MESSAGE = 300;
 
-export function badRequest(error: string, errors: ErrorResponse["errors"]): HttpResponseInit {
-  return json(400, { error, errors } satisfies ErrorResponse);
+/**
+ * The part of an error that may go into an HTTP answer (or a status body): its first line, without
+ * stack frames (`    at f (/home/site/wwwroot/dist/...)`), absolute file paths or file:// URLs.
+ * Node system errors (`ENOENT: no such file or directory, open '/home/...'`) and
+ * DefaultAzureCredential's multi-line AggregateAuthenticationError (one line per credential,
+ * with CLI output) would otherwise show the host's file system. Logs keep the whole message.
+ */
+export function publicMessage(error: unknown): string {
+  const raw = error instanceof Error || (error && typeof error === "object" && "message" in error) ? String((error as { message: unknown }).message) : String(error);
+  const firstLine = raw.split(/\r?\n/).find((line) => line.trim() !== "" && !/^\s*at\s/.test(line))?.trim() ?? "";
+  const cleaned = firstLine
+    .replace(/file:\/\/\S+/gi, "[path]")
+    .replace(/(^|[\s('"=[])([A-Za-z]:\\[^\s'"()]*)/g, "$1[path]")
+    .replace(/(^|[\s('"=[])(\/(?:[^\s/'"():]+\/)+[^\s'"():]*)/g, "$1[path]");
+  const text = cleaned === "" ? (error as Error)?.name || "unknown error" : cleaned;
+  return text.length > MAX_PUBLIC_MESSAGE ? `${text.slice(0, MAX_PUBLIC_MESSAGE - 3)}...` : text;
 }
 
 /** A SettingsError, recognised by name (a realm boundary can break instanceof). */
@@ -59,15 +72,23 @@ export function loggingSettingsErrors<A extends unknown[]>(handler: (...args: A)
   };
 }
 
+export function json(status: number, body: unknown): HttpResponseInit {
+  return { status, jsonBody: body, headers: { "Content-Type": "application/json; charset=utf-8" } };
+}
+
+export function badRequest(error: string, errors: ErrorResponse["errors"]): HttpResponseInit {
+  return json(400, { error, errors } satisfies ErrorResponse);
+}
+
 /** Key Vault throttled, down or refusing us: 503 naming the read. */
 export function keyVaultUnavailable(context: InvocationContext, what: string, error: unknown): HttpResponseInit {
   context.error(`Key Vault read of ${what} failed: ${(error as Error)?.message}`);
-  return json(503, { error: `Key Vault could not be read: ${(error as Error)?.message}` } satisfies ErrorResponse);
+  return json(503, { error: `Key Vault could not be read: ${publicMessage(error)}` } satisfies ErrorResponse);
 }
 
 /**
  * JSON.parse's message quotes the text around the error, which may be a password sent by mistake
- * (DESIGN rule 1: never echo it): keep only the position.
+ * (docs/architecture.md, "The secret never enters Durable state": never echo it): keep only the position.
  */
 export function malformedJsonMessage(error: unknown): string {
   const position = /at position (\d+)/.exec(String((error as Error)?.message))?.[1];

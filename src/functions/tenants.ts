@@ -2,7 +2,6 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 import {
-  findPasswordLikeField,
   onboardRequestSchema,
   toFieldErrors,
   type ErrorResponse,
@@ -18,7 +17,8 @@ import { SECRET_CONTENT_TYPE, decodeSiteTags, type SiteTags } from "../domain/ta
 import { bySoonestExpiry, DAY_MS, lastRotationFromTags, nextRotationDueAt } from "../domain/rotationPlan";
 import type { RotationProgress } from "../orchestrators/rotateSecret";
 import { rotationStatus } from "./startRotation";
-import { answeringSettingsErrors, badRequest, decodeHostParam, json, keyVaultUnavailable, malformedJsonMessage } from "./responses";
+import { answeringSettingsErrors, badRequest, decodeHostParam, json, keyVaultUnavailable } from "./responses";
+import { readJsonBody } from "./requestBody";
 import { conflictMessage, instanceStatus, startExclusive } from "./startExclusive";
 import { settings } from "../settings";
 import { ONBOARD_TENANT, type OnboardTenantInput, type OnboardingProgress } from "../orchestrators/onboardTenant";
@@ -34,9 +34,14 @@ export interface TenantsDeps {
   now: () => Date;
   /** ROTATE_DAYS_BEFORE_EXPIRY, for the next rotation's due date; the setting's default (30) when omitted. */
   rotateDaysBeforeExpiry?: number;
+  /** CREATIO_ALLOW_LOOPBACK: a creatioUrl may be a loopback address; false when omitted. */
+  allowLoopback?: boolean;
 }
 
-const defaultDeps = (): TenantsDeps => ({ secrets: getSecretClient(), now: () => new Date(), rotateDaysBeforeExpiry: settings().ROTATE_DAYS_BEFORE_EXPIRY });
+const defaultDeps = (): TenantsDeps => {
+  const s = settings();
+  return { secrets: getSecretClient(), now: () => new Date(), rotateDaysBeforeExpiry: s.ROTATE_DAYS_BEFORE_EXPIRY, allowLoopback: s.CREATIO_ALLOW_LOOPBACK };
+};
 
 /** Rotation facts of a site: tags and the current version's expiry only (issue 4). */
 export function rotationOf(tags: SiteTags | undefined, expiresOn: Date | undefined, now: Date, deps: TenantsDeps): RotationStatus | null {
@@ -56,28 +61,13 @@ export function rotationOf(tags: SiteTags | undefined, expiresOn: Date | undefin
 
 /** POST /api/tenants: validate, check the Creatio credential secret, start onboardTenant. */
 export async function createTenant(request: HttpRequest, client: DurableClient, context: InvocationContext, deps: TenantsDeps = defaultDeps()): Promise<HttpResponseInit> {
-  const contentType = request.headers.get("content-type") ?? "";
-  if (!/^application\/json\s*(;|$)/i.test(contentType)) {
-    return badRequest("The body must be JSON", [{ path: "content-type", message: `content-type must be application/json, got ${contentType || "none"}` }]);
-  }
-  const text = await request.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch (error) {
-    return badRequest("Malformed JSON", [{ path: "", message: malformedJsonMessage(error) }]);
-  }
-  // DESIGN rule 1: a request never carries a password; say which field, never echo its value.
-  const passwordField = findPasswordLikeField(body);
-  if (passwordField) {
-    return badRequest("The request carries a password-like field", [
-      { path: passwordField, message: `${passwordField} looks like a password or secret; store credentials in Key Vault and pass creatioCredentialSecretName` },
-    ]);
-  }
-  const parsed = onboardRequestSchema.safeParse(body);
+  // Size, JSON, depth, password-like fields, control characters: 413/400 (src/functions/requestBody.ts).
+  const read = await readJsonBody(request);
+  if (!read.ok) return read.response;
+  const parsed = onboardRequestSchema.safeParse(read.body);
   if (!parsed.success) return badRequest("Invalid request", toFieldErrors(parsed.error));
   const request_ = parsed.data;
-  const site = parseCreatioUrl(request_.creatioUrl);
+  const site = parseCreatioUrl(request_.creatioUrl, { allowLoopback: deps.allowLoopback ?? false });
   if (!site.ok) return badRequest("Invalid request", [{ path: "creatioUrl", message: `creatioUrl ${site.problem}` }]);
 
   // Checked here so a typo answers 400 now instead of failing step 5 minutes later.
