@@ -3,12 +3,12 @@ import { KEY_VAULT_NAME_PATTERN, parseCreatioUrl } from "../domain/site";
 import { unsafeTextProblem } from "../domain/text";
 
 /**
- * Request and response schemas of the tenants HTTP API (DESIGN.md section 3). They are the single
+ * Request and response schemas of the tenants HTTP API (docs/architecture.md, "Layers"). They are the single
  * source for validation here and for the OpenAPI document, so every field carries a description.
  * Pure: no clients, no settings.
  */
 
-/** Office 365 `MailServer` row of a standard Creatio (DESIGN section 4). */
+/** Office 365 `MailServer` row of a standard Creatio (docs/architecture.md, "External services" > "Creatio"). */
 export const OFFICE365_MAIL_SERVER_ID = "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b";
 
 export const onboardRequestSchema = z

@@ -2,10 +2,11 @@ import { creatioAddressProblem, ipLiteralOf } from "./address";
 import { unsafeTextProblem } from "./text";
 
 /**
- * A Creatio site and the names derived from it. The site key is the lower-cased host of the
- * Creatio URL (DESIGN.md section 3), port included when it is not 443 (the local emulators).
- * Every name below is a pure function of that host, so a repeated request finds the same
- * application, Key Vault secret and orchestration instance (DESIGN rule 2, rule 5).
+ * A Creatio site and the names derived from it. The site key is the host of the Creatio URL as
+ * the WHATWG URL parser gives it (lower case, IDN as punycode), port included when it is not 443
+ * (the local emulators); docs/architecture.md, "Key Vault is the registry". Every name below is a
+ * pure function of that host, so a repeated request finds the same application, Key Vault secret
+ * and orchestration instance (docs/architecture.md, "Every activity is idempotent").
  */
 
 /** `label(.label)*` with an optional port; labels per RFC 1123 (letters, digits, inner hyphens). */
@@ -14,7 +15,7 @@ const HOST_PATTERN = /^(?=.{1,253}(:|$))[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\
 /** Paths accepted on a Creatio URL: the site root, or the `/0` prefix users often copy from the browser. */
 const ACCEPTED_PATHS = new Set(["", "/", "/0", "/0/"]);
 
-/** Key Vault secret names: `^[0-9a-zA-Z-]{1,127}$` (DESIGN section 3). */
+/** Key Vault secret names: `^[0-9a-zA-Z-]{1,127}$` (learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates#object-identifiers). */
 export const KEY_VAULT_NAME_PATTERN = /^[0-9a-zA-Z-]{1,127}$/;
 
 /** Prefix shared by the Key Vault secret name and the application uniqueName. */
@@ -142,7 +143,7 @@ export function hostFromSecretName(name: string): string | undefined {
   }
 }
 
-/** Application `uniqueName` (the alternate key of the upsert, DESIGN section 4). Same encoding as the secret name. */
+/** Application `uniqueName` (the alternate key of the upsert; docs/architecture.md, "External services" > "Microsoft Graph and Entra ID"). Same encoding as the secret name. */
 export function applicationUniqueNameFor(host: string): string {
   return NAME_PREFIX + encodeHostForName(host);
 }
@@ -162,7 +163,7 @@ export function redirectUriFor(host: string): string {
   return `https://${host}/0/rest/Office365OAuthAuthenticator/ProcessAuthenticationCode`;
 }
 
-/** Creatio cloud convention for the Identity Service host: `https://<site>-is.creatio.com` (DESIGN section 4). */
+/** Creatio cloud convention for the Identity Service host: `https://<site>-is.creatio.com` (docs/architecture.md, "External services" > "Creatio"). */
 export function defaultIdentityServerUrlFor(host: string): string | undefined {
   const m = /^([a-z0-9-]+)\.creatio\.com$/.exec(host);
   return m ? `https://${m[1]}-is.creatio.com` : undefined;
