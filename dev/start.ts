@@ -11,6 +11,7 @@ import { SANDBOX_CREATIO_CREDENTIAL_SECRET, startEmulators, type EmulatorStack }
 import { faultsFromEnvironment } from "./emulators/server";
 import { spawnHost, type SpawnedHost } from "./host/spawn";
 import { REPO_ROOT, SANDBOX_DIR } from "./sandbox";
+import { explainSettingsProblems, localSettingsView, sandboxSettingsView, settingsFailureReport } from "./settingsCheck";
 
 const env = process.env;
 const port = (name: string, fallback: number) => Number(env[name] ?? fallback);
@@ -46,15 +47,24 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void stopAll(0));
   process.on("SIGTERM", () => void stopAll(0));
 
+  /** The app's own schema judges the settings before anything starts: a bad one stops npm start here, by name. */
+  const settingsAreValid = (view: ReturnType<typeof localSettingsView>): boolean => {
+    const problems = explainSettingsProblems(view.values, view.originOf);
+    if (problems.length === 0) return true;
+    console.error(settingsFailureReport(problems));
+    return false;
+  };
+
   try {
     const useLocalSettings = existsSync(join(REPO_ROOT, "local.settings.json"));
     let hostEnv: Record<string, string> = {};
     let stack: EmulatorStack | undefined;
     if (useLocalSettings) {
       console.log("local.settings.json found: running against the services it names (no emulators).");
+      const values = (JSON.parse(readFileSync(join(REPO_ROOT, "local.settings.json"), "utf8")).Values ?? {}) as Record<string, string>;
+      if (!settingsAreValid(localSettingsView(values, env))) return void (await stopAll(1));
       // Like `func start` users, who run Azurite beside it: host storage on the development
       // storage shorthand gets a local Azurite whose data is kept between runs (the services are real).
-      const values = (JSON.parse(readFileSync(join(REPO_ROOT, "local.settings.json"), "utf8")).Values ?? {}) as Record<string, string>;
       const storage = env.AzureWebJobsStorage ?? values.AzureWebJobsStorage ?? "";
       if (/^\s*UseDevelopmentStorage=true\s*;?\s*$/i.test(storage)) {
         const azurite = await startAzurite({ location: join(SANDBOX_DIR, "azurite-local-settings"), blobPort: 10000, queuePort: 10001, tablePort: 10002 });
@@ -62,6 +72,17 @@ async function main(): Promise<void> {
         console.log("AzureWebJobsStorage is UseDevelopmentStorage=true: Azurite started on 10000-10002.");
       }
     } else {
+      // The emulators' URLs as appSettings() will give them; environment variables override them.
+      const sandboxDefaults = {
+        AzureWebJobsStorage: "UseDevelopmentStorage=true",
+        ROTATION_SCHEDULE: "0 0 3 * * *",
+        KEY_VAULT_URL: `https://localhost:${PORTS.keyVault}`,
+        GRAPH_BASE_URL: `https://localhost:${PORTS.graph}`,
+        AZURE_AUTHORITY_HOST: `https://localhost:${PORTS.graph}`,
+        AZURE_DISABLE_INSTANCE_DISCOVERY: "true",
+        CREATIO_ALLOW_LOOPBACK: "true",
+      };
+      if (!settingsAreValid(sandboxSettingsView(sandboxDefaults, env))) return void (await stopAll(1));
       const started = Date.now();
       // Faults from the start, e.g. EMULATOR_FAULTS='{"latencyMs":200,"throttleFraction":0.1}': every emulator gets them.
       // Checked like POST /_emulator/faults: an unknown key or a value of the wrong type stops here, naming the variable.
@@ -84,6 +105,7 @@ async function main(): Promise<void> {
       const { NODE_EXTRA_CA_CERTS, ...settings } = stack.appSettings();
       // ROTATION_SCHEDULE: the rotationSweep timer's %ROTATION_SCHEDULE% is resolved by the host, which needs the setting itself.
       hostEnv = { ...withEnvironmentOverrides({ AzureWebJobsStorage: azurite.connectionString, ROTATION_SCHEDULE: "0 0 3 * * *", ...settings }), NODE_EXTRA_CA_CERTS };
+      if (!settingsAreValid(sandboxSettingsView(hostEnv, env))) return void (await stopAll(1));
       console.log(`Azurite and emulators up in ${Date.now() - started} ms.`);
     }
 

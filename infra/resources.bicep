@@ -280,6 +280,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       AZURE_AUTHORITY_HOST: environment().authentication.loginEndpoint
       AZURE_DISABLE_INSTANCE_DISCOVERY: 'false'
       KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION: 'false'
+      // Loopback Creatio addresses are for the local emulators only (src/domain/address.ts).
+      CREATIO_ALLOW_LOOPBACK: 'false'
     }
   }
 }

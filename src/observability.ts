@@ -7,7 +7,7 @@
  *   logEvent(context, EVENTS.onboardingFinished, { site, instanceId, outcome: "failed", step, error })
  *
  * In an orchestrator pass the orchestration context: the line is skipped while replaying, so each
- * event is written once (DESIGN rule 3: orchestrators are replayed from history).
+ * event is written once (docs/architecture.md, "Orchestrators are deterministic": they are replayed from history).
  */
 
 /** Event names the alert rules rely on. Changing one means changing infra/app/alerts.bicep. */
@@ -35,6 +35,9 @@ export type EventName = (typeof EVENTS)[keyof typeof EVENTS];
 
 export type Outcome = "started" | "succeeded" | "failed" | "skipped" | "ok" | (string & {});
 
+/** Where an event line goes: context.log, context.warn or context.error (the trace's severity level). */
+export type EventLevel = "info" | "warn" | "error";
+
 export interface EventFields {
   /** Site key: the Creatio site's lower-cased host. */
   site?: string;
@@ -43,20 +46,38 @@ export interface EventFields {
   /** Durable orchestration instance id. */
   instanceId?: string;
   outcome?: Outcome;
+  /** Severity, when the outcome alone does not say it (see eventLevel); not written into the line. */
+  level?: EventLevel;
   [extra: string]: unknown;
 }
 
 /** What logEvent needs of an InvocationContext or an OrchestrationContext. */
 export interface LogContext {
   log(...args: unknown[]): void;
+  warn?(...args: unknown[]): void;
+  error?(...args: unknown[]): void;
   df?: { isReplaying?: boolean };
+}
+
+/**
+ * Failures at error level, things someone should look at (skipped, expired) at warning level, the
+ * rest at information level, so Application Insights' severity filters and the portal's failure
+ * views see them; the line itself, which infra/app/alerts.bicep parses from Message, is the same
+ * whatever the level. An explicit `level` field wins.
+ */
+export function eventLevel(fields: EventFields): EventLevel {
+  if (fields.level) return fields.level;
+  const outcome = String(fields.outcome ?? "");
+  if (outcome === "failed" || /Failed$/.test(outcome)) return "error";
+  if (outcome === "skipped" || outcome === "expired" || fields.expired === true) return "warn";
+  return "info";
 }
 
 const SECRET_LIKE = /(pass(word|wd|phrase)?|pwd|secrettext|secretvalue|clientsecret|token|apikey|privatekey|^value$)/i;
 
 /** The line logEvent writes (exported for tests and for callers that log elsewhere). */
-export function formatEvent(name: EventName | string, fields: EventFields = {}): string {
-  const { site, step, instanceId, outcome, ...extra } = fields;
+export function formatEvent(name: EventName, fields: EventFields = {}): string {
+  const { site, step, instanceId, outcome, level: _level, ...extra } = fields;
   const line: Record<string, unknown> = { event: name, site, step, instanceId, outcome };
   for (const [key, value] of Object.entries(extra)) {
     if (value === undefined) continue;
@@ -65,8 +86,13 @@ export function formatEvent(name: EventName | string, fields: EventFields = {}):
   return JSON.stringify(line);
 }
 
-/** Writes one structured event line; skipped during orchestrator replay. */
-export function logEvent(context: LogContext, name: EventName | string, fields: EventFields = {}): void {
+/** Writes one structured event line at its level (eventLevel); skipped during orchestrator replay. */
+export function logEvent(context: LogContext, name: EventName, fields: EventFields = {}): void {
   if (context.df?.isReplaying) return;
-  context.log(formatEvent(name, fields));
+  const line = formatEvent(name, fields);
+  const level = eventLevel(fields);
+  const write = level === "error" ? context.error : level === "warn" ? context.warn : undefined;
+  // A context without warn/error (a test double) still gets the line.
+  if (write) write.call(context, line);
+  else context.log(line);
 }

@@ -1,9 +1,12 @@
 import { z } from "zod";
 
 /**
- * The app settings. One schema, parsed once, on first use, so a
+ * The app settings (README.md, "Deploy to Azure"). One schema, parsed once, on first use, so a
  * missing or malformed setting fails with a message that names it instead of a late `undefined`.
- * Every endpoint comes from here: the emulators are reached through settings alone (docs/architecture.md "No sandbox branches").
+ * Every endpoint comes from here: the emulators are reached through settings alone
+ * (docs/architecture.md, "No sandbox branches"). `npm start` checks its settings with it
+ * (dev/settingsCheck.ts); in Azure a SettingsError answers 503 naming the settings
+ * (src/functions/responses.ts, answeringSettingsErrors).
  */
 
 const httpsUrl = (what: string) =>
@@ -24,6 +27,9 @@ const ncrontab = z
   .trim()
   .refine((v) => v.split(/\s+/).length === 6, "must be a six-field NCRONTAB expression, e.g. 0 0 3 * * *");
 
+/** A number written as text; the message names the rule, never the value. */
+const number = () => z.coerce.number({ error: "must be a number" });
+
 const emptyToUndefined = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
 
 export const settingsSchema = z
@@ -39,14 +45,17 @@ export const settingsSchema = z
   AZURE_CLIENT_ID: z.preprocess(emptyToUndefined, z.string().optional()),
   AZURE_TENANT_ID: z.preprocess(emptyToUndefined, z.string().optional()),
   ROTATION_SCHEDULE: z.preprocess(emptyToUndefined, ncrontab.default("0 0 3 * * *")),
-  ROTATE_DAYS_BEFORE_EXPIRY: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(700).default(30)),
+  ROTATE_DAYS_BEFORE_EXPIRY: z.preprocess(emptyToUndefined, number().int({ error: "must be a whole number" }).min(1, { error: "must be at least 1" }).max(700, { error: "must be at most 700" }).default(30)),
   // Fractions allowed so tests can use a grace period of seconds (0.001 h = 3.6 s).
-  OLD_SECRET_GRACE_HOURS: z.preprocess(emptyToUndefined, z.coerce.number().min(0).max(24 * 30).default(24)),
+  OLD_SECRET_GRACE_HOURS: z.preprocess(emptyToUndefined, number().min(0, { error: "must be at least 0" }).max(24 * 30, { error: "must be at most 720" }).default(24)),
   AZURE_AUTHORITY_HOST: z.preprocess(emptyToUndefined, httpsUrl("AZURE_AUTHORITY_HOST").optional()),
   AZURE_DISABLE_INSTANCE_DISCOVERY: z.preprocess(emptyToUndefined, envBoolean.default(false)),
   // The Key Vault SDK checks that a challenge's `resource` is a parent domain of the vault's host
-  // (docs/architecture.md "Azure Key Vault"). On unless this setting, named for that check, says otherwise.
+  // (docs/architecture.md, "Azure Key Vault"). On unless this setting, named for that check, says otherwise.
   KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION: z.preprocess(emptyToUndefined, envBoolean.default(false)),
+  // Lets a Creatio site URL (and, at preflight, its resolved addresses) be a loopback address: the
+  // local emulators only (src/domain/address.ts; docs/architecture.md, "No sandbox branches").
+  CREATIO_ALLOW_LOOPBACK: z.preprocess(emptyToUndefined, envBoolean.default(false)),
   })
   .refine((s) => s.AzureWebJobsStorage !== undefined || s.AzureWebJobsStorage__accountName !== undefined, {
     path: ["AzureWebJobsStorage"],
@@ -59,20 +68,31 @@ export class SettingsError extends Error {
   override name = "SettingsError";
 }
 
+/** One bad setting: its name and the rule it breaks, never its value. */
+export interface SettingProblem {
+  name: string;
+  /** A sentence that starts with the name, e.g. "KEY_VAULT_URL must be an https:// URL". */
+  message: string;
+}
+
+/** Every bad setting of an environment (empty when it parses). Values are never quoted: AzureWebJobsStorage may carry an account key. */
+export function settingsProblems(env: Record<string, string | undefined>): SettingProblem[] {
+  const result = settingsSchema.safeParse(env);
+  if (result.success) return [];
+  return result.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? "(settings)");
+    const raw = env[name];
+    if (issue.code === "custom" && issue.message.startsWith(name)) return { name, message: issue.message };
+    if (raw === undefined || raw.trim() === "") return { name, message: `${name} is required but not set` };
+    return { name, message: issue.message.startsWith(name) ? issue.message : `${name} ${issue.message}` };
+  });
+}
+
 /** Parses an environment; throws a SettingsError naming every bad setting. */
 export function parseSettings(env: Record<string, string | undefined>): Settings {
   const result = settingsSchema.safeParse(env);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => {
-    const name = String(issue.path[0] ?? "(settings)");
-    const raw = env[name];
-    if (issue.code === "custom" && issue.message.startsWith(name)) return issue.message;
-    if (raw === undefined || raw.trim() === "") return `${name} is required but not set`;
-    const message = issue.message.startsWith(name) ? issue.message : `${name} ${issue.message}`;
-    // The value is not echoed: AzureWebJobsStorage may carry an account key.
-    return message;
-  });
-  throw new SettingsError(`Invalid app settings: ${problems.join("; ")}`);
+  throw new SettingsError(`Invalid app settings: ${settingsProblems(env).map((p) => p.message).join("; ")}`);
 }
 
 let cached: Settings | undefined;

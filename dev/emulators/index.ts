@@ -96,6 +96,8 @@ export async function startEmulators(options: EmulatorStackOptions = {}): Promis
       AZURE_TENANT_ID: SANDBOX_IDENTITY.tenantId,
       AZURE_CLIENT_ID: SANDBOX_IDENTITY.clientId,
       AZURE_CLIENT_SECRET: SANDBOX_IDENTITY.clientSecret,
+      // The sandbox Creatio is https://localhost:<port>: a loopback address the app refuses by default.
+      CREATIO_ALLOW_LOOPBACK: "true",
       NODE_EXTRA_CA_CERTS: extraCaBundle(sandboxDir),
     }),
     async close() {

@@ -25,9 +25,23 @@ export function buildHttpRoutes(registry: FunctionRegistry, routePrefix: string)
   return routes.sort((a, b) => compareRoutes(a.route, b.route));
 }
 
-export async function readBody(req: IncomingMessage): Promise<Buffer> {
+/**
+ * Azure's limit on an HTTP request's length, 100 MB (learn.microsoft.com/azure/azure-functions/functions-bindings-http-webhook-trigger#limits):
+ * the front end answers 413 beyond it, before any function runs. The app's own, lower limit for
+ * its bodies is checked by the app (src/functions/requestBody.ts).
+ */
+export const MAX_REQUEST_BYTES = 100 * 1024 * 1024;
+
+/** The whole body (the host reads it before invoking, like the Functions host), or "tooLarge" past `limit`. */
+export async function readBody(req: IncomingMessage, limit = MAX_REQUEST_BYTES): Promise<Buffer | "tooLarge"> {
+  if (Number(req.headers["content-length"] ?? 0) > limit) return "tooLarge";
   const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
+  let total = 0;
+  for await (const c of req) {
+    total += (c as Buffer).length;
+    if (total > limit) return "tooLarge";
+    chunks.push(c as Buffer);
+  }
   return Buffer.concat(chunks);
 }
 

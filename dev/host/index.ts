@@ -131,6 +131,10 @@ export async function startHost(opts: HostOptions = {}): Promise<HostHandle> {
       const p = url.pathname;
       const method = (req.method ?? "GET").toUpperCase();
       const body = await readBody(req);
+      if (body === "tooLarge") {
+        res.writeHead(413, { Connection: "close" }).end();
+        return;
+      }
       if (p === "/admin/host/status") {
         res.writeHead(200, { "Content-Type": "application/json" });
         res.end(JSON.stringify({ state: "Running", version: "local" }));

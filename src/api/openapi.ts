@@ -38,7 +38,11 @@ export interface ApiRoute {
 const badRequest = { description: "Invalid request: `errors` lists each field path and problem.", schema: errorResponseSchema };
 const unauthorized = { description: "Missing or wrong function key." };
 const notFound = { description: "No managed site with that host.", schema: errorResponseSchema };
-const keyVaultUnavailable = { description: "Key Vault could not be read; retry later.", schema: errorResponseSchema };
+const keyVaultUnavailable = {
+  description: "Key Vault could not be read (retry later), or the app settings are invalid (`error` starts with `Invalid app settings:` and names them; fix them in the Function App).",
+  schema: errorResponseSchema,
+};
+const tooLarge = { description: "The body is larger than 64 KiB.", schema: errorResponseSchema };
 const conflict = { description: "An orchestration for that site is already running; `instanceId` names it.", schema: errorResponseSchema };
 
 /**
@@ -57,6 +61,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
       "202": { description: "Started; follow statusQueryGetUri (also in Location).", schema: checkStatusResponseSchema, location: true },
       "400": badRequest,
       "401": unauthorized,
+      "413": tooLarge,
       "409": conflict,
       "503": keyVaultUnavailable,
     },
@@ -96,6 +101,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
       "202": { description: "Started; follow statusQueryGetUri (also in Location).", schema: checkStatusResponseSchema, location: true },
       "400": badRequest,
       "401": unauthorized,
+      "413": tooLarge,
       "404": notFound,
       "409": conflict,
       "503": keyVaultUnavailable,

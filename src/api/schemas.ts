@@ -1,13 +1,14 @@
 import { z } from "zod";
 import { KEY_VAULT_NAME_PATTERN, parseCreatioUrl } from "../domain/site";
+import { unsafeTextProblem } from "../domain/text";
 
 /**
- * Request and response schemas of the tenants HTTP API (DESIGN.md section 3). They are the single
+ * Request and response schemas of the tenants HTTP API (docs/architecture.md, "Layers"). They are the single
  * source for validation here and for the OpenAPI document, so every field carries a description.
  * Pure: no clients, no settings.
  */
 
-/** Office 365 `MailServer` row of a standard Creatio (DESIGN section 4). */
+/** Office 365 `MailServer` row of a standard Creatio (docs/architecture.md, "External services" > "Creatio"). */
 export const OFFICE365_MAIL_SERVER_ID = "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b";
 
 export const onboardRequestSchema = z
@@ -15,11 +16,12 @@ export const onboardRequestSchema = z
     creatioUrl: z
       .string()
       .superRefine((value, ctx) => {
-        const parsed = parseCreatioUrl(value);
+        // A loopback address depends on CREATIO_ALLOW_LOOPBACK, a setting: createTenant checks it.
+        const parsed = parseCreatioUrl(value, { allowLoopback: true });
         if (!parsed.ok) ctx.addIssue({ code: "custom", message: `creatioUrl ${parsed.problem}` });
       })
       .meta({
-        description: "https origin of the Creatio site, e.g. https://acme.creatio.com. The site key is its lower-cased host; a path other than / or /0 is rejected.",
+        description: "https origin of the Creatio site, e.g. https://acme.creatio.com. The site key is its host as a URL parser gives it (lower case, IDN as punycode, port 443 dropped); a path other than / or /0 is rejected, and so are link-local, cloud metadata and unspecified IP addresses (loopback unless the app allows it).",
         example: "https://acme.creatio.com",
       }),
     creatioCredentialSecretName: z
@@ -251,26 +253,72 @@ const ALLOWED_SECRETISH_FIELDS = new Set(["creatioCredentialSecretName", "secret
 
 const PASSWORD_LIKE = /(pass(word|wd|phrase)?|pwd|secret|token|apikey|privatekey|credential)/i;
 
+/** Deepest nesting a request body may have; the API's own bodies are one level deep. */
+export const MAX_JSON_DEPTH = 32;
+
+interface JsonNode {
+  path: string[];
+  /** The key under which the node sits in an object; undefined for the root and array elements. */
+  key?: string;
+  value: unknown;
+  /** 1 for the root object or array, 2 for what it holds... */
+  depth: number;
+}
+
 /**
- * DESIGN rule 1: a request never carries a password. Returns the dotted path of the first field,
- * at any depth, whose name looks like one (password, secret, clientSecret, secretKey, token...),
- * except the request's own fields that merely mention "secret".
+ * Every node of a parsed JSON body, depth first in document order, without recursion (a body
+ * nested thousands deep would overflow the stack). Stops descending below maxDepth and reports
+ * `tooDeep` instead.
  */
-export function findPasswordLikeField(body: unknown, path: string[] = []): string | undefined {
-  if (Array.isArray(body)) {
-    for (let i = 0; i < body.length; i++) {
-      const found = findPasswordLikeField(body[i], [...path, String(i)]);
-      if (found) return found;
+function* walkJson(body: unknown, maxDepth = MAX_JSON_DEPTH): Generator<JsonNode | { tooDeep: true }> {
+  const stack: JsonNode[] = [{ path: [], value: body, depth: 0 }];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    yield node;
+    const { value } = node;
+    if (value === null || typeof value !== "object") continue;
+    if (node.depth + 1 > maxDepth) {
+      yield { tooDeep: true };
+      return;
     }
-    return undefined;
+    const entries: [string, unknown][] = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value);
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const [key, child] = entries[i]!;
+      stack.push({ path: [...node.path, key], key: Array.isArray(value) ? undefined : key, value: child, depth: node.depth + 1 });
+    }
   }
-  if (body === null || typeof body !== "object") return undefined;
-  for (const [key, value] of Object.entries(body)) {
-    const normalised = key.replace(/[-_\s.]/g, "");
-    const allowed = path.length === 0 && ALLOWED_SECRETISH_FIELDS.has(key);
-    if (!allowed && PASSWORD_LIKE.test(normalised)) return [...path, key].join(".");
-    const found = findPasswordLikeField(value, [...path, key]);
-    if (found) return found;
+}
+
+/** True when the body nests objects or arrays deeper than maxDepth levels. */
+export function isNestedTooDeeply(body: unknown, maxDepth = MAX_JSON_DEPTH): boolean {
+  for (const node of walkJson(body, maxDepth)) if ("tooDeep" in node) return true;
+  return false;
+}
+
+/**
+ * docs/architecture.md, "The secret never enters Durable state": a request never carries a
+ * password. Returns the dotted path of the first field, at any depth (up to MAX_JSON_DEPTH), whose
+ * name looks like one (password, secret, clientSecret, secretKey, token...), except the request's
+ * own fields that merely mention "secret".
+ */
+export function findPasswordLikeField(body: unknown): string | undefined {
+  for (const node of walkJson(body)) {
+    if ("tooDeep" in node) return undefined;
+    if (node.key === undefined) continue;
+    const normalised = node.key.replace(/[-_\s.]/g, "");
+    const allowed = node.path.length === 1 && ALLOWED_SECRETISH_FIELDS.has(node.key);
+    if (!allowed && PASSWORD_LIKE.test(normalised)) return node.path.join(".");
+  }
+  return undefined;
+}
+
+/** The first string value (at any depth up to MAX_JSON_DEPTH) with a control or invisible character: its dotted path and the problem. */
+export function findUnsafeString(body: unknown): { path: string; problem: string } | undefined {
+  for (const node of walkJson(body)) {
+    if ("tooDeep" in node) return undefined;
+    if (typeof node.value !== "string") continue;
+    const problem = unsafeTextProblem(node.value);
+    if (problem) return { path: node.path.join("."), problem };
   }
   return undefined;
 }

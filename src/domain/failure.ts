@@ -23,32 +23,31 @@ export function isFinal(error: unknown): boolean {
 }
 
 /**
- * The part of an error message an operator should read: no stack frames, no absolute file paths, no
- * SDK prefixes, at most `max` characters. Used for every error that reaches an HTTP answer, a status
- * or a tag.
+ * The part of an error that may go into an HTTP answer, a status or a tag: its first line, without
+ * stack frames, absolute file paths or file:// URLs, without the Durable host's wrappers
+ * ("Orchestrator function 'x' failed: ", "Activity function 'x' failed: ") or a leading error type.
+ * Durable reports a failure as "Reason \n Details" (durable-functions TaskOrchestrationExecutor),
+ * Details being the stack; Node system errors (`ENOENT: ... open '/home/...'`) and
+ * DefaultAzureCredential's multi-line AggregateAuthenticationError (one line per credential, with
+ * CLI output) would otherwise show the host's file system. Logs keep the whole message.
  */
-export function publicMessage(error: unknown, max = 600): string {
+export function publicMessage(error: unknown, max = 300): string {
   const details = (error as { failureDetails?: { errorMessage?: string } } | undefined)?.failureDetails;
-  const raw = details?.errorMessage ?? (error instanceof Error ? error.message : typeof error === "string" ? error : JSON.stringify(error));
-  // Durable's "Reason \n Details" joins the message and the stack (whose first line repeats the
-  // message after the error's type): keep what comes before the first frame, each sentence once.
-  const lines = raw.split(/\r?\n/);
-  const firstFrame = lines.findIndex((line) => /^\s*at\s/.test(line) || /^\s*Stack:/i.test(line));
-  let text = "";
-  for (const line of firstFrame >= 0 ? lines.slice(0, firstFrame) : lines) {
-    const part = line
-      .trim()
-      .replace(/^"+|"+$/g, "")
-      .replace(/(?:Orchestrator|Activity) function '[^']*' failed:\s*/g, "")
-      .replace(/^(?:[A-Za-z]*(?:Error|Exception)):\s*/, "")
-      .trim();
-    if (part && !text.includes(part)) text = text ? `${text} ${part}` : part;
-  }
-  text = text
-    .replace(/(?:[A-Za-z]:)?(?:[\\/][\w.@-]+){2,}[\\/]?[\w.@-]*\.(?:ts|js|mjs|cjs)(?::\d+(?::\d+)?)?/g, "[path]")
-    .replace(/\s+/g, " ")
+  const raw =
+    details?.errorMessage ??
+    (error instanceof Error || (error && typeof error === "object" && "message" in error) ? String((error as { message: unknown }).message) : typeof error === "string" ? error : JSON.stringify(error));
+  const firstLine = raw.split(/\r?\n/).find((line) => line.trim() !== "" && !/^\s*at\s/.test(line))?.trim() ?? "";
+  const cleaned = firstLine
+    .replace(/^"+|"+$/g, "")
+    .replace(/(?:Orchestrator|Activity) function '[^']*' failed:\s*/g, "")
+    .replace(/^(?:[A-Za-z]*(?:Error|Exception)):\s+(?=\S)/, "")
+    .replace(/file:\/\/\S+/gi, "[path]")
+    .replace(/(^|[\s('"=[])([A-Za-z]:\\[^\s'"()]*)/g, "$1[path]")
+    .replace(/(^|[\s('"=[])(\/(?:[^\s/'"():]+\/)+[^\s'"():]*\.(?:js|ts|mjs|cjs|json|node)\b(?::\d+(?::\d+)?)?)/g, "$1[path]")
+    .replace(/(^|[\s('"=[])(\/(?:home|usr|var|tmp|opt|etc|root|srv|mnt|work|app)\/[^\s'"()]*)/g, "$1[path]")
     .trim();
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+  const text = cleaned === "" ? (error as Error)?.name || "unknown error" : cleaned;
+  return text.length > max ? `${text.slice(0, max - 3)}...` : text;
 }
 
 /**

@@ -1,8 +1,12 @@
+import { creatioAddressProblem, ipLiteralOf } from "./address";
+import { unsafeTextProblem } from "./text";
+
 /**
- * A Creatio site and the names derived from it. The site key is the lower-cased host of the
- * Creatio URL (DESIGN.md section 3), port included when it is not 443 (the local emulators).
- * Every name below is a pure function of that host, so a repeated request finds the same
- * application, Key Vault secret and orchestration instance (DESIGN rule 2, rule 5).
+ * A Creatio site and the names derived from it. The site key is the host of the Creatio URL as
+ * the WHATWG URL parser gives it (lower case, IDN as punycode), port included when it is not 443
+ * (the local emulators); docs/architecture.md, "Key Vault is the registry". Every name below is a
+ * pure function of that host, so a repeated request finds the same application, Key Vault secret
+ * and orchestration instance (docs/architecture.md, "Every activity is idempotent").
  */
 
 /** `label(.label)*` with an optional port; labels per RFC 1123 (letters, digits, inner hyphens). */
@@ -11,7 +15,7 @@ const HOST_PATTERN = /^(?=.{1,253}(:|$))[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\
 /** Paths accepted on a Creatio URL: the site root, or the `/0` prefix users often copy from the browser. */
 const ACCEPTED_PATHS = new Set(["", "/", "/0", "/0/"]);
 
-/** Key Vault secret names: `^[0-9a-zA-Z-]{1,127}$` (DESIGN section 3). */
+/** Key Vault secret names: `^[0-9a-zA-Z-]{1,127}$` (learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates#object-identifiers). */
 export const KEY_VAULT_NAME_PATTERN = /^[0-9a-zA-Z-]{1,127}$/;
 
 /** Prefix shared by the Key Vault secret name and the application uniqueName. */
@@ -26,8 +30,21 @@ export interface CreatioSite {
 
 export type SiteParseResult = { ok: true; site: CreatioSite } | { ok: false; problem: string };
 
-/** Validates a Creatio site URL as DESIGN section 3 describes (`https`, no path other than `/` or `/0`). */
-export function parseCreatioUrl(text: string): SiteParseResult {
+export interface CreatioUrlOptions {
+  /** CREATIO_ALLOW_LOOPBACK: accept a loopback IP literal (the local emulators). Default false. */
+  allowLoopback?: boolean;
+}
+
+/**
+ * Validates a Creatio site URL (`https`, no path other than `/` or `/0`, no user info, query or
+ * fragment, no control or invisible character, no IP literal the app refuses to call, see
+ * src/domain/address.ts) and gives its site key, the same canonical host parseSiteHost gives for
+ * a route's `{host}` (docs/architecture.md, "Key Vault is the registry").
+ */
+export function parseCreatioUrl(text: string, options: CreatioUrlOptions = {}): SiteParseResult {
+  // Checked on the raw text: the URL parser silently drops tabs, newlines and zero-width characters.
+  const unsafe = unsafeTextProblem(text);
+  if (unsafe) return { ok: false, problem: unsafe };
   let url: URL;
   try {
     url = new URL(text);
@@ -41,12 +58,34 @@ export function parseCreatioUrl(text: string): SiteParseResult {
   if (!ACCEPTED_PATHS.has(url.pathname)) {
     return { ok: false, problem: `must be the site's origin (e.g. https://acme.creatio.com); the path ${url.pathname} is not accepted` };
   }
+  const ip = ipLiteralOf(url.hostname);
+  if (ip !== undefined) {
+    const problem = creatioAddressProblem(ip, options.allowLoopback ?? false);
+    if (problem) return { ok: false, problem: `names a refused address: ${problem}` };
+  }
   return parseSiteHost(url.host);
 }
 
-/** Validates and normalises a site host as it appears in a route (`/api/tenants/{host}`). */
+/**
+ * Validates a site host as it appears in a route (`/api/tenants/{host}`) and gives the site key:
+ * the WHATWG URL parser's host (lower case, IDN as punycode, IPv4 in dotted form, port 443
+ * dropped), so `ACME.Creatio.com:443`, `acme.creatio.com` and an `https://` URL of the site all
+ * name one site. Nothing is trimmed: a control or invisible character is refused, not dropped.
+ */
 export function parseSiteHost(text: string): SiteParseResult {
-  const host = text.trim().toLowerCase().replace(/:443$/, "");
+  const unsafe = unsafeTextProblem(text);
+  if (unsafe) return { ok: false, problem: unsafe };
+  // A host has no space, path, query, fragment, user info or percent-encoding; the URL parser
+  // would otherwise read them as such and answer for another host.
+  if (text === "" || /[\s/?#@\\%]|:$/.test(text)) return { ok: false, problem: `has an invalid host ${JSON.stringify(text)}` };
+  let url: URL;
+  try {
+    url = new URL(`https://${text}/`);
+  } catch {
+    return { ok: false, problem: `has an invalid host ${JSON.stringify(text)}` };
+  }
+  const host = url.host;
+  if (url.hostname.startsWith("[")) return { ok: false, problem: `has an IPv6 address ${JSON.stringify(text)}, which is not supported as a site host; use the site's DNS name` };
   const match = HOST_PATTERN.exec(host);
   if (!match) return { ok: false, problem: `has an invalid host ${JSON.stringify(text)}` };
   if (match[2] !== undefined && (Number(match[2]) < 1 || Number(match[2]) > 65535))
@@ -104,7 +143,7 @@ export function hostFromSecretName(name: string): string | undefined {
   }
 }
 
-/** Application `uniqueName` (the alternate key of the upsert, DESIGN section 4). Same encoding as the secret name. */
+/** Application `uniqueName` (the alternate key of the upsert; docs/architecture.md, "External services" > "Microsoft Graph and Entra ID"). Same encoding as the secret name. */
 export function applicationUniqueNameFor(host: string): string {
   return NAME_PREFIX + encodeHostForName(host);
 }
@@ -124,7 +163,7 @@ export function redirectUriFor(host: string): string {
   return `https://${host}/0/rest/Office365OAuthAuthenticator/ProcessAuthenticationCode`;
 }
 
-/** Creatio cloud convention for the Identity Service host: `https://<site>-is.creatio.com` (DESIGN section 4). */
+/** Creatio cloud convention for the Identity Service host: `https://<site>-is.creatio.com` (docs/architecture.md, "External services" > "Creatio"). */
 export function defaultIdentityServerUrlFor(host: string): string | undefined {
   const m = /^([a-z0-9-]+)\.creatio\.com$/.exec(host);
   return m ? `https://${m[1]}-is.creatio.com` : undefined;

@@ -7,6 +7,7 @@ import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
 import { EVENTS, logEvent } from "../observability";
 import { settings } from "../settings";
 import { startRotation } from "./startRotation";
+import { loggingSettingsErrors } from "./responses";
 
 /**
  * Event Grid trigger for Key Vault's `SecretNearExpiry` / `SecretExpired` (infra wires this name,
@@ -63,7 +64,7 @@ export async function handleKeyVaultEvent(event: GridEvent, client: DurableClien
 }
 
 df.app.client.eventGrid(KEY_VAULT_SECRET_NEAR_EXPIRY, {
-  handler: async (event: EventGridEvent, client: DurableClient, context: InvocationContext) => {
+  handler: loggingSettingsErrors(async (event: EventGridEvent, client: DurableClient, context: InvocationContext) => {
     await handleKeyVaultEvent(event as unknown as GridEvent, client, context);
-  },
+  }),
 });

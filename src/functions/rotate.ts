@@ -7,7 +7,8 @@ import { parseSiteHost, secretNameFor } from "../domain/site";
 import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
 import { settings } from "../settings";
 import { startRotation } from "./startRotation";
-import { badRequest, decodeHostParam, json, keyVaultUnavailable, malformedJsonMessage } from "./responses";
+import { answeringSettingsErrors, badRequest, decodeHostParam, json, keyVaultUnavailable } from "./responses";
+import { readJsonBody } from "./requestBody";
 import { conflictMessage } from "./startExclusive";
 
 /**
@@ -32,20 +33,9 @@ export async function rotateTenant(request: HttpRequest, client: DurableClient, 
   const { host } = parsedHost.site;
 
   // The body is optional: none (or an empty one) means the defaults.
-  const text = await request.text();
-  let body: unknown = {};
-  if (text.trim() !== "") {
-    const contentType = request.headers.get("content-type") ?? "";
-    if (!/^application\/json\s*(;|$)/i.test(contentType)) {
-      return badRequest("The body must be JSON", [{ path: "content-type", message: `content-type must be application/json, got ${contentType || "none"}` }]);
-    }
-    try {
-      body = JSON.parse(text);
-    } catch (error) {
-      return badRequest("Malformed JSON", [{ path: "", message: malformedJsonMessage(error) }]);
-    }
-  }
-  const parsed = rotateRequestSchema.safeParse(body);
+  const read = await readJsonBody(request, { optional: true });
+  if (!read.ok) return read.response;
+  const parsed = rotateRequestSchema.safeParse(read.body);
   if (!parsed.success) return badRequest("Invalid request", toFieldErrors(parsed.error));
 
   // Managed here: our secret, with a site's tags (properties only; the value is dropped).
@@ -73,5 +63,5 @@ df.app.client.http(TENANTS_ROTATE, {
   route: "tenants/{host}/rotate",
   methods: ["POST"],
   authLevel: "function",
-  handler: (request, client, context) => rotateTenant(request, client, context),
+  handler: answeringSettingsErrors((request, client, context) => rotateTenant(request, client, context)),
 });

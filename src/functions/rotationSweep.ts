@@ -8,6 +8,7 @@ import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
 import { EVENTS, logEvent } from "../observability";
 import { settings } from "../settings";
 import { startRotation } from "./startRotation";
+import { loggingSettingsErrors } from "./responses";
 
 /**
  * The rotation sweep (issue 4): on ROTATION_SCHEDULE, list the managed secrets from Key Vault
@@ -125,7 +126,7 @@ async function startFor(client: DurableClient, context: InvocationContext, plan:
 df.app.client.timer(ROTATION_SWEEP, {
   // The host resolves %NAME% from the app settings (ROTATION_SCHEDULE, six-field NCRONTAB).
   schedule: "%ROTATION_SCHEDULE%",
-  handler: async (_timer: Timer, client: DurableClient, context: InvocationContext) => {
+  handler: loggingSettingsErrors(async (_timer: Timer, client: DurableClient, context: InvocationContext) => {
     await runRotationSweep(client, context);
-  },
+  }),
 });

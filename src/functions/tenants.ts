@@ -2,7 +2,6 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 import {
-  findPasswordLikeField,
   onboardRequestSchema,
   toFieldErrors,
   type ErrorResponse,
@@ -21,7 +20,8 @@ import { publicMessage } from "../domain/failure";
 import type { StepProgress } from "../orchestrators/steps";
 import { checkCreatioLink } from "./creatioLink";
 import { rotationStatus } from "./startRotation";
-import { badRequest, decodeHostParam, json, keyVaultUnavailable, malformedJsonMessage } from "./responses";
+import { answeringSettingsErrors, badRequest, decodeHostParam, json, keyVaultUnavailable } from "./responses";
+import { readJsonBody } from "./requestBody";
 import { conflictMessage, instanceStatus, startExclusive } from "./startExclusive";
 import { settings } from "../settings";
 import { ONBOARD_TENANT, type OnboardTenantInput } from "../orchestrators/onboardTenant";
@@ -39,13 +39,22 @@ export interface TenantsDeps {
   rotateDaysBeforeExpiry?: number;
   /** Reads live which app Creatio's mail server uses (status of one site); not asked when omitted. */
   checkCreatio?: (tags: SiteTags, now: Date) => Promise<CreatioCheck>;
+  /** CREATIO_ALLOW_LOOPBACK: a creatioUrl may be a loopback address; false when omitted. */
+  allowLoopback?: boolean;
 }
 
 const DEFAULT_ROTATE_DAYS = 30;
 
 const defaultDeps = (): TenantsDeps => {
+  const s = settings();
   const secrets = getSecretClient();
-  return { secrets, now: () => new Date(), rotateDaysBeforeExpiry: settings().ROTATE_DAYS_BEFORE_EXPIRY, checkCreatio: (tags, now) => checkCreatioLink(secrets, tags, now) };
+  return {
+    secrets,
+    now: () => new Date(),
+    rotateDaysBeforeExpiry: s.ROTATE_DAYS_BEFORE_EXPIRY,
+    allowLoopback: s.CREATIO_ALLOW_LOOPBACK,
+    checkCreatio: (tags, now) => checkCreatioLink(secrets, tags, now),
+  };
 };
 
 /** Rotation facts of a site from its plan (the sweep's own rule): tags and expiry only, never a value. */
@@ -75,28 +84,13 @@ export function assess(host: string, secretName: string, tags: SiteTags, expires
 
 /** POST /api/tenants: validate, check the Creatio credential secret, start onboardTenant. */
 export async function createTenant(request: HttpRequest, client: DurableClient, context: InvocationContext, deps: TenantsDeps = defaultDeps()): Promise<HttpResponseInit> {
-  const contentType = request.headers.get("content-type") ?? "";
-  if (!/^application\/json\s*(;|$)/i.test(contentType)) {
-    return badRequest("The body must be JSON", [{ path: "content-type", message: `content-type must be application/json, got ${contentType || "none"}` }]);
-  }
-  const text = await request.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch (error) {
-    return badRequest("Malformed JSON", [{ path: "", message: malformedJsonMessage(error) }]);
-  }
-  // DESIGN rule 1: a request never carries a password; say which field, never echo its value.
-  const passwordField = findPasswordLikeField(body);
-  if (passwordField) {
-    return badRequest("The request carries a password-like field", [
-      { path: passwordField, message: `${passwordField} looks like a password or secret; store credentials in Key Vault and pass creatioCredentialSecretName` },
-    ]);
-  }
-  const parsed = onboardRequestSchema.safeParse(body);
+  // Size, JSON, depth, password-like fields, control characters: 413/400 (src/functions/requestBody.ts).
+  const read = await readJsonBody(request);
+  if (!read.ok) return read.response;
+  const parsed = onboardRequestSchema.safeParse(read.body);
   if (!parsed.success) return badRequest("Invalid request", toFieldErrors(parsed.error));
   const request_ = parsed.data;
-  const site = parseCreatioUrl(request_.creatioUrl);
+  const site = parseCreatioUrl(request_.creatioUrl, { allowLoopback: deps.allowLoopback ?? false });
   if (!site.ok) return badRequest("Invalid request", [{ path: "creatioUrl", message: `creatioUrl ${site.problem}` }]);
 
   // Checked here so a typo answers 400 now instead of failing step 5 minutes later.
@@ -197,7 +191,7 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
           runtimeStatus: String(rotationRun.runtimeStatus),
           currentStep: progressOf(rotationRun.customStatus),
           graceEndsAt: progressOf(rotationRun.customStatus)?.graceEndsAt ?? null,
-          error: rotationRun.runtimeStatus === "Failed" ? publicMessage(rotationRun.output ?? "failed") : null,
+          error: rotationRun.runtimeStatus === "Failed" ? publicMessage(rotationRun.output ?? "failed", 600) : null,
           createdTime: iso(rotationRun.createdTime),
           lastUpdatedTime: iso(rotationRun.lastUpdatedTime),
         }
@@ -207,7 +201,7 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
           instanceId,
           runtimeStatus: String(status.runtimeStatus),
           currentStep: progressOf(status.customStatus),
-          error: status.runtimeStatus === "Failed" ? publicMessage(status.output ?? "failed") : null,
+          error: status.runtimeStatus === "Failed" ? publicMessage(status.output ?? "failed", 600) : null,
           createdTime: iso(status.createdTime),
           lastUpdatedTime: iso(status.lastUpdatedTime),
         }
@@ -277,19 +271,19 @@ df.app.client.http("tenantsCreate", {
   route: "tenants",
   methods: ["POST"],
   authLevel: "function",
-  handler: (request, client, context) => createTenant(request, client, context),
+  handler: answeringSettingsErrors((request, client, context) => createTenant(request, client, context)),
 });
 
 df.app.client.http("tenantsGet", {
   route: "tenants/{host}",
   methods: ["GET"],
   authLevel: "function",
-  handler: (request, client, context) => getTenant(request, client, context),
+  handler: answeringSettingsErrors((request, client, context) => getTenant(request, client, context)),
 });
 
 app.http("tenantsList", {
   route: "tenants",
   methods: ["GET"],
   authLevel: "function",
-  handler: (request, context) => listTenants(request, context),
+  handler: answeringSettingsErrors((request, context) => listTenants(request, context)),
 });

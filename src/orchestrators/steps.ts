@@ -84,7 +84,7 @@ export function stepRunner(
           log(name, "succeeded", attempt > 1 ? { attempt } : {});
           return result;
         } catch (error) {
-          const message = publicMessage(error);
+          const message = publicMessage(error, 500);
           if (isFinal(message) || attempt >= retry.attempts) {
             const text = `Step ${stepNumber} of ${options.totalSteps} (${name}) failed${attempt > 1 ? ` after ${attempt} attempts` : ""}: ${message}`;
             log(name, "failed", { attempt, error: text });

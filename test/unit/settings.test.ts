@@ -13,6 +13,7 @@ describe("settings", () => {
       OLD_SECRET_GRACE_HOURS: 24,
       AZURE_DISABLE_INSTANCE_DISCOVERY: false,
       KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION: false,
+      CREATIO_ALLOW_LOOPBACK: false,
     });
   });
 

@@ -34,7 +34,8 @@ describe("parseCreatioUrl", () => {
     ["https://user:pw@acme.creatio.com", /user info/],
     ["https://acme_creatio.com", /invalid host/],
     ["https://-acme.creatio.com", /invalid host/],
-    ["https://[::1]:8443", /invalid host/],
+    ["https://[::1]:8443", /loopback/],
+    ["https://[2001:db8::1]", /IPv6 address/],
   ])("rejects %s", (url, problem) => {
     const parsed = parseCreatioUrl(url);
     expect(parsed.ok).toBe(false);
