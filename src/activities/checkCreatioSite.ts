@@ -2,6 +2,7 @@ import { z } from "zod";
 import { CreatioError, CreatioLoginRefusedError, parseCreatioCredential, type CreatioClient } from "../clients/creatio";
 import { isSecretNotFound } from "../clients/keyVault";
 import { FinalError } from "../domain/failure";
+import { resolveCreatioHostProblem } from "../domain/address";
 import { defaultIdentityServerUrlFor, secretNameFor, hostFromSecretName } from "../domain/site";
 import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
 import { defaultDeps, type ActivityDeps } from "./shared";
@@ -42,6 +43,15 @@ export const MANAGE_MAIL_SERVERS_OPERATION = "CanManageMailServers";
 export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: ActivityDeps = defaultDeps()): Promise<CheckCreatioSiteResult> {
   const input = checkCreatioSiteInput.parse(rawInput);
   const origin = `https://${input.host}`;
+  // Where the name points, before any request goes there: never a metadata or link-local address,
+  // loopback only where CREATIO_ALLOW_LOOPBACK says so (src/domain/address.ts).
+  const hostname = new URL(origin).hostname;
+  const addressProblem = await resolveCreatioHostProblem(hostname, deps.creatioAllowLoopback ?? false, deps.lookup);
+  if (addressProblem) {
+    // A resolver that timed out may answer next time; every other answer stands.
+    if (/\(EAI_AGAIN\)/.test(addressProblem)) throw new Error(addressProblem);
+    throw new FinalError(`${addressProblem} Nothing was created.`);
+  }
   const creatio = await creatioClientFor(deps, input.host, input.creatioCredentialSecretName);
 
   let odataRoot: string;

@@ -3,6 +3,7 @@ import { getGraphClient } from "../clients/graph";
 import { getSecretClient, type SecretStore } from "../clients/keyVault";
 import { getCreatioClient, type CreatioClient, type CreatioClientOptions } from "../clients/creatio";
 import { settings } from "../settings";
+import type { Lookup } from "../domain/address";
 
 /** What activities talk to. Production uses the memoised clients; unit tests pass recorders. */
 export interface ActivityDeps {
@@ -13,6 +14,10 @@ export interface ActivityDeps {
   sleep: (ms: number) => Promise<void>;
   /** Days before expiry at which a secret counts as due for rotation (ROTATE_DAYS_BEFORE_EXPIRY). */
   rotateDaysBeforeExpiry: number;
+  /** CREATIO_ALLOW_LOOPBACK: a Creatio host may resolve to a loopback address (false when omitted). */
+  creatioAllowLoopback?: boolean;
+  /** Name resolution for the Creatio address check; the system resolver when omitted. */
+  lookup?: Lookup;
 }
 
 export function defaultDeps(): ActivityDeps {
@@ -23,6 +28,7 @@ export function defaultDeps(): ActivityDeps {
     now: () => new Date(),
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     rotateDaysBeforeExpiry: settings().ROTATE_DAYS_BEFORE_EXPIRY,
+    creatioAllowLoopback: settings().CREATIO_ALLOW_LOOPBACK,
   };
 }
 
