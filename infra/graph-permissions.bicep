@@ -1,5 +1,5 @@
 // Microsoft Graph application permissions (app roles) for the app's managed identity, least privilege
-// (DESIGN.md section 4):
+// (docs/architecture.md, "Microsoft Graph and Entra ID"):
 //   Application.ReadWrite.OwnedBy           create the Creatio app registrations and manage only those it owns
 //                                           (their passwords included)
 //   Application.Read.All                    look up the Microsoft Graph and Exchange Online service principals

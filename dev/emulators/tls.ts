@@ -1,7 +1,7 @@
 // A private certificate authority for the local emulators. The real SDKs (Key Vault, MSAL, Graph)
 // insist on HTTPS, so each emulator serves TLS with a leaf certificate signed by this CA, and every
 // process that calls them trusts it through NODE_EXTRA_CA_CERTS, set before the process starts
-// (Node reads it once at start-up; DESIGN.md section 4).
+// (Node reads it once at start-up; docs/architecture.md, "Local stack").
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";

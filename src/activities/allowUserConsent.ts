@@ -4,7 +4,7 @@ import { USER_CONSENT_POLICY } from "../domain/permissions";
 import { defaultDeps, type ActivityDeps } from "./shared";
 
 /**
- * Step 6 (manual step 9), opt-in: allow users to consent tenant-wide. The PATCH replaces the whole
+ * Step 7 (manual step 9), opt-in: allow users to consent tenant-wide. The PATCH replaces the whole
  * `permissionGrantPoliciesAssigned` list (docs/architecture.md "Microsoft Graph and Entra ID";
  * https://learn.microsoft.com/graph/api/authorizationpolicy-update), so the current list is read
  * first. A tenant has one user consent setting: Microsoft's docs set exactly one

@@ -9,7 +9,7 @@ import { defaultDeps, type ActivityDeps } from "./shared";
 /**
  * Rotation step 1: read the site from Key Vault (tags and expiry of the current version; the value
  * is not used) and its app's passwords from Graph, and mark the site `rotating`. Returns what the
- * orchestrator needs to decide the rest, so it reads no clock and no setting itself (DESIGN rule 3).
+ * orchestrator needs to decide the rest, so it reads no clock and no setting itself (docs/architecture.md, "Orchestrators are deterministic").
  *
  * Never remove the password Creatio holds (docs/architecture.md, "Rotation never breaks mail sync"):
  * when Creatio does not hold the current keyId (a failed rotation), its keyId (creatioSyncedKeyId)

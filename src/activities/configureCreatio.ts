@@ -7,11 +7,11 @@ import { decodeSiteTags, mergeSiteTags, type SiteTagsChange } from "../domain/ta
 import { defaultDeps, redactError, type ActivityDeps } from "./shared";
 
 /**
- * Step 5 (manual step 10): what Creatio's own mail settings page writes for OAuth 2.0 (DESIGN
- * section 4): an `OAuthApplications` row (Name = AppClassName = Office365OAuthAuthenticator,
+ * Step 6 (manual step 10): what Creatio's own mail settings page writes for OAuth 2.0 (docs/architecture.md,
+ * "Creatio"): an `OAuthApplications` row (Name = AppClassName = Office365OAuthAuthenticator,
  * ClientClassName = Office365OAuthClient, ClientId, SecretKey) linked from the Office 365
  * `MailServer` row's OAuthApplicationId. The client secret and the Creatio credential are read
- * from Key Vault here (DESIGN rule 1). Reused by rotation.
+ * from Key Vault here (docs/architecture.md, "The secret never enters Durable state"). Reused by rotation.
  */
 export const CONFIGURE_CREATIO = "configureCreatio";
 

@@ -5,8 +5,8 @@ import { REQUIRED_RESOURCES } from "../domain/permissions";
 import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
 
 /**
- * Step 1 (manual steps 2-5): the app registration, upserted by uniqueName
- * (`PATCH /applications(uniqueName='...')` + `Prefer: create-if-missing`, DESIGN section 4).
+ * Step 2 (manual steps 2-5): the app registration, upserted by uniqueName
+ * (`PATCH /applications(uniqueName='...')` + `Prefer: create-if-missing`, learn.microsoft.com/graph/api/application-upsert).
  * Single tenant, Creatio's redirect URI, delegated EWS.AccessAsUser.All and User.Read with scope
  * ids read from the resource service principals. A re-run repairs what was removed by hand and
  * keeps what an admin added (other redirect URIs, other permissions).

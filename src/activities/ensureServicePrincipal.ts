@@ -3,7 +3,7 @@ import { graphGetOrUndefined, graphUpsert, odataString, GraphCallError } from ".
 import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
 
 /**
- * Step 2 (part of manual step 6): the app's service principal, upserted by appId
+ * Step 3 (part of manual step 6): the app's service principal, upserted by appId
  * (`PATCH /servicePrincipals(appId='...')` + `Prefer: create-if-missing`). Right after the app is
  * created Graph may answer 400 NoBackingApplicationObject or 404 for seconds: retried with backoff.
  */

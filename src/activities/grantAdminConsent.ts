@@ -4,8 +4,8 @@ import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
 import { isReplicationLag } from "./ensureServicePrincipal";
 
 /**
- * Step 3 (manual step 6, "Grant admin consent"): one `AllPrincipals` oauth2PermissionGrant per
- * resource, keyed by clientId + resourceId (DESIGN rule 2). Created with exactly the needed
+ * Step 4 (manual step 6, "Grant admin consent"): one `AllPrincipals` oauth2PermissionGrant per
+ * resource, keyed by clientId + resourceId (docs/architecture.md, "Every activity is idempotent"). Created with exactly the needed
  * scopes, or widened with `PATCH /oauth2PermissionGrants/{id}`; scopes an admin added stay.
  */
 export const GRANT_ADMIN_CONSENT = "grantAdminConsent";

@@ -10,9 +10,9 @@ import { isFreshEnough } from "../domain/rotationPlan";
 import { removePassword } from "./rotationPasswords";
 
 /**
- * Step 4 (manual steps 7-8): a client secret, stored in Key Vault by the same activity that asked
- * Graph for it, so the value never enters Durable state (DESIGN rule 1). addPassword is not
- * idempotent (DESIGN rule 2): each password's displayName names the orchestration instance, the
+ * Step 5 (manual steps 7-8): a client secret, stored in Key Vault by the same activity that asked
+ * Graph for it, so the value never enters Durable state (docs/architecture.md, "The secret never enters Durable state"). addPassword is not
+ * idempotent (docs/architecture.md, "Every activity is idempotent"): each password's displayName names the orchestration instance, the
  * run and this attempt; before adding, passwords an earlier attempt left behind (ours, not the
  * one Key Vault holds nor the previous one still in use) are removed.
  *
@@ -81,7 +81,7 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
   const secretName = secretNameFor(input.host);
   const now = deps.now();
 
-  // What Key Vault holds now: its tags say which keyId is current (DESIGN rule 5).
+  // What Key Vault holds now: its tags say which keyId is current (docs/architecture.md, "Key Vault is the registry").
   let stored: { version: string; expiresOn?: Date; tags: Record<string, string> } | undefined;
   try {
     const secret = await deps.secrets.getSecret(secretName);
@@ -95,7 +95,7 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
   const baseTags = decoded?.ok ? stored!.tags : {};
   const currentKeyId = storedTags?.keyId;
   const previousKeyId = storedTags?.previousKeyId;
-  // Never remove the password Creatio holds, whatever the other tags say (DESIGN rule 6).
+  // Never remove the password Creatio holds, whatever the other tags say (docs/architecture.md, "Rotation never breaks mail sync").
   const creatioKeyId = storedTags?.creatioSyncedKeyId;
   // Passwords never removed as leftovers. Tags that do not decode (a hand-edited tag) still name
   // the keyIds Key Vault and Creatio hold: those stay protected too.
@@ -103,7 +103,7 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
   const keep = [currentKeyId, previousKeyId, creatioKeyId, rawTags.keyId, rawTags.previousKeyId, rawTags.creatioSyncedKeyId];
 
   const appPath = `/applications/${input.appObjectId}`;
-  // An app created seconds ago can still read as 404 (replication lag, DESIGN section 4).
+  // An app created seconds ago can still read as 404 (replication lag, docs/architecture.md, "Microsoft Graph and Entra ID").
   const app = await whileReplicating(deps, isNotFound, () =>
     graphCall(`GET ${appPath}`, () => deps.graph.api(`${appPath}?$select=id,appId,passwordCredentials`).get() as Promise<{ passwordCredentials?: PasswordCredential[] }>),
   );
@@ -158,7 +158,7 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
   const addPath = `${appPath}/addPassword`;
   let added: { keyId: string; secretText: string; hint?: string | null; endDateTime: string };
   try {
-    // Sent once: a retried POST could add a second password whose value nobody kept (DESIGN section 4).
+    // Sent once: a retried POST could add a second password whose value nobody kept (docs/architecture.md, "Microsoft Graph and Entra ID").
     added = await graphCall(`POST ${addPath}`, () =>
       deps.graph
         .api(addPath)

@@ -4,9 +4,9 @@ import { defaultDeps, type ActivityDeps } from "./shared";
 
 /**
  * Rotation step: when the grace period has ended, remove the password Creatio used before the
- * rotation, by keyId (`POST /applications/{id}/removePassword`, DESIGN section 4). Idempotent: a
+ * rotation, by keyId (`POST /applications/{id}/removePassword`, docs/architecture.md, "Microsoft Graph and Entra ID"). Idempotent: a
  * password already gone is success, and the app's list is read first so a replayed step sends no
- * second removal. Refuses to remove the current keyId or the one Creatio holds (DESIGN rule 6).
+ * second removal. Refuses to remove the current keyId or the one Creatio holds (docs/architecture.md, "Rotation never breaks mail sync").
  */
 export const REMOVE_OLD_PASSWORD = "removeOldPassword";
 

@@ -7,7 +7,7 @@ import { defaultDeps, type ActivityDeps } from "./shared";
  * current one nor one still in its grace period (issue 4): passwords of crashed or abandoned
  * attempts and any that an earlier rotation could not remove. The app is this product's own
  * (uniqueName creatio-o365-<host>), so its passwords exist only for Creatio. Never removes the
- * current keyId or the one Creatio holds, read fresh from Key Vault (DESIGN rule 6). Idempotent.
+ * current keyId or the one Creatio holds, read fresh from Key Vault (docs/architecture.md, "Rotation never breaks mail sync"). Idempotent.
  */
 export const REMOVE_STRAY_PASSWORDS = "removeStrayPasswords";
 

@@ -6,7 +6,7 @@ import type { ActivityDeps } from "./shared";
 /**
  * What the password-removal steps of a rotation share: the app's passwords, and the keyIds that
  * must never be removed, read fresh from Key Vault at removal time rather than trusted from the
- * orchestration's memory (DESIGN rule 6: never remove the password Creatio currently holds).
+ * orchestration's memory (docs/architecture.md, "Rotation never breaks mail sync": never remove the password Creatio currently holds).
  */
 
 export interface AppPassword {

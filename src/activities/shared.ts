@@ -33,7 +33,7 @@ export function defaultDeps(): ActivityDeps {
 }
 
 /**
- * Rides out Entra replication lag (DESIGN section 4, "Designing for eventual consistency"): a
+ * Rides out Entra replication lag (docs/architecture.md, "Microsoft Graph and Entra ID"; devblogs.microsoft.com/identity, "Designing for eventual consistency"): a
  * just-created object can be "not found" for seconds. Retries `fn` while `isLag(error)`, with
  * exponential backoff; the last error propagates so the orchestrator's retry policy takes over.
  */

@@ -1,5 +1,5 @@
 /**
- * Exchange Online EWS retirement (DESIGN.md section 4): Microsoft began blocking EWS on
+ * Exchange Online EWS retirement (docs/architecture.md, "Exchange Online"): Microsoft began blocking EWS on
  * 1 October 2026 and plans to shut it down on 1 April 2027. Creatio's Office 365 integration, as
  * published, uses EWS, so every site status carries this notice.
  */

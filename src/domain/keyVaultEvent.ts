@@ -1,7 +1,7 @@
 import { hostFromSecretName } from "./site";
 
 /**
- * Screening of Key Vault Event Grid events (DESIGN section 4): `Microsoft.KeyVault.SecretNearExpiry`
+ * Screening of Key Vault Event Grid events (docs/architecture.md, "Azure Key Vault"): `Microsoft.KeyVault.SecretNearExpiry`
  * fires 30 days before the current version expires, `SecretExpired` when it has; data fields are
  * PascalCase on the wire (`Id, VaultName, ObjectType, ObjectName, Version, NBF, EXP`). Pure: the
  * trigger adds the one fact this cannot know (which version is current) afterwards.

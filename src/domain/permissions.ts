@@ -1,6 +1,6 @@
 /**
  * The delegated permissions Creatio's Office 365 integration needs (manual procedure steps 4-5).
- * Ids from DESIGN.md section 4: Office 365 Exchange Online `EWS.AccessAsUser.All`
+ * Ids from docs/architecture.md, "Microsoft Graph and Entra ID": Office 365 Exchange Online `EWS.AccessAsUser.All`
  * (office-developer-exchange-docs, how-to-authenticate-an-ews-application-by-using-oauth.md) and
  * Microsoft Graph `User.Read` (microsoft-graph-devx-content permissions/new/provisioningInfo.json).
  * Scope ids are resolved at run time from the resource service principals; the ids here are the
@@ -31,5 +31,5 @@ export const MICROSOFT_GRAPH: RequiredResource = {
 
 export const REQUIRED_RESOURCES: readonly RequiredResource[] = [EXCHANGE_ONLINE, MICROSOFT_GRAPH];
 
-/** Policy assigned by step 9 ("allow user consent"): the tenant-wide legacy user consent policy (DESIGN section 4). */
+/** Policy assigned by step 9 ("allow user consent"): the tenant-wide legacy user consent policy (learn.microsoft.com/entra/identity/enterprise-apps/configure-user-consent). */
 export const USER_CONSENT_POLICY = "ManagePermissionGrantsForSelf.microsoft-user-default-legacy";

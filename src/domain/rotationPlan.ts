@@ -1,12 +1,12 @@
 import type { SiteTags } from "./tags";
 
 /**
- * Which managed sites are due for rotation (issue 4, DESIGN rule 5): pure, from what
+ * Which managed sites are due for rotation (issue 4, docs/architecture.md, "Key Vault is the registry"): pure, from what
  * `listPropertiesOfSecrets` gives (expiresOn and tags of each secret's current version, never a
  * value), so the sweep, the status API and the unit tests share one rule.
  *
  * Due when the current version expires within `rotateDaysBeforeExpiry` days (an already expired
- * one included: Key Vault still returns it, DESIGN section 4, and rotating is the fix), when the
+ * one included: Key Vault still returns it, docs/architecture.md, "Azure Key Vault", and rotating is the fix), when the
  * tags say the last rotation failed (the sweep is its retry), or when they say one is still under
  * way (`rotating`, `grace-period`): the sweep skips it while its orchestration runs, and restarts it
  * if that orchestration was terminated or lost, which then only finishes what was left (the

@@ -12,7 +12,7 @@ import { readJsonBody } from "./requestBody";
 import { conflictMessage } from "./startExclusive";
 
 /**
- * POST /api/tenants/{host}/rotate (DESIGN section 3): rotate now, e.g. after a suspected leak.
+ * POST /api/tenants/{host}/rotate (docs/architecture.md, "Layers"; README "Onboard the first Creatio site"): rotate now, e.g. after a suspected leak.
  * Optional JSON body `{gracePeriodHours}` (0 retires the old secret as soon as Creatio has the new
  * one). 202 + Durable check-status body; 404 when the site is not managed here; 409 when its
  * rotation is already running. Never returns or logs a secret value.
@@ -21,7 +21,7 @@ export const TENANTS_ROTATE = "tenantsRotate";
 
 export interface RotateDeps {
   secrets: SecretStore;
-  /** OLD_SECRET_GRACE_HOURS, read here so the orchestrator gets it as input (DESIGN rule 3). */
+  /** OLD_SECRET_GRACE_HOURS, read here so the orchestrator gets it as input (docs/architecture.md, "Orchestrators are deterministic"). */
   defaultGracePeriodHours: () => number;
 }
 

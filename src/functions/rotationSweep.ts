@@ -12,7 +12,7 @@ import { loggingSettingsErrors } from "./responses";
 
 /**
  * The rotation sweep (issue 4): on ROTATION_SCHEDULE, list the managed secrets from Key Vault
- * (properties and tags only: listPropertiesOfSecrets never returns values, DESIGN rule 5; our
+ * (properties and tags only: listPropertiesOfSecrets never returns values, docs/architecture.md, "Key Vault is the registry"; our
  * contentType marks ours), pick the due sites (src/domain/rotationPlan.ts) and start one
  * rotateSecret per due site under `rotate-<host>`, skipping those already running. One summary
  * line (sweep.finished) and one secret.expiry line per site, the events infra/app/alerts.bicep

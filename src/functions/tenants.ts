@@ -27,7 +27,7 @@ import { settings } from "../settings";
 import { ONBOARD_TENANT, type OnboardTenantInput } from "../orchestrators/onboardTenant";
 
 /**
- * The tenants HTTP API (DESIGN section 3). Nothing here returns or logs a secret value: Key Vault
+ * The tenants HTTP API (docs/architecture.md, "Layers"; README "Onboard the first Creatio site"). Nothing here returns or logs a secret value: Key Vault
  * is read for properties and tags; the Creatio credential is only checked to exist and to have
  * the documented shape.
  */
@@ -213,7 +213,7 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
   return json(200, body);
 }
 
-/** GET /api/tenants: every site whose secret carries our contentType; properties only, no values (DESIGN rule 5). */
+/** GET /api/tenants: every site whose secret carries our contentType; properties only, no values (docs/architecture.md, "Key Vault is the registry"). */
 export async function listTenants(_request: HttpRequest, context: InvocationContext, deps: TenantsDeps = defaultDeps()): Promise<HttpResponseInit> {
   const now = deps.now();
   const sites: TenantSummary[] = [];

@@ -5,7 +5,7 @@
  * `localhost:<port>`), onboarded through the API. OLD_SECRET_GRACE_HOURS is 0.001 (3.6 s).
  *
  * Time is not simulated except once: the "expired" site is onboarded with a 1-day secret and its
- * current version's expiresOn (what the sweep reads, DESIGN rule 5) is then set in the past.
+ * current version's expiresOn (what the sweep reads, docs/architecture.md, "Key Vault is the registry") is then set in the past.
  *
  * Every secret text the Graph emulator ever holds is collected by polling its state, so the last
  * test can check that none reached Azurite (Durable state), the host's output or an HTTP answer.

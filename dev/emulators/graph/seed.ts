@@ -49,7 +49,7 @@ const role = (id: string, value: string, description: string): AppRole => ({
 });
 
 // Microsoft Graph delegated scopes. Ids: microsoft-graph-devx-content permissions/new/provisioningInfo.json
-// (DESIGN.md section 4); Graph's own EWS.AccessAsUser.All is 9769c687-..., not Exchange Online's.
+// (docs/architecture.md, "Microsoft Graph and Entra ID"); Graph's own EWS.AccessAsUser.All is 9769c687-..., not Exchange Online's.
 export const GRAPH_SCOPES: PermissionScope[] = [
   scope("e1fe6dd8-ba31-4d61-89e7-88639da4683d", "User.Read", "User", "Sign in and read user profile"),
   scope("7427e0e9-2fba-42fe-b0c0-848c9e6a8182", "offline_access", "User", "Maintain access to data you have given it access to"),
@@ -87,7 +87,7 @@ export const EXCHANGE_APP_ROLES: AppRole[] = [
   role("7146a1f0-8703-45b3-9eae-527a64c00995", "SMTP.SendAsApp", "SMTP.SendAsApp"),
 ];
 
-/** The Graph app roles the product needs (DESIGN.md section 4, least privilege): the default for the sandbox identity. */
+/** The Graph app roles the product needs (docs/architecture.md, "Microsoft Graph and Entra ID"; least privilege): the default for the sandbox identity. */
 export const DEFAULT_IDENTITY_GRAPH_ROLES = [
   "Application.ReadWrite.OwnedBy",
   "Application.Read.All",

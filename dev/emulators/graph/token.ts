@@ -1,5 +1,5 @@
 // The Entra ID (v2.0) endpoints MSAL calls when `authorityHost` is this emulator and instance discovery is
-// off (DESIGN.md section 4, "Identity ... without internet"): the tenant's OpenID configuration, its signing
+// off (docs/architecture.md, "Local stack"): the tenant's OpenID configuration, its signing
 // keys, and the token endpoint for the client-credentials grant.
 //
 // Errors are shaped like Entra's OAuth errors: `{error, error_description: "AADSTSnnnn: ...", error_codes,

@@ -7,7 +7,7 @@
  *   2. drop inbox messages already reflected in history (dedupe by event key) or meant for an
  *      older execution; append OrchestratorStarted + the remaining events;
  *   3. invoke the orchestrator with the trigger payload the extension sends
- *      (DESIGN.md section 4; durable-functions Orchestrator.js reads it);
+ *      (docs/architecture.md, "Local stack"; durable-functions Orchestrator.js reads it);
  *   4. replay its actions DTF-style (replay.ts) to get new work and detect non-determinism;
  *   5. write the history episode row, then commit the status row + inbox deletes + new activity
  *      work items + new timers in one transaction on the instance partition.
