@@ -179,7 +179,7 @@ export const tenantSummarySchema = z
     creatioSyncedAt: z.string().nullable(),
     rotationState: z.string().nullable(),
     rotation: rotationStatusSchema.nullable(),
-    health: healthSchema.nullable().meta({ description: "null when the site's tags cannot be read." }),
+    health: healthSchema,
     lastRun: lastRunSchema.nullable(),
   })
   .meta({ id: "TenantSummary" });
@@ -239,7 +239,7 @@ export const tenantStatusSchema = z
         lastUpdatedTime: z.string().nullable(),
       })
       .nullable(),
-    health: healthSchema.nullable().meta({ description: "null when the site's tags cannot be read." }),
+    health: healthSchema,
     lastRun: lastRunSchema.nullable(),
     warnings: z.array(z.string()).meta({ description: "The Exchange Online EWS notice, and a warning when the secret lives no longer than the rotation window." }),
   })

@@ -65,7 +65,7 @@ export function siteHealth(plan: SitePlan, tags: SiteTags, options: { rotateDays
         `Creatio's mail uses ${check.clientId ? "another app" : "no app"}. POST /api/tenants again${check.clientId ? ' with "takeOver": true' : ""} to link this site's app.`,
     );
   } else if (check?.state === "unreachable") {
-    atRisk.push(`Creatio could not be checked at ${check.at}: ${check.detail ?? "no answer"}. Its mail settings are unknown until it answers.`);
+    atRisk.push(`Creatio could not be checked at ${check.at}: ${(check.detail ?? "no answer").replace(/\.+$/, "")}. Its mail settings are unknown until it answers.`);
   }
 
   return {
@@ -74,6 +74,20 @@ export function siteHealth(plan: SitePlan, tags: SiteTags, options: { rotateDays
     daysUntilMailStops: plan.daysLeft,
     problems: [...broken, ...atRisk],
   };
+}
+
+/**
+ * A site without readable tags: never onboarded this far (no secret yet), or tags edited by hand.
+ * Its mail cannot sync through this app, so it is broken; the problem says where the onboarding stands.
+ */
+export function unmanagedHealth(host: string, onboarding: { runtimeStatus: string; step?: string; error?: string | null } | null, tagsProblem?: string): SiteHealth {
+  let problem: string;
+  if (tagsProblem) problem = `The site's Key Vault tags cannot be read (${tagsProblem}): onboard it again (POST /api/tenants) to rewrite them.`;
+  else if (!onboarding) problem = `${host} is not onboarded: POST /api/tenants.`;
+  else if (onboarding.runtimeStatus === "Failed" || onboarding.runtimeStatus === "Terminated")
+    problem = `${host} is not onboarded: the onboarding ${onboarding.runtimeStatus.toLowerCase()}${onboarding.error ? `: ${onboarding.error}` : "."}`;
+  else problem = `${host} is being onboarded (${onboarding.runtimeStatus}${onboarding.step ? `, at ${onboarding.step}` : ""}); its mail syncs once the onboarding completes.`;
+  return { state: "broken", mailStopsOn: null, daysUntilMailStops: null, problems: [problem] };
 }
 
 const runName = (kind: "onboard" | "rotate") => (kind === "onboard" ? "onboarding" : "rotation");

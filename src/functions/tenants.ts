@@ -15,7 +15,7 @@ import { ewsRetirementNotice } from "../domain/ews";
 import { onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor, hostFromSecretName } from "../domain/site";
 import { SECRET_CONTENT_TYPE, decodeSiteTags, type CreatioCheck, type SiteTags } from "../domain/tags";
 import { bySoonestExpiry, DAY_MS, daysLeft, lastRotationFromTags, planSite, type SitePlan } from "../domain/rotationPlan";
-import { HEALTH_ORDER, siteHealth } from "../domain/health";
+import { HEALTH_ORDER, siteHealth, unmanagedHealth } from "../domain/health";
 import { publicMessage } from "../domain/failure";
 import type { StepProgress } from "../orchestrators/steps";
 import { checkCreatioLink } from "./creatioLink";
@@ -206,7 +206,13 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
           lastUpdatedTime: iso(status.lastUpdatedTime),
         }
       : null,
-    health: assessed?.health ?? null,
+    health:
+      assessed?.health ??
+      unmanagedHealth(
+        host,
+        status ? { runtimeStatus: String(status.runtimeStatus), step: progressOf(status.customStatus)?.step, error: status.runtimeStatus === "Failed" ? publicMessage(status.output ?? "failed", 600) : null } : null,
+        decoded && !decoded.ok ? decoded.problem : undefined,
+      ),
     lastRun: tags?.lastRun ?? null,
     warnings: [ewsRetirementNotice(), ...shortLifetimeWarning(properties, window)],
   };
@@ -235,7 +241,7 @@ export async function listTenants(_request: HttpRequest, context: InvocationCont
         creatioSyncedAt: tags?.creatioSyncedAt ?? null,
         rotationState: tags?.rotationState ?? null,
         rotation: assessed?.rotation ?? null,
-        health: assessed?.health ?? null,
+        health: assessed?.health ?? unmanagedHealth(host, null, decoded.ok ? undefined : decoded.problem),
         lastRun: tags?.lastRun ?? null,
       });
     }

@@ -57,7 +57,12 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
   const instanceId = context.df.instanceId;
   // The run's start time: stable across replays, different for the next run of the same instance id.
   const runId = context.df.currentUtcDateTime.toISOString();
-  const steps = stepRunner(context, { site: input.host, totalSteps: input.allowUserConsent ? 7 : 6, event: EVENTS.onboardingStep });
+  const steps = stepRunner(context, {
+    site: input.host,
+    totalSteps: input.allowUserConsent ? 7 : 6,
+    event: EVENTS.onboardingStep,
+    nextAction: "Fix the cause, then POST /api/tenants again: it resumes where this run stopped.",
+  });
 
   try {
     // Before anything is created: the site answers, the credential logs in and may change mail

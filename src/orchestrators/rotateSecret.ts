@@ -72,7 +72,12 @@ export const rotateSecret: OrchestrationHandler = function* (context: Orchestrat
   const instanceId = context.df.instanceId;
   // The run's start time: stable across replays, different for the next run of the same instance id.
   const runId = context.df.currentUtcDateTime.toISOString();
-  const steps = stepRunner(context, { site: input.host, totalSteps: TOTAL_STEPS, event: EVENTS.rotationStep });
+  const steps = stepRunner(context, {
+    site: input.host,
+    totalSteps: TOTAL_STEPS,
+    event: EVENTS.rotationStep,
+    nextAction: `Creatio keeps the secret it holds; the next sweep retries, or POST /api/tenants/${input.host}/rotate once the cause is fixed.`,
+  });
   let begun = false;
 
   try {
@@ -117,7 +122,7 @@ export const rotateSecret: OrchestrationHandler = function* (context: Orchestrat
       appId: site.appId,
     });
     if (creatio.syncedKeyId !== secret.keyId) {
-      throw new StepError(CONFIGURE_CREATIO, `Step 3 of ${TOTAL_STEPS} (${CONFIGURE_CREATIO}) failed: Creatio's recorded keyId is ${creatio.syncedKeyId ?? "none"}, not the new ${secret.keyId}`);
+      throw new StepError(CONFIGURE_CREATIO, `Step 3 of ${TOTAL_STEPS} (${CONFIGURE_CREATIO}) failed: Creatio's recorded keyId is ${creatio.syncedKeyId ?? "none"}, not the new ${secret.keyId}. The next sweep retries.`);
     }
 
     // 4. Creatio has the new secret; the one it used until now is in its grace period.

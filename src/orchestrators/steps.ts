@@ -59,7 +59,13 @@ export interface StepRunner {
 
 export function stepRunner(
   context: OrchestrationContext,
-  options: { site: string; totalSteps: number; event: EventName },
+  options: {
+    site: string;
+    totalSteps: number;
+    event: EventName;
+    /** What the operator does after a failure, appended to its message (every answer says what to do next). */
+    nextAction: string;
+  },
 ): StepRunner {
   const instanceId = context.df.instanceId;
   let progress: StepProgress = { step: "starting", stepNumber: 0, totalSteps: options.totalSteps };
@@ -86,7 +92,7 @@ export function stepRunner(
         } catch (error) {
           const message = publicMessage(error, 500);
           if (isFinal(message) || attempt >= retry.attempts) {
-            const text = `Step ${stepNumber} of ${options.totalSteps} (${name}) failed${attempt > 1 ? ` after ${attempt} attempts` : ""}: ${message}`;
+            const text = `Step ${stepNumber} of ${options.totalSteps} (${name}) failed${attempt > 1 ? ` after ${attempt} attempts` : ""}: ${message} ${options.nextAction}`;
             log(name, "failed", { attempt, error: text });
             throw new StepError(name, text);
           }

@@ -196,6 +196,8 @@ test("3. a typo'd or unreachable Creatio URL creates nothing in Entra or Key Vau
   const status = (await api(`/api/tenants/creatio-typo.invalid`)).body;
   expect(status.onboarding).toMatchObject({ runtimeStatus: "Failed", currentStep: { step: "checkCreatioSite", stepNumber: 1 } });
   expect(status.onboarding.error).toMatch(/cannot be resolved/);
+  expect(status.health.state).toBe("broken");
+  expect(status.health.problems[0]).toMatch(/creatio-typo\.invalid is not onboarded: the onboarding failed: Step 1 of 6 \(checkCreatioSite\) failed: .*cannot be resolved.*POST \/api\/tenants again/);
 }, 120_000);
 
 test("4 and 5. a wrong Creatio password is tried once, creates nothing, and never replaces the site's stored credential; rotation keeps using the good one", async () => {

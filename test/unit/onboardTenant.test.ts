@@ -1,6 +1,9 @@
 import { onboardTenant, type OnboardTenantInput } from "../../src/orchestrators/onboardTenant";
 import { activityFailure, drive as driveOrchestrator } from "./orchestrationDriver";
 
+/** What every onboarding failure tells the operator to do next. */
+const NEXT = "Fix the cause, then POST /api/tenants again: it resumes where this run stopped.";
+
 const drive = (input: OnboardTenantInput, results: Record<string, unknown>) => driveOrchestrator(onboardTenant, "onboard-acme.creatio.com", input, results);
 
 const input: OnboardTenantInput = {
@@ -68,7 +71,7 @@ describe("onboardTenant", () => {
     const refused = activityFailure("Creatio at https://acme.creatio.com refused the credential in Key Vault secret creatio-api-acme (login refused (Code 1)) [not retried]");
     const { activities, error, status } = drive(input, { ...results, checkCreatioSite: refused });
     expect(activities.map((c) => c.name)).toEqual(["checkCreatioSite", "recordSiteState"]);
-    expect((error as Error).message).toBe(`Step 1 of 6 (checkCreatioSite) failed: ${refused.message.replace(/^Error: /, "")}`);
+    expect((error as Error).message).toBe(`Step 1 of 6 (checkCreatioSite) failed: ${refused.message.replace(/^Error: /, "")} ${NEXT}`);
     expect(activities[1]!.input).toEqual({ host: "acme.creatio.com", lastRun: { kind: "onboard", outcome: "failed", step: "checkCreatioSite", instanceId: "onboard-acme.creatio.com" } });
     expect(status).toMatchObject({ step: "checkCreatioSite", stepNumber: 1, error: (error as Error).message });
   });
@@ -82,7 +85,7 @@ describe("onboardTenant", () => {
     expect(creatio[1]!.input).toBe("2026-11-27T12:00:02.000Z");
     expect(creatio[3]!.input).toBe("2026-11-27T12:00:06.000Z");
     expect(creatio[1]!.status).toEqual({ step: "configureCreatio", stepNumber: 6, totalSteps: 6, attempt: 1, retryAt: "2026-11-27T12:00:02.000Z", lastError: "Creatio GET /0/odata/MailServer failed with 503: down" });
-    expect((error as Error).message).toBe("Step 6 of 6 (configureCreatio) failed after 3 attempts: Creatio GET /0/odata/MailServer failed with 503: down");
+    expect((error as Error).message).toBe(`Step 6 of 6 (configureCreatio) failed after 3 attempts: Creatio GET /0/odata/MailServer failed with 503: down ${NEXT}`);
   });
 
   it("keeps stack frames and file paths out of the message", () => {
