@@ -7,6 +7,7 @@ import { createGraphEmulator } from "./graph";
 import { createKeyVaultEmulator, SeedSecret } from "./keyVault";
 import type { EmulatorServer, FaultSettings } from "./server";
 import { extraCaBundle } from "./tls";
+import { CREDENTIAL_SITE_TAG } from "../../src/clients/creatio";
 
 export { AUDIENCES, SANDBOX_IDENTITY };
 
@@ -49,32 +50,38 @@ export async function startEmulators(options: EmulatorStackOptions = {}): Promis
   const sandboxDir = options.sandboxDir ?? SANDBOX_DIR;
   const ctx: EmulatorContext = sandboxContext(sandboxDir, options.faults);
   const supervisor = SEED_USERS[0];
-  const seed: SeedSecret[] = [...(options.keyVaultSeed ?? [])];
-  if (options.seedCreatioCredential !== false) {
-    seed.push({
-      name: SANDBOX_CREATIO_CREDENTIAL_SECRET,
-      value: JSON.stringify({ username: supervisor.userName, password: supervisor.password }),
-      contentType: "application/json",
-    });
-  }
 
   const graph = createGraphEmulator(ctx);
-  const graphUrl = await graph.listen(options.graphPort ?? 0);
-  const keyVault = createKeyVaultEmulator(ctx, { authorityHost: () => graphUrl, seed });
   const creatio = createCreatioEmulator(ctx, options.creatio);
   const creatioIdentity = createCreatioIdentityService(ctx, { clients: options.creatio?.clients });
-  const all = [graph, keyVault, creatio, creatioIdentity];
+  const started: EmulatorServer[] = [graph, creatio, creatioIdentity];
+  let graphUrl: string;
   let keyVaultUrl: string;
   let creatioUrl: string;
   let creatioIdentityUrl: string;
+  let keyVault: EmulatorServer;
   try {
-    keyVaultUrl = await keyVault.listen(options.keyVaultPort ?? 0);
+    graphUrl = await graph.listen(options.graphPort ?? 0);
     creatioUrl = await creatio.listen(options.creatioPort ?? 0);
     creatioIdentityUrl = await creatioIdentity.listen(options.creatioIdentityPort ?? 0);
+    // Seeded once the Creatio site's address is known: the credential is bound to it (its creatioSite tag).
+    const seed: SeedSecret[] = [...(options.keyVaultSeed ?? [])];
+    if (options.seedCreatioCredential !== false) {
+      seed.push({
+        name: SANDBOX_CREATIO_CREDENTIAL_SECRET,
+        value: JSON.stringify({ username: supervisor.userName, password: supervisor.password }),
+        contentType: "application/json",
+        tags: { [CREDENTIAL_SITE_TAG]: new URL(creatioUrl).host },
+      });
+    }
+    keyVault = createKeyVaultEmulator(ctx, { authorityHost: () => graphUrl, seed });
+    started.push(keyVault);
+    keyVaultUrl = await keyVault.listen(options.keyVaultPort ?? 0);
   } catch (error) {
-    await Promise.allSettled(all.map((s) => s.close()));
+    await Promise.allSettled(started.map((s) => s.close()));
     throw error;
   }
+  const all = started;
 
   return {
     graphUrl,

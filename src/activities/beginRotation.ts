@@ -4,7 +4,7 @@ import { isSecretNotFound } from "../clients/keyVault";
 import { secretNameFor } from "../domain/site";
 import { DAY_MS, isFreshEnough, isInRotationWindow } from "../domain/rotationPlan";
 import { SECRET_CONTENT_TYPE, decodeSiteTags, mergeSiteTags, type SiteTagsChange } from "../domain/tags";
-import { defaultDeps, type ActivityDeps } from "./shared";
+import { defaultDeps, siteCredentialFor, type ActivityDeps } from "./shared";
 
 /**
  * Rotation step 1: read the site from Key Vault (tags and expiry of the current version; the value
@@ -85,6 +85,8 @@ export async function beginRotation(rawInput: BeginRotationInput, deps: Activity
   const decoded = decodeSiteTags(properties.tags);
   if (!decoded.ok) throw new SiteNotManagedError(`The tags of ${secretName} are not a site's tags: ${decoded.problem}`);
   const tags = decoded.tags;
+  // Before anything is issued: the site's credential must still be bound to it (creatioSite tag).
+  await siteCredentialFor(deps, input.host, tags.creatioCredential);
   const now = deps.now();
 
   const appPath = `/applications/${tags.appObjectId}`;

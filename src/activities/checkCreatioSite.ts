@@ -1,11 +1,11 @@
 import { z } from "zod";
-import { CreatioError, CreatioLoginRefusedError, parseCreatioCredential, type CreatioClient } from "../clients/creatio";
+import { CreatioError, CreatioLoginRefusedError } from "../clients/creatio";
 import { isSecretNotFound } from "../clients/keyVault";
 import { FinalError } from "../domain/failure";
 import { resolveCreatioHostProblem } from "../domain/address";
-import { defaultIdentityServerUrlFor, secretNameFor, hostFromSecretName } from "../domain/site";
+import { secretNameFor, hostFromSecretName } from "../domain/site";
 import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
-import { defaultDeps, type ActivityDeps } from "./shared";
+import { creatioClientFor, defaultDeps, type ActivityDeps } from "./shared";
 
 /**
  * Step 1, before anything is created in Entra: can this Creatio site take the OAuth settings at all?
@@ -52,7 +52,7 @@ export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: Ac
     if (/\(EAI_AGAIN\)/.test(addressProblem)) throw new Error(addressProblem);
     throw new FinalError(`${addressProblem} Nothing was created.`);
   }
-  const creatio = await creatioClientFor(deps, input.host, input.creatioCredentialSecretName);
+  const { creatio } = await creatioClientFor(deps, input.host, input.creatioCredentialSecretName);
 
   let odataRoot: string;
   try {
@@ -97,24 +97,6 @@ export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: Ac
     );
   }
   return { odataRoot, mailServerName: link.mailServer.Name ?? null, linkedClientId, knownAppId, takingOver: foreign };
-}
-
-/** The site's Creatio client from the credential secret; a missing or malformed credential is final. */
-export async function creatioClientFor(deps: Pick<ActivityDeps, "secrets" | "creatio">, host: string, credentialSecretName: string): Promise<CreatioClient> {
-  let value: string | undefined;
-  try {
-    value = (await deps.secrets.getSecret(credentialSecretName)).value;
-  } catch (error) {
-    if (isSecretNotFound(error)) throw new FinalError(`The Creatio credential secret ${credentialSecretName} does not exist in Key Vault`);
-    throw error;
-  }
-  let credential;
-  try {
-    credential = parseCreatioCredential(credentialSecretName, value);
-  } catch (error) {
-    throw new FinalError((error as Error).message);
-  }
-  return deps.creatio({ origin: `https://${host}`, credential, defaultIdentityServerUrl: defaultIdentityServerUrlFor(host) });
 }
 
 /** A DNS failure: the name does not exist, so retrying cannot help. */

@@ -1,7 +1,9 @@
 import type { Client } from "@microsoft/microsoft-graph-client";
 import { getGraphClient } from "../clients/graph";
-import { getSecretClient, type SecretStore } from "../clients/keyVault";
-import { getCreatioClient, type CreatioClient, type CreatioClientOptions } from "../clients/creatio";
+import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
+import { CreatioCredentialError, getCreatioClient, readSiteCredential, type CreatioClient, type CreatioClientOptions, type SiteCredential } from "../clients/creatio";
+import { FinalError } from "../domain/failure";
+import { defaultIdentityServerUrlFor } from "../domain/site";
 import { settings } from "../settings";
 import type { Lookup } from "../domain/address";
 
@@ -54,3 +56,28 @@ export async function whileReplicating<T>(
 }
 
 export { redactError } from "../domain/failure";
+
+/**
+ * The credential secret bound to the site (its creatioSite tag). Missing, unbound or malformed is
+ * final: waiting does not fix a credential.
+ */
+export async function siteCredentialFor(deps: Pick<ActivityDeps, "secrets">, host: string, credentialSecretName: string): Promise<SiteCredential> {
+  try {
+    return await readSiteCredential(deps.secrets, credentialSecretName, host);
+  } catch (error) {
+    if (isSecretNotFound(error)) throw new FinalError(`The Creatio credential secret ${credentialSecretName} does not exist in Key Vault`);
+    if (error instanceof CreatioCredentialError) throw new FinalError(error.message);
+    throw error;
+  }
+}
+
+/** The site's Creatio client from its bound credential, and the values to keep out of error text. */
+export async function creatioClientFor(
+  deps: Pick<ActivityDeps, "secrets" | "creatio">,
+  host: string,
+  credentialSecretName: string,
+): Promise<{ creatio: CreatioClient; secretParts: string[] }> {
+  const site = await siteCredentialFor(deps, host, credentialSecretName);
+  const creatio = deps.creatio({ origin: `https://${host}`, credential: site.credential, defaultIdentityServerUrl: defaultIdentityServerUrlFor(host) });
+  return { creatio, secretParts: site.secretParts };
+}

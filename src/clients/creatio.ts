@@ -35,6 +35,48 @@ export function parseCreatioCredential(secretName: string, value: string | undef
   return parsed.data;
 }
 
+/**
+ * The Key Vault tag that binds a Creatio credential to the sites it may be sent to: the site hosts,
+ * space separated (e.g. `acme.creatio.com`). Whoever stores the credential sets it; without it, a
+ * caller holding a function key could send any JSON credential in the vault to a host of their
+ * choosing (docs/architecture.md, "The secret never enters Durable state").
+ */
+export const CREDENTIAL_SITE_TAG = "creatioSite";
+
+/** Why a credential secret may not be used for `host`, or undefined when its tag names the host. */
+export function credentialBindingProblem(secretName: string, tags: Record<string, string> | undefined, host: string): string | undefined {
+  const bound = (tags?.[CREDENTIAL_SITE_TAG] ?? "").toLowerCase().split(/[\s,]+/).filter(Boolean);
+  if (bound.includes(host.toLowerCase())) return undefined;
+  const found = bound.length > 0 ? `names ${bound.join(" ")}, not ${host}` : "is missing";
+  return (
+    `Key Vault secret ${secretName} is not bound to ${host}: its tag ${CREDENTIAL_SITE_TAG} ${found}. ` +
+    `Whoever stores the credential binds it to the site: az keyvault secret set-attributes --vault-name <vault> --name ${secretName} --tags ${CREDENTIAL_SITE_TAG}=${host}`
+  );
+}
+
+/** A Creatio credential read from Key Vault for one site, with the values to keep out of any error text. */
+export interface SiteCredential {
+  credential: CreatioCredential;
+  /** The secret's value and its password or client secret: redact them from messages. */
+  secretParts: string[];
+}
+
+/**
+ * Reads and checks the credential secret for `host`: it must exist (a Key Vault 404 propagates),
+ * be bound to the host and hold one of the two documented shapes; otherwise CreatioCredentialError.
+ */
+export async function readSiteCredential(
+  secrets: { getSecret(name: string): Promise<{ value?: string; properties: { tags?: Record<string, string> } }> },
+  secretName: string,
+  host: string,
+): Promise<SiteCredential> {
+  const secret = await secrets.getSecret(secretName);
+  const unbound = credentialBindingProblem(secretName, secret.properties.tags, host);
+  if (unbound) throw new CreatioCredentialError(unbound);
+  const credential = parseCreatioCredential(secretName, secret.value);
+  return { credential, secretParts: [secret.value ?? "", "password" in credential ? credential.password : credential.clientSecret] };
+}
+
 export class CreatioError extends Error {
   override name = "CreatioError";
   constructor(

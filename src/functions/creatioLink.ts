@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { CreatioClient, parseCreatioCredential } from "../clients/creatio";
+import { CreatioClient, readSiteCredential } from "../clients/creatio";
 import type { SecretStore } from "../clients/keyVault";
 import { publicMessage, redactError } from "../domain/failure";
 import { defaultIdentityServerUrlFor } from "../domain/site";
@@ -32,10 +32,11 @@ export async function checkCreatioLink(secrets: SecretStore, tags: SiteTags, now
 
 async function readLink(secrets: SecretStore, tags: SiteTags, now: Date): Promise<CreatioCheck> {
   const at = now.toISOString();
-  let credentialValue: string | undefined;
+  let secretParts: string[] = [];
   try {
-    credentialValue = (await secrets.getSecret(tags.creatioCredential)).value;
-    const credential = parseCreatioCredential(tags.creatioCredential, credentialValue);
+    const site = await readSiteCredential(secrets, tags.creatioCredential, tags.site);
+    secretParts = site.secretParts;
+    const credential = site.credential;
     // Keyed by a hash so the map holds no credential in clear beyond the client itself.
     const clientKey = createHash("sha256").update(JSON.stringify([tags.site, credential])).digest("hex");
     let creatio = clients.get(clientKey);
@@ -55,16 +56,7 @@ async function readLink(secrets: SecretStore, tags: SiteTags, now: Date): Promis
     if (link.application.ClientId !== tags.appId) return { at, state: "drift", clientId: link.application.ClientId ?? undefined, detail: "the linked OAuth application holds another client id" };
     return { at, state: "ok", clientId: tags.appId };
   } catch (error) {
-    const parts = credentialValue ? Object.values(safeJson(credentialValue)) : [];
-    return { at, state: "unreachable", detail: publicMessage(redactError(error, credentialValue, ...parts), 200) };
+    return { at, state: "unreachable", detail: publicMessage(redactError(error, ...secretParts), 200) };
   }
 }
 
-function safeJson(text: string): Record<string, string | undefined> {
-  try {
-    const value: unknown = JSON.parse(text);
-    return value && typeof value === "object" ? (value as Record<string, string | undefined>) : {};
-  } catch {
-    return {};
-  }
-}

@@ -9,7 +9,7 @@ import {
   type TenantStatus,
   type TenantSummary,
 } from "../api/schemas";
-import { parseCreatioCredential } from "../clients/creatio";
+import { CreatioCredentialError, readSiteCredential } from "../clients/creatio";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { ewsRetirementNotice } from "../domain/ews";
 import { onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor, hostFromSecretName } from "../domain/site";
@@ -93,17 +93,16 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
   const site = parseCreatioUrl(request_.creatioUrl, { allowLoopback: deps.allowLoopback ?? false });
   if (!site.ok) return badRequest("Invalid request", [{ path: "creatioUrl", message: `creatioUrl ${site.problem}` }]);
 
-  // Checked here so a typo answers 400 now instead of failing step 5 minutes later.
+  // Checked here so a typo, or a credential not bound to this site, answers 400 now.
   try {
-    const credential = await deps.secrets.getSecret(request_.creatioCredentialSecretName);
-    parseCreatioCredential(request_.creatioCredentialSecretName, credential.value);
+    await readSiteCredential(deps.secrets, request_.creatioCredentialSecretName, site.site.host);
   } catch (error) {
     if (isSecretNotFound(error)) {
       return badRequest("Invalid request", [
         { path: "creatioCredentialSecretName", message: `creatioCredentialSecretName: Key Vault has no secret named ${request_.creatioCredentialSecretName}` },
       ]);
     }
-    if ((error as Error)?.name === "CreatioCredentialError") {
+    if (error instanceof CreatioCredentialError) {
       return badRequest("Invalid request", [{ path: "creatioCredentialSecretName", message: `creatioCredentialSecretName: ${(error as Error).message}` }]);
     }
     return keyVaultUnavailable(context, request_.creatioCredentialSecretName, error);

@@ -180,14 +180,13 @@ export const rotateSecret: OrchestrationHandler = function* (context: Orchestrat
     return output;
   } catch (error) {
     if (!(error instanceof StepError)) throw error;
-    // Nothing changed when beginRotation failed (the site may not even be managed): no tags to mark.
-    if (begun) {
-      yield* recordSiteStateQuietly(context, EVENTS.rotationStep, {
-        host: input.host,
-        rotationState: "failed",
-        lastRun: { kind: "rotate", outcome: "failed", step: error.step, instanceId },
-      });
-    }
+    // The failure stays in the tags until a later run succeeds (a site that is not managed has none
+    // to write). The rotation state changes only once beginRotation has marked it rotating.
+    yield* recordSiteStateQuietly(context, EVENTS.rotationStep, {
+      host: input.host,
+      ...(begun ? { rotationState: "failed" as const } : {}),
+      lastRun: { kind: "rotate", outcome: "failed", step: error.step, instanceId },
+    });
     steps.finish("failed", { error: error.message });
     logEvent(context, EVENTS.rotationFinished, { site: input.host, instanceId, step: error.step, outcome: "failed", error: error.message, trigger: input.trigger });
     throw error;

@@ -22,6 +22,7 @@ import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
 import { startTestAzurite, waitFor, waitForStatus, type Status, type TestStorage } from "../host/helpers";
 import { applicationUniqueNameFor, secretNameFor } from "../../src/domain/site";
 import { decodeSiteTags, type SiteTags } from "../../src/domain/tags";
+import { storeSiteCredential } from "../support/siteCredential";
 
 const GRACE_HOURS = "0.001";
 const DAY = 86_400_000;
@@ -182,7 +183,7 @@ async function onboard(name: string, secretLifetimeDays: number): Promise<Site> 
   const r = await api("/api/tenants", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ creatioUrl, creatioCredentialSecretName: SANDBOX_CREATIO_CREDENTIAL_SECRET, secretLifetimeDays }),
+    body: JSON.stringify({ creatioUrl, creatioCredentialSecretName: await storeSiteCredential(secrets, site.host), secretLifetimeDays }),
   });
   expect(r.status).toBe(202);
   const s = await finished(`onboard-${site.host}`);
@@ -416,7 +417,7 @@ test("an onboarding re-run that issues a new secret and then fails at Creatio: s
   const r = await api("/api/tenants", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ creatioUrl: site.creatioUrl, creatioCredentialSecretName: SANDBOX_CREATIO_CREDENTIAL_SECRET, secretLifetimeDays: 730 }),
+    body: JSON.stringify({ creatioUrl: site.creatioUrl, creatioCredentialSecretName: await storeSiteCredential(secrets, site.host), secretLifetimeDays: 730 }),
   });
   expect(r.status).toBe(202);
   const failed = await finished(`onboard-${site.host}`, 90_000);

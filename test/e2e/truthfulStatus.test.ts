@@ -14,6 +14,7 @@ import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
 import { startTestAzurite, waitFor, waitForStatus, type Status, type TestStorage } from "../host/helpers";
 import { applicationUniqueNameFor, secretNameFor } from "../../src/domain/site";
 import { decodeSiteTags, type SiteTags } from "../../src/domain/tags";
+import { storeSiteCredential } from "../support/siteCredential";
 
 let storage: TestStorage;
 let stack: EmulatorStack;
@@ -42,8 +43,10 @@ const faults = (base: string, body?: object) =>
 /** Reads work (the preflight passes), every OData write answers 503. */
 const WRITES_FAIL = { serverErrorNext: 1000, serverErrorStatus: 503, match: "^(POST|PATCH) /0/odata/" };
 
-async function onboard(body: object, timeoutMs = 120_000): Promise<Status> {
-  const r = await api("/api/tenants", { method: "POST", headers: json, body: JSON.stringify({ creatioCredentialSecretName: SANDBOX_CREATIO_CREDENTIAL_SECRET, ...body }) });
+/** Onboards through the API; unless the body names one, with a credential bound to the site's host. */
+async function onboard(body: { creatioUrl: string } & Record<string, unknown>, timeoutMs = 120_000): Promise<Status> {
+  const creatioCredentialSecretName = body.creatioCredentialSecretName ?? (await storeSiteCredential(secrets, new URL(body.creatioUrl).host));
+  const r = await api("/api/tenants", { method: "POST", headers: json, body: JSON.stringify({ creatioCredentialSecretName, ...body }) });
   expect(r.status).toBe(202);
   return waitForStatus(host.url, r.body.id, ["Completed", "Failed", "Terminated"], timeoutMs);
 }
@@ -96,9 +99,6 @@ beforeAll(async () => {
     new ClientSecretCredential(SANDBOX_IDENTITY.tenantId, SANDBOX_IDENTITY.clientId, SANDBOX_IDENTITY.clientSecret, { authorityHost: stack.authorityHost, disableInstanceDiscovery: true }),
     { disableChallengeResourceVerification: true },
   );
-  // Credentials an administrator stored: a wrong password, and an account without CanManageMailServers.
-  await secrets.setSecret("creatio-wrong-password", JSON.stringify({ username: "Supervisor", password: "not-the-password" }));
-  await secrets.setSecret("creatio-sales", JSON.stringify({ username: "Sales", password: "Sales" }));
   host = await spawnHost({
     runTimers: false,
     storageConnectionString: storage.azurite.connectionString,
@@ -204,6 +204,10 @@ test("4 and 5. a wrong Creatio password is tried once, creates nothing, and neve
   const site = await newCreatio();
   expect((await onboard({ creatioUrl: site.url })).runtimeStatus).toBe("Completed");
   const before = await tagsOf(site.host);
+  const goodCredential = before.creatioCredential;
+  // Credentials an administrator stored for this site: a wrong password, and an account without CanManageMailServers.
+  await secrets.setSecret("creatio-wrong-password", JSON.stringify({ username: "Supervisor", password: "not-the-password" }), { tags: { creatioSite: site.host } });
+  await secrets.setSecret("creatio-sales", JSON.stringify({ username: "Sales", password: "Sales" }), { tags: { creatioSite: site.host } });
   const logins = () => site.server.requests.filter((q) => q.path === "/ServiceModel/AuthService.svc/Login").length;
   const loginsBefore = logins();
 
@@ -213,7 +217,7 @@ test("4 and 5. a wrong Creatio password is tried once, creates nothing, and neve
   expect(logins() - loginsBefore).toBe(1);
   expect(String(failed.output)).not.toContain("not-the-password");
   const after = await tagsOf(site.host);
-  expect(after).toMatchObject({ creatioCredential: SANDBOX_CREATIO_CREDENTIAL_SECRET, keyId: before.keyId, lastRun: { kind: "onboard", outcome: "failed", step: "checkCreatioSite" } });
+  expect(after).toMatchObject({ creatioCredential: goodCredential, keyId: before.keyId, lastRun: { kind: "onboard", outcome: "failed", step: "checkCreatioSite" } });
 
   // An account that may not change mail servers: refused before anything is created, also final.
   const sales = await onboard({ creatioUrl: site.url, creatioCredentialSecretName: "creatio-sales" });
@@ -222,7 +226,7 @@ test("4 and 5. a wrong Creatio password is tried once, creates nothing, and neve
   const r = await api(`/api/tenants/${site.host}/rotate`, { method: "POST", headers: json, body: JSON.stringify({ gracePeriodHours: 0 }) });
   expect(r.status).toBe(202);
   expect((await waitForStatus(host.url, `rotate-${site.host}`, ["Completed", "Failed"], 60_000)).runtimeStatus).toBe("Completed");
-  expect(await tagsOf(site.host)).toMatchObject({ creatioCredential: SANDBOX_CREATIO_CREDENTIAL_SECRET, lastRun: { kind: "rotate", outcome: "succeeded" } });
+  expect(await tagsOf(site.host)).toMatchObject({ creatioCredential: goodCredential, lastRun: { kind: "rotate", outcome: "succeeded" } });
 }, 180_000);
 
 test("6. a 20-day secret issued by a run that failed at Creatio is delivered by the retry, by POST or by the sweep, never issued again", async () => {
@@ -281,3 +285,32 @@ test("8. a removePassword Graph refuses is a failed rotation, not a removed pass
   expect((await appFor(site.host)).passwordCredentials.map((p: any) => p.keyId)).not.toContain(old.keyId);
   expect((await api(`/api/tenants/${site.host}`)).body.health).toMatchObject({ state: "healthy" });
 }, 180_000);
+
+test("issue 9: a Creatio credential goes only to the sites its creatioSite tag names, at onboarding and at every rotation", async () => {
+  const [site, other] = await Promise.all([newCreatio(), newCreatio()]);
+  const credential = await storeSiteCredential(secrets, site.host);
+  await secrets.setSecret("creatio-unbound", JSON.stringify({ username: "Supervisor", password: "Supervisor" }));
+  const refused = async (creatioUrl: string, name: string) => {
+    const r = await api("/api/tenants", { method: "POST", headers: json, body: JSON.stringify({ creatioUrl, creatioCredentialSecretName: name }) });
+    expect(r.status).toBe(400);
+    expect(r.body.errors).toEqual([{ path: "creatioCredentialSecretName", message: expect.stringMatching(/is not bound to .*its tag creatioSite .*--tags creatioSite=/) }]);
+    return r.body.errors[0].message as string;
+  };
+  expect(await refused(site.url, "creatio-unbound")).toMatch(/is missing/);
+  expect(await refused(other.url, credential)).toMatch(new RegExp(`names ${site.host}, not ${other.host}`));
+  expect(other.server.requests.filter((q) => q.path.includes("AuthService"))).toEqual([]);
+
+  expect((await onboard({ creatioUrl: site.url, creatioCredentialSecretName: credential })).runtimeStatus).toBe("Completed");
+  // The binding is taken away later: rotation stops before sending the credential anywhere.
+  const { properties } = await secrets.getSecret(credential);
+  await secrets.updateSecretProperties(credential, properties.version!, { tags: { creatioSite: other.host } });
+  const loginsBefore = site.server.requests.filter((q) => q.path.includes("AuthService")).length;
+  expect((await api(`/api/tenants/${site.host}/rotate`, { method: "POST", headers: json, body: "{}" })).status).toBe(202);
+  const failed = await waitForStatus(host.url, `rotate-${site.host}`, ["Completed", "Failed"], 60_000);
+  expect(failed.runtimeStatus).toBe("Failed");
+  expect(String(failed.output)).toMatch(/Step 1 of 8 \(beginRotation\) failed: Key Vault secret .* is not bound to/);
+  expect(site.server.requests.filter((q) => q.path.includes("AuthService")).length).toBe(loginsBefore);
+  // Nothing was issued, and the failure shows in the site's status until a rotation succeeds.
+  expect((await appFor(site.host)).passwordCredentials).toHaveLength(1);
+  expect((await api(`/api/tenants/${site.host}`)).body.rotation).toMatchObject({ lastOutcome: "failed", lastFailedStep: "beginRotation" });
+}, 120_000);

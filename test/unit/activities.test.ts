@@ -423,7 +423,7 @@ describe("configureCreatio", () => {
     const clientSecretValue = "client-secret-value-123";
     const password = "creatio-password-456";
     const version = store.seed("creatio-o365-acme--creatio--com", clientSecretValue, {});
-    store.seed("creatio-api-acme", JSON.stringify({ username: "Supervisor", password }));
+    store.seed("creatio-api-acme", JSON.stringify({ username: "Supervisor", password }), { tags: { creatioSite: "acme.creatio.com" } });
     // A Creatio (or proxy) error that quotes what it was sent.
     const creatio = {
       odataRoot: async () => {

@@ -8,7 +8,7 @@ describe("checkCreatioSite refuses where a Creatio name points before calling it
   const input = { host: "creatio.example.com", creatioCredentialSecretName: "creatio-api", mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b" };
   const run = (addresses: string[] | Error, allowLoopback = false) => {
     const store = new FakeSecretStore();
-    store.seed("creatio-api", JSON.stringify({ username: "u", password: "p" }));
+    store.seed("creatio-api", JSON.stringify({ username: "u", password: "p" }), { tags: { creatioSite: input.host } });
     let creatioCalls = 0;
     const { graph } = recordingGraph(() => ({ status: 500 }));
     const lookup = async () => {

@@ -30,7 +30,7 @@ function fakeClient() {
 
 function vault(...hosts: string[]) {
   const store = new FakeSecretStore();
-  store.seed("creatio-api-acme", JSON.stringify({ username: "Supervisor", password: "pw" }));
+  store.seed("creatio-api-acme", JSON.stringify({ username: "Supervisor", password: "pw" }), { tags: { creatioSite: "acme.creatio.com xn--bcher-kva.de 10.0.0.1 127.0.0.1 127.0.0.1:7103" } });
   for (const host of hosts) {
     store.seed(secretNameFor(host), "THE-CLIENT-SECRET", {
       contentType: SECRET_CONTENT_TYPE,

@@ -17,9 +17,9 @@ export const DAY = 86_400_000;
 
 /** The unit tests' in-memory Key Vault, plus managed sites as onboarding leaves them. */
 export class MemoryVault extends FakeSecretStore {
-  /** A managed site's secret as onboarding leaves it. */
+  /** A managed site's secret as onboarding leaves it, and its Creatio credential bound to it. */
   site(host: string, expiresOn: Date | undefined, tags: Partial<SiteTagsInput> = {}, value = `secret-of-${host}`): string {
-    return this.seed(secretNameFor(host), value, {
+    const version = this.seed(secretNameFor(host), value, {
       expiresOn,
       contentType: SECRET_CONTENT_TYPE,
       tags: encodeSiteTags({
@@ -33,6 +33,10 @@ export class MemoryVault extends FakeSecretStore {
         ...tags,
       }),
     });
+    const credential = this.latest("creatio-api");
+    const bound = [credential?.properties.tags?.creatioSite, host].filter(Boolean).join(" ");
+    this.seed("creatio-api", JSON.stringify({ username: "Supervisor", password: "pw" }), { tags: { creatioSite: bound } });
+    return version;
   }
 }
 

@@ -27,7 +27,7 @@ const rotation = { host: HOST, gracePeriodHours: 24, trigger: "sweep" as const }
 
 function onboardRequest() {
   const secrets = new FakeSecretStore();
-  secrets.seed("creatio-api-acme", JSON.stringify({ username: "Supervisor", password: "pw" }));
+  secrets.seed("creatio-api-acme", JSON.stringify({ username: "Supervisor", password: "pw" }), { tags: { creatioSite: "acme.creatio.com xn--bcher-kva.de 10.0.0.1 127.0.0.1 127.0.0.1:7103" } });
   const request = new HttpRequest({
     method: "POST",
     url: "http://localhost:7071/api/tenants",

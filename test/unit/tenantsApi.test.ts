@@ -34,8 +34,10 @@ const now = () => new Date("2026-11-27T12:00:00Z");
 
 function vaultWithCredential() {
   const store = new FakeSecretStore();
-  store.seed("creatio-api-acme", JSON.stringify({ username: "Supervisor", password: "pw" }));
-  store.seed("creatio-api-broken", "not json");
+  store.seed("creatio-api-acme", JSON.stringify({ username: "Supervisor", password: "pw" }), { tags: { creatioSite: "acme.creatio.com xn--bcher-kva.de 10.0.0.1 127.0.0.1 127.0.0.1:7103" } });
+  store.seed("creatio-api-broken", "not json", { tags: { creatioSite: "acme.creatio.com" } });
+  store.seed("creatio-api-unbound", JSON.stringify({ username: "Supervisor", password: "pw" }));
+  store.seed("creatio-api-other", JSON.stringify({ username: "Supervisor", password: "pw" }), { tags: { creatioSite: "other.creatio.com" } });
   return store;
 }
 
@@ -100,7 +102,19 @@ describe("POST /api/tenants", () => {
     ["bad mailServerId", JSON.stringify({ ...valid, mailServerId: "office365" }), "mailServerId", "application/json"],
     ["credential secret missing", JSON.stringify({ ...valid, creatioCredentialSecretName: "nope" }), "creatioCredentialSecretName", "application/json"],
     ["credential secret not JSON", JSON.stringify({ ...valid, creatioCredentialSecretName: "creatio-api-broken" }), "creatioCredentialSecretName", "application/json"],
+    ["credential not bound to any site", JSON.stringify({ ...valid, creatioCredentialSecretName: "creatio-api-unbound" }), "creatioCredentialSecretName", "application/json"],
+    ["credential bound to another site", JSON.stringify({ ...valid, creatioCredentialSecretName: "creatio-api-other" }), "creatioCredentialSecretName", "application/json"],
   ];
+
+  it("names the creatioSite tag and the command that binds a credential, and says why the broken one is refused", async () => {
+    const answer = async (name: string) => {
+      const response = await createTenant(post(JSON.stringify({ ...valid, creatioCredentialSecretName: name })), fakeClient().client, context(), { secrets: vaultWithCredential(), now });
+      return (response.jsonBody as { errors: { message: string }[] }).errors[0]!.message;
+    };
+    expect(await answer("creatio-api-unbound")).toMatch(/is not bound to acme\.creatio\.com: its tag creatioSite is missing.*--tags creatioSite=acme\.creatio\.com/);
+    expect(await answer("creatio-api-other")).toMatch(/its tag creatioSite names other\.creatio\.com, not acme\.creatio\.com/);
+    expect(await answer("creatio-api-broken")).toMatch(/is not JSON/);
+  });
 
   it.each(cases)("answers 400 naming the field for %s, and starts nothing", async (_name, body, field, contentType) => {
     const { client, started } = fakeClient();
