@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CreatioError, CreatioLoginRefusedError } from "../clients/creatio";
+import { CreatioError, CreatioLoginRefusedError, type CreatioClient } from "../clients/creatio";
 import { isSecretNotFound } from "../clients/keyVault";
 import { FinalError } from "../domain/failure";
 import { resolveCreatioHostProblem } from "../domain/address";
@@ -36,6 +36,13 @@ export interface CheckCreatioSiteResult {
   knownAppId: string | null;
   /** The mail server is linked to another application and the request said takeOver. */
   takingOver: boolean;
+  /**
+   * Mailboxes on this mail server while it has no OAuth application: they use a stored password
+   * (basic authentication), which linking the application clears, as Creatio's own mail server page
+   * does; their users must connect again with Microsoft sign-in. null when the server is linked
+   * already, or when Creatio would not list them.
+   */
+  passwordMailboxes: number | null;
 }
 
 export const MANAGE_MAIL_SERVERS_OPERATION = "CanManageMailServers";
@@ -96,7 +103,18 @@ export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: Ac
         ` To replace it anyway, onboard again with "takeOver": true; Creatio's users then reconnect their mailboxes.`,
     );
   }
-  return { odataRoot, mailServerName: link.mailServer.Name ?? null, linkedClientId, knownAppId, takingOver: foreign };
+  const passwordMailboxes = link.application ? null : await mailboxCount(creatio, input.mailServerId);
+  return { odataRoot, mailServerName: link.mailServer.Name ?? null, linkedClientId, knownAppId, takingOver: foreign, passwordMailboxes };
+}
+
+/** How many mailboxes use the mail server; null when Creatio refuses the read (a count is not worth failing for). */
+async function mailboxCount(creatio: CreatioClient, mailServerId: string): Promise<number | null> {
+  try {
+    const rows = await creatio.get<{ value?: unknown[] }>(`/MailboxSyncSettings?$filter=MailServerId eq ${mailServerId}&$select=Id`);
+    return rows.body?.value?.length ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /** A DNS failure: the name does not exist, so retrying cannot help. */

@@ -214,6 +214,11 @@ export const tenantStatusSchema = z
       holdsCurrentSecret: z.boolean().meta({ description: "Creatio holds Key Vault's current version." }),
       check: creatioCheckSchema.nullable().meta({ description: "Which application Creatio's mail server is linked to, read live (cached for a minute); null when the site has no readable tags." }),
       drift: z.boolean().nullable().meta({ description: "true when Creatio's mail server no longer uses this site's app; null when Creatio could not be asked." }),
+      passwordMailboxesCleared: z
+        .number()
+        .int()
+        .nullable()
+        .meta({ description: "Mailboxes on the mail server that used a stored password (basic authentication) when the last onboarding linked the OAuth application, which clears those passwords; null when unknown." }),
     }),
     rotationState: z.string().nullable(),
     rotation: rotationStatusSchema.nullable().meta({ description: "Last rotation, keyIds, expiry and when the next rotation is due." }),
@@ -241,7 +246,7 @@ export const tenantStatusSchema = z
       .nullable(),
     health: healthSchema,
     lastRun: lastRunSchema.nullable(),
-    warnings: z.array(z.string()).meta({ description: "The Exchange Online EWS notice, and a warning when the secret lives no longer than the rotation window." }),
+    warnings: z.array(z.string()).meta({ description: "The Exchange Online EWS notice; a warning when the secret lives no longer than the rotation window; how many basic-auth mailboxes lost their stored password when the OAuth application was linked." }),
   })
   .meta({ id: "TenantStatus" });
 

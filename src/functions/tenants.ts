@@ -154,8 +154,9 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
   const decoded = properties ? decodeSiteTags(properties.tags) : undefined;
   const tags = decoded?.ok ? decoded.tags : undefined;
   const output = (status?.runtimeStatus === "Completed" ? status.output : undefined) as
-    | { appId?: string; applicationObjectId?: string; servicePrincipalId?: string; grantedScopes?: string[] }
+    | { appId?: string; applicationObjectId?: string; servicePrincipalId?: string; grantedScopes?: string[]; creatio?: { passwordMailboxesCleared?: number | null } }
     | undefined;
+  const passwordMailboxesCleared = output?.creatio?.passwordMailboxesCleared ?? null;
   const now = deps.now();
   const window = deps.rotateDaysBeforeExpiry ?? DEFAULT_ROTATE_DAYS;
   // What Creatio's mail uses now, read live: the tags only say what was written.
@@ -181,6 +182,7 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
       holdsCurrentSecret: assessed?.plan.creatioCurrent ?? false,
       check,
       drift: check ? (check.state === "unreachable" ? null : check.state === "drift") : null,
+      passwordMailboxesCleared,
     },
     rotationState: tags?.rotationState ?? null,
     rotation: assessed?.rotation ?? null,
@@ -213,7 +215,16 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
         decoded && !decoded.ok ? decoded.problem : undefined,
       ),
     lastRun: tags?.lastRun ?? null,
-    warnings: [ewsRetirementNotice(), ...shortLifetimeWarning(properties, window)],
+    warnings: [
+      ewsRetirementNotice(),
+      ...shortLifetimeWarning(properties, window),
+      ...(passwordMailboxesCleared
+        ? [
+            `Linking the OAuth application cleared the stored password of ${passwordMailboxesCleared} mailbox${passwordMailboxesCleared === 1 ? "" : "es"} on Creatio's mail server (basic authentication), as Creatio's own mail server page does: ` +
+              `their users must connect their mailbox again in Creatio with Microsoft sign-in.`,
+          ]
+        : []),
+    ],
   };
   return json(200, body);
 }

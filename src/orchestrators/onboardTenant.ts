@@ -43,7 +43,15 @@ export interface OnboardTenantOutput {
   redirectUri: string;
   grantedScopes: string[];
   secret: Omit<SecretReference, "removedLeftovers">;
-  creatio: { oauthApplicationId: string; mailServerId: string; syncedAt: string | null; actions: string[]; tookOver: boolean };
+  creatio: {
+    oauthApplicationId: string;
+    mailServerId: string;
+    syncedAt: string | null;
+    actions: string[];
+    tookOver: boolean;
+    /** Mailboxes whose stored password linking the OAuth application cleared: their users sign in again. */
+    passwordMailboxesCleared: number | null;
+  };
   userConsent: AllowUserConsentResult | null;
 }
 
@@ -129,7 +137,14 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
       redirectUri: redirectUriFor(input.host),
       grantedScopes,
       secret: secretReference,
-      creatio: { oauthApplicationId: creatio.oauthApplicationId, mailServerId: creatio.mailServerId, syncedAt: creatio.syncedAt, actions: creatio.actions, tookOver: preflight.takingOver },
+      creatio: {
+        oauthApplicationId: creatio.oauthApplicationId,
+        mailServerId: creatio.mailServerId,
+        syncedAt: creatio.syncedAt,
+        actions: creatio.actions,
+        tookOver: preflight.takingOver,
+        passwordMailboxesCleared: creatio.actions.includes("linked-mail-server") ? preflight.passwordMailboxes : 0,
+      },
       userConsent,
     };
     return output;

@@ -183,6 +183,11 @@ describe("onboarding through the local host", () => {
     expect(tenant.json.health).toMatchObject({ state: "healthy", problems: [] });
     expect(tenant.json.health.daysUntilMailStops).toBeGreaterThan(700);
     expect(tenant.json.lastRun).toMatchObject({ kind: "onboard", outcome: "succeeded" });
+    // The sandbox Creatio had one mailbox with a stored password on the Office 365 server: linking cleared it, and status says so.
+    expect(creatio.MailboxSyncSettings.filter((m: any) => m.MailServerId === OFFICE365).map((m: any) => m.HasPassword)).toEqual([false]);
+    expect(status.output.creatio.passwordMailboxesCleared).toBe(1);
+    expect(tenant.json.creatio.passwordMailboxesCleared).toBe(1);
+    expect(tenant.json.warnings.join(" ")).toMatch(/cleared the stored password of 1 mailbox on Creatio's mail server/);
     expect(tenant.json.warnings.join(" ")).toMatch(/EWS/);
 
     const list = await call("GET", "/api/tenants");

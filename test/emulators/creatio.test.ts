@@ -130,6 +130,10 @@ test("saving MailServer: SubscriptionTtl 10; linking clears basic-auth passwords
   const before = await state();
   expect(mailbox(before, OFFICE365_MAIL_SERVER_ID).HasPassword).toBe(true);
   expect(JSON.stringify(before.MailboxSyncSettings)).not.toMatch(/password"\s*:\s*"/i); // no password value is kept
+  // Mailboxes are readable through OData by mail server; whether one stores a password is not a column.
+  const listed = (await (await call(`${odata}/MailboxSyncSettings?$filter=MailServerId eq ${OFFICE365_MAIL_SERVER_ID}&$select=Id,UserName`, session)).json()) as { value: Record<string, unknown>[] };
+  expect(listed.value).toEqual([{ Id: mailbox(before, OFFICE365_MAIL_SERVER_ID).Id, UserName: "Sales" }]);
+  expect((await call(`${odata}/MailboxSyncSettings?$select=HasPassword`, session)).status).toBe(400);
 
   const app = (await (
     await call(`${odata}/OAuthApplications`, session, { method: "POST", body: { Name: "Office365OAuthAuthenticator", ClientId: "cid", SecretKey: "s" } })

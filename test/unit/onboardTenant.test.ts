@@ -16,13 +16,13 @@ const input: OnboardTenantInput = {
 };
 
 const results = {
-  checkCreatioSite: { odataRoot: "/0/odata", mailServerName: "Office 365", linkedClientId: null, knownAppId: null, takingOver: false },
+  checkCreatioSite: { odataRoot: "/0/odata", mailServerName: "Office 365", linkedClientId: null, knownAppId: null, takingOver: false, passwordMailboxes: 2 },
   recordSiteState: { recorded: true },
   ensureApplication: { appId: "app-id", appObjectId: "app-obj", resources: [{ name: "Office 365 Exchange Online", servicePrincipalId: "sp-exo", scopes: [{ value: "EWS.AccessAsUser.All", id: "x" }] }] },
   ensureServicePrincipal: { servicePrincipalId: "sp-app", created: true },
   grantAdminConsent: { grants: [{ scopes: ["EWS.AccessAsUser.All"] }] },
   issueClientSecret: { secretName: "creatio-o365-acme--creatio--com", version: "v1", keyId: "k1", expiresOn: "2027-11-27T12:00:00.000Z", hint: "abc", reused: false, removedLeftovers: [] },
-  configureCreatio: { oauthApplicationId: "oa", mailServerId: "ms", syncedAt: "2026-11-27T12:00:05.000Z", actions: ["inserted-oauth-application"] },
+  configureCreatio: { oauthApplicationId: "oa", mailServerId: "ms", syncedAt: "2026-11-27T12:00:05.000Z", actions: ["inserted-oauth-application", "linked-mail-server"] },
   allowUserConsent: { changed: true, permissionGrantPoliciesAssigned: [] },
 };
 
@@ -51,7 +51,7 @@ describe("onboardTenant", () => {
     });
     expect(activities[6]!.input).toEqual({ host: "acme.creatio.com", lastRun: { kind: "onboard", outcome: "succeeded", instanceId: "onboard-acme.creatio.com" } });
     expect(status).toEqual({ step: "done", stepNumber: 6, totalSteps: 6 });
-    expect(output).toMatchObject({ appId: "app-id", servicePrincipalId: "sp-app", secret: { keyId: "k1", version: "v1" }, creatio: { oauthApplicationId: "oa", tookOver: false }, userConsent: null });
+    expect(output).toMatchObject({ appId: "app-id", servicePrincipalId: "sp-app", secret: { keyId: "k1", version: "v1" }, creatio: { oauthApplicationId: "oa", tookOver: false, passwordMailboxesCleared: 2 }, userConsent: null });
     expect(output.secret.removedLeftovers).toBeUndefined();
   });
 

@@ -33,6 +33,20 @@ const systemColumns: Record<string, ColumnDef> = {
 };
 
 export const ENTITIES: Record<string, EntityDef> = {
+  // Users' mailboxes, readable through OData with the columns below (assumed names: the lookup to the
+  // mail server as MailServerId, as OData 4 exposes Creatio lookups). Whether one stores a password is
+  // emulator state only (HasPassword in /_emulator/state), never an OData column: Creatio's password
+  // column is secure text.
+  MailboxSyncSettings: {
+    name: "MailboxSyncSettings",
+    writeOperation: "CanManageAdministration",
+    columns: {
+      ...systemColumns,
+      MailServerId: { type: "Guid" },
+      SenderEmailAddress: { type: "String" },
+      UserName: { type: "String" },
+    },
+  },
   MailServer: {
     name: "MailServer",
     // "Saving a MailServer needs the system operation CanManageMailServers" (docs/architecture.md "Creatio").
@@ -173,7 +187,7 @@ export function seedRows(supervisorContactId: string): Record<string, Row[]> {
 }
 
 /**
- * Users' mailboxes, minimally (not an OData entity here): Creatio's `MailboxSyncSettings` rows name
+ * Users' mailboxes, minimally (readable through OData, see ENTITIES): Creatio's `MailboxSyncSettings` rows name
  * their mail server and hold either a stored password (basic authentication) or a user's OAuth
  * token. Only whether a password is stored is kept, never one. Seeded: one basic-auth mailbox on the
  * Office 365 server and one on the on-premises Exchange server.
