@@ -314,3 +314,55 @@ test("issue 9: a Creatio credential goes only to the sites its creatioSite tag n
   expect((await appFor(site.host)).passwordCredentials).toHaveLength(1);
   expect((await api(`/api/tenants/${site.host}`)).body.rotation).toMatchObject({ lastOutcome: "failed", lastFailedStep: "beginRotation" });
 }, 120_000);
+
+test("9 and 10. hostile or malformed requests through the host: 400 or 413 naming the field, never a 500, nothing created, no stack trace; failures logged as errors", async () => {
+  const answers: { status: number; text: string }[] = [];
+  const send = async (method: string, path: string, body?: string, contentType = "application/json") => {
+    const r = await fetch(`${host.url}${path}`, { method, headers: body === undefined ? {} : { "Content-Type": contentType }, body });
+    const text = await r.text();
+    answers.push({ status: r.status, text });
+    return { status: r.status, body: text ? JSON.parse(text) : undefined };
+  };
+  const site = await newCreatio();
+  const credential = await storeSiteCredential(secrets, site.host);
+  const good = { creatioUrl: site.url, creatioCredentialSecretName: credential };
+
+  // JSON nested 4,000 levels deep (was a 500 with an empty body).
+  const deep = await send("POST", "/api/tenants", `${"[".repeat(4000)}${"]".repeat(4000)}`);
+  expect(deep.status).toBe(400);
+  expect(deep.body.error).toMatch(/nested too deeply/);
+  // Cloud metadata, link-local and unspecified addresses are refused before anything starts.
+  for (const url of ["https://169.254.169.254", "https://[fe80::1]", "https://2852039166", "https://0.0.0.0"]) {
+    const r = await send("POST", "/api/tenants", JSON.stringify({ ...good, creatioUrl: url }));
+    expect({ url, status: r.status, paths: r.body.errors.map((e: any) => e.path) }).toEqual({ url, status: 400, paths: ["creatioUrl"] });
+  }
+  // Control and invisible characters: in a body string, and in the {host} of GET and rotate.
+  const nul = await send("POST", "/api/tenants", JSON.stringify({ ...good, displayName: "Creatio\u0000" }));
+  expect(nul.status).toBe(400);
+  expect(nul.body.errors.map((e: any) => e.path)).toEqual(["displayName"]);
+  for (const ch of ["\ufeff", "\u00a0", "\u3000", "\u2028", "\u000b"]) {
+    const hostPath = encodeURIComponent(`${site.host}${ch}`);
+    expect((await send("GET", `/api/tenants/${hostPath}`)).status).toBe(400);
+    expect((await send("POST", `/api/tenants/${hostPath}/rotate`, "{}")).status).toBe(400);
+  }
+  // One canonical key: a second port is no host, and an IDN host is the same punycode key on every route.
+  expect((await send("GET", `/api/tenants/${site.host}:443`)).status).toBe(400);
+  const idn = await send("GET", `/api/tenants/${encodeURIComponent("bücher.example")}`);
+  expect(idn).toEqual({ status: 404, body: { error: "No Creatio site xn--bcher-kva.example is managed here" } });
+  // A body above 64 KiB is refused with 413, not read into a 500.
+  const big = await send("POST", "/api/tenants", JSON.stringify({ ...good, displayName: "x".repeat(8 * 1024 * 1024) }));
+  expect(big.status).toBe(413);
+
+  // None of it created anything, and no answer carries a stack frame or a file path.
+  expect(graphRequestsFor("169.254.169.254")).toBe(0);
+  expect(answers.every((a) => a.status === 400 || a.status === 413 || a.status === 404)).toBe(true);
+  for (const a of answers) expect(a.text).not.toMatch(/\n\s+at |\/work\/|node_modules|\.js:\d+/);
+
+  // A failed onboarding is logged at error level (the host prints the level), not as information.
+  const from = hostLines.length;
+  const failed = await onboard({ creatioUrl: "https://creatio-typo-2.invalid" });
+  expect(failed.runtimeStatus).toBe("Failed");
+  const finished = hostLines.slice(from).filter((l) => l.includes('"event":"onboarding.finished"'));
+  expect(finished.length).toBeGreaterThan(0);
+  expect(finished.every((l) => /\[Error\]/.test(l))).toBe(true);
+}, 120_000);

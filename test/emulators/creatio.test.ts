@@ -299,7 +299,7 @@ test("a .NET Core site serves OData at /odata only", async () => {
     expect(wrongRoot.status).toBe(302);
     expect(wrongRoot.headers.get("location")).toMatch(/^\/Login\/Login\.html\?ReturnUrl=/);
     const serviceDocument = (await (await call(`${coreBase}/odata/`, session)).json()) as any;
-    expect(serviceDocument.value.map((e: any) => e.name)).toEqual(["MailServer", "OAuthApplications"]);
+    expect(serviceDocument.value.map((e: any) => e.name)).toEqual(["MailboxSyncSettings", "MailServer", "OAuthApplications"]);
   } finally {
     await core.close();
   }
