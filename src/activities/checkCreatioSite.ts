@@ -3,7 +3,8 @@ import { CreatioError, CreatioLoginRefusedError, type CreatioClient } from "../c
 import { isSecretNotFound } from "../clients/keyVault";
 import { FinalError } from "../domain/failure";
 import { resolveCreatioHostProblem } from "../domain/address";
-import { secretNameFor, hostFromSecretName } from "../domain/site";
+import { applicationUniqueNameFor, secretNameFor, hostFromSecretName } from "../domain/site";
+import { graphGetOrUndefined, odataString } from "../clients/graph";
 import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
 import { creatioClientFor, defaultDeps, type ActivityDeps } from "./shared";
 
@@ -92,8 +93,9 @@ export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: Ac
     );
   }
   const mailServerName = link.mailServer.Name ?? input.mailServerId;
-  const knownAppId = await knownAppIdOf(deps, input.host);
   const linkedClientId = link.application?.ClientId || null;
+  // This site's app: as Key Vault records it, else (its secret deleted by hand) as Entra has it.
+  const knownAppId = (await knownAppIdOf(deps, input.host)) ?? (linkedClientId ? await registeredAppIdOf(deps, input.host) : null);
   const foreign = linkedClientId !== null && linkedClientId !== knownAppId;
   if (foreign && !input.takeOver) {
     const owner = await managedSiteWithAppId(deps, linkedClientId!);
@@ -130,6 +132,12 @@ async function knownAppIdOf(deps: Pick<ActivityDeps, "secrets">, host: string): 
     if (isSecretNotFound(error)) return null;
     throw error;
   }
+}
+
+/** The app id of the site's app registration (by its uniqueName), if one exists. */
+async function registeredAppIdOf(deps: Pick<ActivityDeps, "graph">, host: string): Promise<string | null> {
+  const app = await graphGetOrUndefined<{ appId: string }>(deps.graph, `/applications(uniqueName=${odataString(applicationUniqueNameFor(host))})?$select=appId`);
+  return app?.appId ?? null;
 }
 
 /** The managed site whose app has this client id, from the registry's tags (no values are read). */

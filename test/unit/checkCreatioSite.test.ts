@@ -60,3 +60,36 @@ describe("checkCreatioSite refuses where a Creatio name points before calling it
     expect(error.message).not.toContain(NOT_RETRIED);
   });
 });
+
+describe("checkCreatioSite and the app Creatio's mail server is linked to", () => {
+  const input = { host: "creatio.example.com", creatioCredentialSecretName: "creatio-api", mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b" };
+  const run = (linkedClientId: string, registeredAppId: string | undefined, takeOver = false) => {
+    const store = new FakeSecretStore();
+    store.seed("creatio-api", JSON.stringify({ username: "u", password: "p" }), { tags: { creatioSite: input.host } });
+    const { graph, calls } = recordingGraph((call) =>
+      call.path.startsWith("/applications(uniqueName='creatio-o365-creatio--example--com')") && registeredAppId
+        ? { status: 200, body: { appId: registeredAppId } }
+        : { status: 404, body: { error: { code: "Request_ResourceNotFound", message: "not found" } } },
+    );
+    const creatio = {
+      odataRoot: async () => "/0/odata",
+      canExecuteOperation: async () => true,
+      mailServerLink: async () => ({ mailServer: { Id: input.mailServerId, Name: "Office 365", OAuthApplicationId: "row" }, application: { Id: "row", ClientId: linkedClientId } }),
+    };
+    const promise = checkCreatioSite({ ...input, takeOver }, deps(graph, store, { lookup: async () => [{ address: "203.0.113.7", family: 4 }], creatio: (() => creatio) as never }));
+    return { promise, calls };
+  };
+
+  it("this site's own app (its Key Vault secret deleted by hand, the app still registered) is no conflict", async () => {
+    const { promise, calls } = run("app-of-this-site", "app-of-this-site");
+    await expect(promise).resolves.toMatchObject({ linkedClientId: "app-of-this-site", knownAppId: "app-of-this-site", takingOver: false, passwordMailboxes: null });
+    expect(calls.map((c) => c.path)).toEqual(["/applications(uniqueName='creatio-o365-creatio--example--com')?$select=appId"]);
+  });
+
+  it("another app is a final conflict naming its client id, unless the request says takeOver", async () => {
+    const refused = (await run("someone-else", "app-of-this-site").promise.catch((e: unknown) => e)) as Error;
+    expect(refused.message).toMatch(/already linked to the application with client id someone-else, which this app did not register.*"takeOver": true/);
+    expect(refused.message).toContain(NOT_RETRIED);
+    await expect(run("someone-else", undefined, true).promise).resolves.toMatchObject({ takingOver: true });
+  });
+});
