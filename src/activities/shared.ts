@@ -2,6 +2,7 @@ import type { Client } from "@microsoft/microsoft-graph-client";
 import { getGraphClient } from "../clients/graph";
 import { getSecretClient, type SecretStore } from "../clients/keyVault";
 import { getCreatioClient, type CreatioClient, type CreatioClientOptions } from "../clients/creatio";
+import { getExchangeClient, type ExchangeAdmin } from "../clients/exchange";
 import { settings } from "../settings";
 import type { Lookup } from "../domain/address";
 
@@ -18,6 +19,10 @@ export interface ActivityDeps {
   creatioAllowLoopback?: boolean;
   /** Name resolution for the Creatio address check; the system resolver when omitted. */
   lookup?: Lookup;
+  /** Exchange Online admin API (allowEwsAccess); not asked when omitted. */
+  exchange?: ExchangeAdmin;
+  /** EWS_ACCESS: manage, check (when omitted) or off. */
+  ewsAccess?: "manage" | "check" | "off";
 }
 
 export function defaultDeps(): ActivityDeps {
@@ -29,6 +34,8 @@ export function defaultDeps(): ActivityDeps {
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     rotateDaysBeforeExpiry: settings().ROTATE_DAYS_BEFORE_EXPIRY,
     creatioAllowLoopback: settings().CREATIO_ALLOW_LOOPBACK,
+    exchange: getExchangeClient(),
+    ewsAccess: settings().EWS_ACCESS,
   };
 }
 
