@@ -117,6 +117,7 @@ module graphPermissions 'graph-permissions.bicep' = if (grantGraphPermissions) {
   params: {
     managedIdentityPrincipalId: resources.outputs.AZURE_IDENTITY_PRINCIPAL_ID
     allowUserConsentPermission: allowUserConsentPermission
+    ewsAccess: ewsAccess
   }
 }
 
