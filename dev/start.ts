@@ -25,6 +25,7 @@ const PORTS = {
   keyVault: port("KEY_VAULT_EMULATOR_PORT", 7102),
   creatio: port("CREATIO_EMULATOR_PORT", 7103),
   creatioIdentity: port("CREATIO_IDENTITY_EMULATOR_PORT", 7104),
+  exchange: port("EXCHANGE_EMULATOR_PORT", 7105),
 };
 
 /** Environment variables win over the sandbox defaults. */
@@ -81,6 +82,8 @@ async function main(): Promise<void> {
         AZURE_AUTHORITY_HOST: `https://localhost:${PORTS.graph}`,
         AZURE_DISABLE_INSTANCE_DISCOVERY: "true",
         CREATIO_ALLOW_LOOPBACK: "true",
+        EXCHANGE_ADMIN_URL: `https://localhost:${PORTS.exchange}`,
+        EWS_ACCESS: "manage",
       };
       if (!settingsAreValid(sandboxSettingsView(sandboxDefaults, env))) return void (await stopAll(1));
       const started = Date.now();
@@ -99,7 +102,7 @@ async function main(): Promise<void> {
         tablePort: PORTS.table,
       });
       stoppers.push(() => azurite.stop());
-      stack = await startEmulators({ graphPort: PORTS.graph, keyVaultPort: PORTS.keyVault, creatioPort: PORTS.creatio, creatioIdentityPort: PORTS.creatioIdentity, faults });
+      stack = await startEmulators({ graphPort: PORTS.graph, keyVaultPort: PORTS.keyVault, creatioPort: PORTS.creatio, creatioIdentityPort: PORTS.creatioIdentity, exchangePort: PORTS.exchange, faults });
       stoppers.push(() => stack!.close());
       // NODE_EXTRA_CA_CERTS is not a default to override: appSettings() already bundles any inherited CA file.
       const { NODE_EXTRA_CA_CERTS, ...settings } = stack.appSettings();
@@ -131,6 +134,7 @@ async function main(): Promise<void> {
       console.log(`Key Vault        ${stack.keyVaultUrl}   (state: GET ${stack.keyVaultUrl}/_emulator/state)`);
       console.log(`Creatio          ${stack.creatioUrl}   (state: GET ${stack.creatioUrl}/_emulator/state)`);
       console.log(`Creatio identity ${stack.creatioIdentityUrl}   (identityServerUrl of a client-credentials login)`);
+      console.log(`Exchange Online  ${stack.exchangeUrl}   (admin API: EwsEnabled, EwsAllowedAppIDs)`);
       console.log(`CA certificate   ${stack.caCertPath}  (curl --cacert it to call the emulators)`);
       console.log("");
       console.log("Onboard the sandbox Creatio site:");

@@ -27,6 +27,13 @@ param resourceGroupName string = ''
 @description('Microsoft Graph root for this cloud (GRAPH_BASE_URL). ARM environment() has no Microsoft Graph endpoint (its `graph` is the retired Azure AD Graph), so it is a parameter: https://graph.microsoft.us for US Gov, https://microsoftgraph.chinacloudapi.cn for 21Vianet.')
 param graphBaseUrl string = 'https://graph.microsoft.com'
 
+@description('EWS_ACCESS: manage (add each site app id to the tenant EwsAllowedAppIDs; the identity needs the Exchange Administrator role), check (read and report; a reader role such as Global Reader) or off.')
+@allowed(['manage', 'check', 'off'])
+param ewsAccess string = 'check'
+
+@description('EXCHANGE_ADMIN_URL: Exchange Online admin API root and token resource for this cloud (https://outlook.office365.us for GCC High).')
+param exchangeAdminUrl string = 'https://outlook.office365.com'
+
 @description('ROTATION_SCHEDULE: six-field NCRONTAB of the rotation sweep timer. The "sweep did not run" alert assumes at least one run a day.')
 param rotationSchedule string = '0 0 3 * * *'
 
@@ -83,6 +90,8 @@ module resources 'resources.bicep' = {
     principalId: principalId
     principalType: principalType
     graphBaseUrl: graphBaseUrl
+    ewsAccess: ewsAccess
+    exchangeAdminUrl: exchangeAdminUrl
     rotationSchedule: rotationSchedule
     rotateDaysBeforeExpiry: rotateDaysBeforeExpiry
     oldSecretGraceHours: oldSecretGraceHours
@@ -108,6 +117,7 @@ module graphPermissions 'graph-permissions.bicep' = if (grantGraphPermissions) {
   params: {
     managedIdentityPrincipalId: resources.outputs.AZURE_IDENTITY_PRINCIPAL_ID
     allowUserConsentPermission: allowUserConsentPermission
+    ewsAccess: ewsAccess
   }
 }
 

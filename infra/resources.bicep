@@ -16,6 +16,8 @@ param resourceToken string
 param principalId string
 param principalType string
 param graphBaseUrl string
+param ewsAccess string
+param exchangeAdminUrl string
 param rotationSchedule string
 param rotateDaysBeforeExpiry int
 param oldSecretGraceHours int
@@ -282,6 +284,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION: 'false'
       // Loopback Creatio addresses are for the local emulators only (src/domain/address.ts).
       CREATIO_ALLOW_LOOPBACK: 'false'
+      // Exchange Online EWS access of each site's app (docs/architecture.md, "Exchange Online").
+      EWS_ACCESS: ewsAccess
+      EXCHANGE_ADMIN_URL: exchangeAdminUrl
     }
   }
 }

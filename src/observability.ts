@@ -27,6 +27,12 @@ export const EVENTS = {
    * "rotationStarted" | "rotationRunning" | ... The 7-day expiry alert reads the latest per site.
    */
   secretExpiry: "secret.expiry",
+  /**
+   * The sweep found a site whose app Exchange Online does not let use EWS (or could not tell):
+   * outcome = the readiness (notAllowListed | ewsDisabled | unknown | retired), with `appId`,
+   * `tenantId`, `reason` and `fix` (the PowerShell to run). One per site per sweep; alerted on.
+   */
+  siteNotMailReady: "siteNotMailReady",
   /** A Key Vault Event Grid event arrived (SecretNearExpiry / SecretExpired). */
   keyVaultEvent: "keyvault.event",
 } as const;

@@ -56,6 +56,13 @@ export const settingsSchema = z
   // Lets a Creatio site URL (and, at preflight, its resolved addresses) be a loopback address: the
   // local emulators only (src/domain/address.ts; docs/architecture.md, "No sandbox branches").
   CREATIO_ALLOW_LOOPBACK: z.preprocess(emptyToUndefined, envBoolean.default(false)),
+  // Exchange Online EWS access of each site's app (docs/architecture.md, "Exchange Online"):
+  // manage = add the app id to the tenant's EwsAllowedAppIDs (needs Exchange Administrator);
+  // check = read and report only (a reader role); off = ask nothing.
+  EWS_ACCESS: z.preprocess(emptyToUndefined, z.enum(["manage", "check", "off"], { error: "must be manage, check or off" }).default("check")),
+  // Exchange Online admin API (and token resource) base URL; sovereign clouds differ
+  // (e.g. https://outlook.office365.us for GCC High).
+  EXCHANGE_ADMIN_URL: z.preprocess(emptyToUndefined, httpsUrl("EXCHANGE_ADMIN_URL").default("https://outlook.office365.com")),
   })
   .refine((s) => s.AzureWebJobsStorage !== undefined || s.AzureWebJobsStorage__accountName !== undefined, {
     path: ["AzureWebJobsStorage"],

@@ -33,11 +33,16 @@ export interface EmulatorContext {
   tls: SandboxTls;
   signer: TokenSigner;
   identity: SandboxIdentity;
-  /** Public base URL of the Graph/token emulator (the authority host), once known. */
   faults?: Partial<FaultSettings>;
+  /**
+   * Resource URIs the token endpoint accepts besides the seeded service principals' names, mapped to
+   * the resource's app id: an emulator on `https://localhost:<port>` standing in for a Microsoft
+   * service whose scope is `<its URL>/.default` (Exchange Online: EXCHANGE_ADMIN_URL).
+   */
+  resourceAliases: Record<string, string>;
 }
 
 /** The context every emulator of the sandbox shares: its CA, its token signer, its tenant. */
 export function sandboxContext(sandboxDir: string = SANDBOX_DIR, faults?: Partial<FaultSettings>): EmulatorContext {
-  return { sandboxDir, tls: ensureSandboxTls(sandboxDir), signer: loadTokenSigner(sandboxDir), identity: SANDBOX_IDENTITY, faults };
+  return { sandboxDir, tls: ensureSandboxTls(sandboxDir), signer: loadTokenSigner(sandboxDir), identity: SANDBOX_IDENTITY, faults, resourceAliases: {} };
 }

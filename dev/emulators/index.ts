@@ -1,9 +1,11 @@
-// Starts the three emulators (Graph with the Entra token endpoint, Key Vault, Creatio) on HTTPS with
+// Starts the emulators (Graph with the Entra token endpoint, Key Vault, Creatio and its Identity
+// Service, Exchange Online's admin API) on HTTPS with
 // the sandbox CA, and says which app settings point the unchanged app at them.
 import { SANDBOX_DIR } from "../sandbox";
 import { AUDIENCES, EmulatorContext, SANDBOX_IDENTITY, sandboxContext } from "./context";
 import { createCreatioEmulator, createCreatioIdentityService, CreatioEmulatorOptions, SEED_USERS } from "./creatio";
 import { createGraphEmulator } from "./graph";
+import { createExchangeEmulator, EXCHANGE_ONLINE_APP_ID, type ExchangeEmulatorOptions } from "./exchange";
 import { createKeyVaultEmulator, SeedSecret } from "./keyVault";
 import type { EmulatorServer, FaultSettings } from "./server";
 import { extraCaBundle } from "./tls";
@@ -21,6 +23,11 @@ export interface EmulatorStackOptions {
   keyVaultPort?: number;
   creatioPort?: number;
   creatioIdentityPort?: number;
+  /** Exchange Online admin API; `npm start` uses 7105 (7104 is the Creatio Identity Service). */
+  exchangePort?: number;
+  exchange?: ExchangeEmulatorOptions;
+  /** EWS_ACCESS the sandbox app gets (default `manage`: the sandbox identity is Exchange Administrator). */
+  ewsAccess?: "manage" | "check" | "off";
   /** Seed `creatio-sandbox-admin` in Key Vault with the Creatio Supervisor login. Default true. */
   seedCreatioCredential?: boolean;
   keyVaultSeed?: SeedSecret[];
@@ -38,9 +45,11 @@ export interface EmulatorStack {
   creatioUrl: string;
   /** Its Identity Service, on a host of its own (the `identityServerUrl` of a client-credentials login), e.g. https://localhost:7104. */
   creatioIdentityUrl: string;
+  /** Exchange Online admin API: the EXCHANGE_ADMIN_URL setting, e.g. https://localhost:7105. */
+  exchangeUrl: string;
   caCertPath: string;
   identity: typeof SANDBOX_IDENTITY;
-  servers: { graph: EmulatorServer; keyVault: EmulatorServer; creatio: EmulatorServer; creatioIdentity: EmulatorServer };
+  servers: { graph: EmulatorServer; keyVault: EmulatorServer; creatio: EmulatorServer; creatioIdentity: EmulatorServer; exchange: EmulatorServer };
   /** App settings that point the app at this stack (no local.settings.json needed). */
   appSettings(): Record<string, string>;
   close(): Promise<void>;
@@ -54,8 +63,10 @@ export async function startEmulators(options: EmulatorStackOptions = {}): Promis
   const graph = createGraphEmulator(ctx);
   const creatio = createCreatioEmulator(ctx, options.creatio);
   const creatioIdentity = createCreatioIdentityService(ctx, { clients: options.creatio?.clients });
-  const started: EmulatorServer[] = [graph, creatio, creatioIdentity];
+  const exchange = createExchangeEmulator(ctx, options.exchange);
+  const started: EmulatorServer[] = [graph, creatio, creatioIdentity, exchange];
   let graphUrl: string;
+  let exchangeUrl: string;
   let keyVaultUrl: string;
   let creatioUrl: string;
   let creatioIdentityUrl: string;
@@ -77,6 +88,10 @@ export async function startEmulators(options: EmulatorStackOptions = {}): Promis
     keyVault = createKeyVaultEmulator(ctx, { authorityHost: () => graphUrl, seed });
     started.push(keyVault);
     keyVaultUrl = await keyVault.listen(options.keyVaultPort ?? 0);
+    exchangeUrl = await exchange.listen(options.exchangePort ?? 0);
+    // The app asks for a token for `${EXCHANGE_ADMIN_URL}/.default`: the sandbox tenant's Exchange
+    // Online service principal answers to the emulator's URL too.
+    ctx.resourceAliases[exchangeUrl] = EXCHANGE_ONLINE_APP_ID;
   } catch (error) {
     await Promise.allSettled(started.map((s) => s.close()));
     throw error;
@@ -89,9 +104,10 @@ export async function startEmulators(options: EmulatorStackOptions = {}): Promis
     keyVaultUrl,
     creatioUrl,
     creatioIdentityUrl,
+    exchangeUrl,
     caCertPath: ctx.tls.caCertPath,
     identity: SANDBOX_IDENTITY,
-    servers: { graph, keyVault, creatio, creatioIdentity },
+    servers: { graph, keyVault, creatio, creatioIdentity, exchange },
     appSettings: () => ({
       KEY_VAULT_URL: keyVaultUrl,
       GRAPH_BASE_URL: graphUrl,
@@ -105,6 +121,8 @@ export async function startEmulators(options: EmulatorStackOptions = {}): Promis
       AZURE_CLIENT_SECRET: SANDBOX_IDENTITY.clientSecret,
       // The sandbox Creatio is https://localhost:<port>: a loopback address the app refuses by default.
       CREATIO_ALLOW_LOOPBACK: "true",
+      EXCHANGE_ADMIN_URL: exchangeUrl,
+      EWS_ACCESS: options.ewsAccess ?? "manage",
       NODE_EXTRA_CA_CERTS: extraCaBundle(sandboxDir),
     }),
     async close() {

@@ -6,6 +6,7 @@
 //   onboarding.finished / rotation.finished   outcome "failed" (or "succeeded"), step = failing step
 //   secret.expiry                             one per managed secret per sweep: expiresOn (ISO 8601), daysLeft
 //   sweep.started / sweep.finished            the rotation sweep ran
+//   siteNotMailReady                          one per site per sweep whose app Exchange Online does not let use EWS
 // Rules that can also use what the platform logs do so, so a missing app log does not hide a failure:
 // the Durable extension logs "<id>: Function '<name> (Orchestrator)' failed with an error. ..."
 // (azure-functions-durable-extension EndToEndTraceHelper.FunctionFailed), and every function
@@ -91,6 +92,37 @@ resource expiringSecretAlert 'Microsoft.Insights/scheduledQueryRules@2022-06-15'
       allOf: [
         {
           query: '${events} events | where event == "secret.expiry" | summarize arg_max(TimeGenerated, e) by site | extend expiresOn = todatetime(e.expiresOn), daysLeft = todouble(e.daysLeft), creatioConfigured = tobool(e.creatioConfigured) | where expiresOn < now() + 7d or creatioConfigured == false | project site, expiresOn, daysLeft, creatioConfigured'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}
+
+resource notMailReadyAlert 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
+  name: 'alert-site-not-mail-ready-${resourceToken}'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'creatio-o365-oauth: Exchange Online does not let a site\'s app use EWS'
+    description: 'The latest sweep found a site whose app is not in the tenant\'s EwsAllowedAppIDs, whose tenant has EWS disabled, whose EWS access could not be read (the identity lacks Exchange.ManageAsApp or a directory role), or EWS was retired: Creatio\'s mail cannot sync. Rows carry the PowerShell an Exchange administrator runs (fix); GET /api/tenants/{host} shows mail.'
+    severity: 2
+    enabled: true
+    scopes: [workspaceId]
+    evaluationFrequency: 'PT6H'
+    windowSize: 'P2D'
+    criteria: {
+      allOf: [
+        {
+          query: '${events} let lastSweep = toscalar(events | where event == "sweep.started" | summarize max(TimeGenerated)); events | where event == "siteNotMailReady" and TimeGenerated >= lastSweep | summarize arg_max(TimeGenerated, e) by site | project site, ews = tostring(e.outcome), appId = tostring(e.appId), reason = tostring(e.reason), fix = tostring(e.fix)'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0

@@ -50,6 +50,7 @@ if [ -n "${AZURE_IDENTITY_PRINCIPAL_ID:-}" ]; then
     echo ""
     echo "One-time step left: an administrator (Privileged Role Administrator or Global Administrator) runs"
     echo "  ./infra/grant-graph-permissions.sh --principal-id $AZURE_IDENTITY_PRINCIPAL_ID"
-    echo "Onboarding fails with 403 from Microsoft Graph until then."
+    echo "Onboarding fails with 403 from Microsoft Graph until then, and every site's mail.ews says unknown"
+    echo "until the identity holds Exchange.ManageAsApp and its directory role (EWS_ACCESS=${EWS_ACCESS:-check})."
   }
 fi

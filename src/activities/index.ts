@@ -2,6 +2,7 @@ import * as df from "durable-functions";
 import { ensureApplicationActivity } from "./ensureApplication";
 import { ensureServicePrincipalActivity } from "./ensureServicePrincipal";
 import { grantAdminConsentActivity } from "./grantAdminConsent";
+import { allowEwsAccessActivity } from "./allowEwsAccess";
 import { issueClientSecretActivity } from "./issueClientSecret";
 import { configureCreatioActivity } from "./configureCreatio";
 import { allowUserConsentActivity } from "./allowUserConsent";
@@ -20,6 +21,7 @@ export const activities = [
   ensureApplicationActivity,
   ensureServicePrincipalActivity,
   grantAdminConsentActivity,
+  allowEwsAccessActivity,
   issueClientSecretActivity,
   configureCreatioActivity,
   allowUserConsentActivity,

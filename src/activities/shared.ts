@@ -4,6 +4,7 @@ import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/
 import { CreatioCredentialError, getCreatioClient, readSiteCredential, type CreatioClient, type CreatioClientOptions, type SiteCredential } from "../clients/creatio";
 import { FinalError } from "../domain/failure";
 import { defaultIdentityServerUrlFor } from "../domain/site";
+import { getExchangeClient, type ExchangeAdmin } from "../clients/exchange";
 import { settings } from "../settings";
 import type { Lookup } from "../domain/address";
 
@@ -20,6 +21,10 @@ export interface ActivityDeps {
   creatioAllowLoopback?: boolean;
   /** Name resolution for the Creatio address check; the system resolver when omitted. */
   lookup?: Lookup;
+  /** Exchange Online admin API (allowEwsAccess); not asked when omitted. */
+  exchange?: ExchangeAdmin;
+  /** EWS_ACCESS: manage, check (when omitted) or off. */
+  ewsAccess?: "manage" | "check" | "off";
 }
 
 export function defaultDeps(): ActivityDeps {
@@ -31,6 +36,8 @@ export function defaultDeps(): ActivityDeps {
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     rotateDaysBeforeExpiry: settings().ROTATE_DAYS_BEFORE_EXPIRY,
     creatioAllowLoopback: settings().CREATIO_ALLOW_LOOPBACK,
+    exchange: getExchangeClient(),
+    ewsAccess: settings().EWS_ACCESS,
   };
 }
 

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { KEY_VAULT_NAME_PATTERN, parseCreatioUrl } from "../domain/site";
 import { unsafeTextProblem } from "../domain/text";
+import { ewsStates } from "../domain/ews";
 
 /**
  * Request and response schemas of the tenants HTTP API (docs/architecture.md, "Layers"). They are the single
@@ -54,6 +55,13 @@ export const onboardRequestSchema = z
       .meta({
         description:
           "Replace the OAuth application Creatio's mail server is linked to when it is another app than this site's (a setup by hand, or the same Creatio onboarded under another URL). Off by default: onboarding then stops before creating anything and names the linked client id.",
+      }),
+    enableEwsForTenant: z
+      .boolean()
+      .default(false)
+      .meta({
+        description:
+          "With EWS_ACCESS=manage: also set the tenant's Exchange Online EwsEnabled to $true when it is not. Off by default: EwsEnabled is never changed, and a tenant whose EWS is disabled ends the onboarding with mail.ews = ewsDisabled.",
       }),
   })
   .meta({ id: "OnboardRequest", description: "Onboard a Creatio site for Office 365 OAuth." });
@@ -125,12 +133,27 @@ export const creatioCheckSchema = z
 
 export const healthSchema = z
   .object({
-    state: z.enum(["healthy", "atRisk", "broken"]).meta({ description: "broken: Creatio's mail cannot sync now or within 7 days; atRisk: it syncs but needs attention; healthy: nothing to do." }),
+    state: z.enum(["healthy", "atRisk", "broken"]).meta({ description: "broken: Creatio's mail cannot sync now or within 7 days (including: Exchange Online refuses the app's EWS calls); atRisk: it syncs but needs attention (EWS access unknown, or the EWS shutdown is near); healthy: nothing to do." }),
     mailStopsOn: z.string().nullable().meta({ description: "When Creatio's mail stops unless a rotation delivers a newer secret: the expiry of the secret Creatio holds. null when it holds none." }),
     daysUntilMailStops: z.number().nullable(),
     problems: z.array(z.string()).meta({ description: "Each problem and what to do next; empty when healthy." }),
   })
   .meta({ id: "SiteHealth", description: "The site's verdict, from the secret Creatio holds, Creatio's mail server link and the last run." });
+
+/** Exchange Online EWS readiness of the site's app (issue 8), in the status and list answers. */
+export const mailStatusSchema = z
+  .object({
+    ews: z.enum(ewsStates).meta({
+      description:
+        "allowed: the tenant lets this app use EWS; notAllowListed: EwsEnabled is $true but the app id is not in EwsAllowedAppIDs; ewsDisabled: EwsEnabled is $false (or unset); unknown: not checked or the identity may not read it (reason says why); retired: EWS in Exchange Online was shut down (2027-04-01).",
+    }),
+    checkedAt: z.string().nullable().meta({ description: "When the tenant was last read (onboarding or the sweep)." }),
+    reason: z.string().nullable().meta({ description: "Why the site is not allowed; null when it is." }),
+    fix: z.string().nullable().meta({ description: "The PowerShell an Exchange administrator runs (after Connect-ExchangeOnline) for this app id; null when allowed or retired." }),
+    ewsShutdownOn: z.string().meta({ description: "The day Microsoft shuts EWS in Exchange Online down for good." }),
+    daysToShutdown: z.number().meta({ description: "Whole days until then (0 after)." }),
+  })
+  .meta({ id: "MailReadiness" });
 
 /** Rotation facts shared by the status and list answers (issue 4); derived from tags and expiry, never a value. */
 export const rotationStatusSchema = z
@@ -180,6 +203,7 @@ export const tenantSummarySchema = z
     rotationState: z.string().nullable(),
     rotation: rotationStatusSchema.nullable(),
     health: healthSchema,
+    mail: mailStatusSchema.nullable().meta({ description: "Exchange Online EWS readiness of the site's app, as last checked; null when the site's tags cannot be read." }),
     lastRun: lastRunSchema.nullable(),
   })
   .meta({ id: "TenantSummary" });
@@ -245,8 +269,9 @@ export const tenantStatusSchema = z
       })
       .nullable(),
     health: healthSchema,
+    mail: mailStatusSchema.nullable().meta({ description: "Exchange Online EWS readiness of the site's app, as last checked; null when the site's tags cannot be read." }),
     lastRun: lastRunSchema.nullable(),
-    warnings: z.array(z.string()).meta({ description: "The Exchange Online EWS notice; a warning when the secret lives no longer than the rotation window; how many basic-auth mailboxes lost their stored password when the OAuth application was linked." }),
+    warnings: z.array(z.string()).meta({ description: "A warning when the secret lives no longer than the rotation window; how many basic-auth mailboxes lost their stored password when the OAuth application was linked." }),
   })
   .meta({ id: "TenantStatus" });
 

@@ -1,15 +1,75 @@
+import { z } from "zod";
+
 /**
- * Exchange Online EWS retirement (docs/architecture.md, "Exchange Online"): Microsoft began blocking EWS on
- * 1 October 2026 and plans to shut it down on 1 April 2027. Creatio's Office 365 integration, as
- * published, uses EWS, so every site status carries this notice.
+ * Exchange Online EWS access of a site's app (docs/architecture.md, "Exchange Online"). Creatio's
+ * Office 365 mail integration calls EWS with the app this product registers. Since 1 October 2026
+ * Exchange Online blocks EWS unless the organization has `EwsEnabled` = `$true` and the calling
+ * app's id is in `EwsAllowedAppIDs`; tenants that never acted were switched to `$false`
+ * (Set-OrganizationConfig.md, MicrosoftDocs/office-docs-powershell, EwsAllowedAppIDs: "when
+ * EwsEnabled is $true only listed app ids may use EWS; when $false all EWS is blocked; when $null
+ * the list has no effect"; message center MC1227454 as reported by redmondmag.com, 2026-06-22, and
+ * petri.com). EWS in Exchange Online shuts down for good on 1 April 2027.
  */
 export const EWS_BLOCKING_BEGAN = "2026-10-01";
-export const EWS_SHUTDOWN_PLANNED = "2027-04-01";
+export const EWS_SHUTDOWN_ON = "2027-04-01";
+const SHUTDOWN_MS = Date.parse(`${EWS_SHUTDOWN_ON}T00:00:00Z`);
+/** An allowed site counts as at risk this many days before the shutdown. */
+export const EWS_SHUTDOWN_WARNING_DAYS = 60;
 
-export function ewsRetirementNotice(): string {
-  return (
-    "Creatio's Office 365 mail integration uses Exchange Web Services (EWS.AccessAsUser.All). " +
-    `Microsoft began blocking EWS in Exchange Online on ${EWS_BLOCKING_BEGAN} (tenants on the allow-list excepted) ` +
-    `and plans to shut it down on ${EWS_SHUTDOWN_PLANNED}. Plan this site's move to a Microsoft Graph based mail integration.`
-  );
+export const ewsStates = ["allowed", "notAllowListed", "ewsDisabled", "unknown", "retired"] as const;
+export type EwsState = (typeof ewsStates)[number];
+
+/** What a look at the tenant found for one app (stored in the site's `mail` tag; no secrets). */
+export const mailReadinessSchema = z.object({
+  ews: z.enum(ewsStates),
+  checkedAt: z.iso.datetime({ offset: true }),
+  reason: z.string().max(300).optional(),
+});
+export type MailReadiness = z.infer<typeof mailReadinessSchema>;
+
+export const ewsRetired = (now: Date): boolean => now.getTime() >= SHUTDOWN_MS;
+
+/** Whole days until the shutdown (0 once it has happened). */
+export const daysToEwsShutdown = (now: Date): number => Math.max(0, Math.ceil((SHUTDOWN_MS - now.getTime()) / 86_400_000));
+
+/**
+ * The verdict for an app from the organization's settings. `EwsEnabled` $null: the list has no
+ * effect, and Microsoft switched such tenants to blocked from 1 October 2026 (MC1227454), so it is
+ * treated as disabled (an interpretation: a tenant still reading $null is not documented).
+ */
+export function ewsVerdict(config: { EwsEnabled: boolean | null; EwsAllowedAppIDs: string[] }, appId: string): { ews: Exclude<EwsState, "unknown" | "retired">; reason?: string } {
+  if (config.EwsEnabled !== true) {
+    return {
+      ews: "ewsDisabled",
+      reason: config.EwsEnabled === false ? "EwsEnabled is $false in this tenant: Exchange Online blocks every EWS call." : "EwsEnabled is not set in this tenant: since 1 October 2026 Exchange Online blocks EWS for such tenants.",
+    };
+  }
+  if (config.EwsAllowedAppIDs.some((id) => id.toLowerCase() === appId.toLowerCase())) return { ews: "allowed" };
+  return { ews: "notAllowListed", reason: `The app id ${appId} is not in the tenant's EwsAllowedAppIDs: Exchange Online refuses its EWS calls.` };
+}
+
+/** The exact PowerShell an Exchange administrator runs (Connect-ExchangeOnline first) to let this app use EWS. */
+export function ewsFix(state: EwsState, appId: string | null): string | null {
+  if (state === "allowed" || state === "retired" || !appId) return null;
+  const add = `Set-OrganizationConfig -EwsAllowedAppIDs @{Add="${appId}"}`;
+  return state === "ewsDisabled" ? `Set-OrganizationConfig -EwsEnabled $true; ${add}` : add;
+}
+
+/** The `mail` block of status answers: the stored readiness plus what follows from it today. */
+export interface MailStatus {
+  ews: EwsState;
+  checkedAt: string | null;
+  reason: string | null;
+  fix: string | null;
+  ewsShutdownOn: string;
+  daysToShutdown: number;
+}
+
+export function mailStatus(readiness: MailReadiness | undefined, appId: string | null, now: Date): MailStatus {
+  const retired = ewsRetired(now);
+  const ews: EwsState = retired ? "retired" : (readiness?.ews ?? "unknown");
+  const reason = retired
+    ? `EWS in Exchange Online was shut down on ${EWS_SHUTDOWN_ON}: Creatio's Office 365 mail sync through EWS cannot work; the site needs a Microsoft Graph based mail integration.`
+    : (readiness?.reason ?? (readiness ? null : "EWS access has not been checked yet for this site (onboard it again or wait for the next sweep)."));
+  return { ews, checkedAt: readiness?.checkedAt ?? null, reason, fix: ewsFix(ews, appId), ewsShutdownOn: EWS_SHUTDOWN_ON, daysToShutdown: daysToEwsShutdown(now) };
 }

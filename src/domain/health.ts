@@ -1,13 +1,13 @@
 import type { SitePlan } from "./rotationPlan";
 import type { CreatioCheck, SiteTags } from "./tags";
+import { EWS_SHUTDOWN_ON, EWS_SHUTDOWN_WARNING_DAYS, type MailStatus } from "./ews";
 
 /**
  * One verdict per site, from what the registry knows (docs/architecture.md, "Status tells the
  * truth"): a site is healthy only when Creatio holds a valid secret of the app, Creatio's mail server
  * is linked to the app, no run has failed since the last success, and the secret Creatio holds is
- * not about to expire without a rotation in hand. Every problem says what to do next.
- *
- * Exchange Online's EWS allow-list is not known here (not checked yet): the status's warnings say so.
+ * not about to expire without a rotation in hand, and Exchange Online lets the app use EWS (the
+ * last check's `mail`, src/domain/ews.ts). Every problem says what to do next.
  */
 export type HealthState = "healthy" | "atRisk" | "broken";
 
@@ -22,7 +22,7 @@ export interface SiteHealth {
 /** Days left at or below which an expiring secret counts as broken, as the expiry alert fires. */
 export const EXPIRY_ALERT_DAYS = 7;
 
-export function siteHealth(plan: SitePlan, tags: SiteTags, options: { rotateDaysBeforeExpiry: number; creatioCheck?: CreatioCheck | null }): SiteHealth {
+export function siteHealth(plan: SitePlan, tags: SiteTags, options: { rotateDaysBeforeExpiry: number; creatioCheck?: CreatioCheck | null; mail?: MailStatus }): SiteHealth {
   const broken: string[] = [];
   const atRisk: string[] = [];
   const stops = plan.expiresOn?.toISOString() ?? null;
@@ -66,6 +66,20 @@ export function siteHealth(plan: SitePlan, tags: SiteTags, options: { rotateDays
     );
   } else if (check?.state === "unreachable") {
     atRisk.push(`Creatio could not be checked at ${check.at}: ${(check.detail ?? "no answer").replace(/\.+$/, "")}. Its mail settings are unknown until it answers.`);
+  }
+
+  const mail = options.mail;
+  if (mail) {
+    const fix = mail.fix ? ` An Exchange administrator runs: ${mail.fix}` : "";
+    if (mail.ews === "notAllowListed" || mail.ews === "ewsDisabled") {
+      broken.push(`Exchange Online refuses this app's EWS calls, so Creatio's mail cannot sync: ${mail.reason ?? mail.ews}${fix} (then POST /api/tenants again or wait for the next sweep to re-check).`);
+    } else if (mail.ews === "retired") {
+      broken.push(mail.reason ?? `EWS in Exchange Online was shut down on ${EWS_SHUTDOWN_ON}.`);
+    } else if (mail.ews === "unknown") {
+      atRisk.push(`Whether Exchange Online lets this app use EWS is unknown: ${mail.reason ?? "not checked"}.${fix}`);
+    } else if (mail.daysToShutdown <= EWS_SHUTDOWN_WARNING_DAYS) {
+      atRisk.push(`Microsoft shuts EWS in Exchange Online down on ${EWS_SHUTDOWN_ON} (${mail.daysToShutdown} days): Creatio's Office 365 mail sync through EWS stops then; plan the move to a Microsoft Graph based integration.`);
+    }
   }
 
   return {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { mailReadinessSchema } from "./ews";
 
 /**
  * Key Vault is the tenant registry (docs/architecture.md, "Key Vault is the registry"): the tags of
@@ -6,7 +7,8 @@ import { z } from "zod";
  * when, which Creatio credential secret to use, and how the last run ended. Key Vault allows at
  * most 15 tags of at most 512 characters each
  * (learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates#object-types), so
- * related facts share one tag as compact JSON (`creatio`, `rotation`, `lastRun`, `creatioCheck`);
+ * related facts share one tag as compact JSON (`creatio`, `rotation` with `previousKeyId`, `lastRun`,
+ * `creatioCheck`, `mail`);
  * the codec hides that: callers see one flat object (SiteTags). The codec has no field for the
  * secret value, and callers assert no tag carries it.
  */
@@ -65,6 +67,7 @@ export const siteTagsSchema = z.object({
   rotationUpdatedAt: isoDate.optional().describe("When rotationState last changed."),
   lastRun: lastRunSchema.optional().describe("How the last onboarding or rotation ended."),
   creatioCheck: creatioCheckSchema.optional().describe("What the last look at Creatio's mail server found."),
+  mailReadiness: mailReadinessSchema.optional().describe("Whether Exchange Online lets this app use EWS, when it was checked and why not (tag `mail`)."),
 });
 
 export type SiteTags = z.infer<typeof siteTagsSchema>;
@@ -73,18 +76,21 @@ export type SiteTagsInput = z.input<typeof siteTagsSchema>;
 /** Physical tags that hold several logical fields, as JSON with short keys. */
 const PACKED = {
   creatio: { keyId: "creatioSyncedKeyId", at: "creatioSyncedAt", expiresOn: "creatioSyncedExpiresOn" },
-  rotation: { state: "rotationState", at: "rotationUpdatedAt" },
+  // previousKeyId moved in here when the `mail` tag came (issue 8), to keep two of the 15 tags free.
+  rotation: { state: "rotationState", at: "rotationUpdatedAt", prev: "previousKeyId" },
 } as const satisfies Record<string, Record<string, keyof SiteTags>>;
-/** Logical fields stored whole as a JSON tag of the same name. */
-const JSON_FIELDS = ["lastRun", "creatioCheck"] as const;
+/** Logical fields stored whole as a JSON tag: logical name -> tag name. */
+const JSON_FIELDS = { lastRun: "lastRun", creatioCheck: "creatioCheck", mailReadiness: "mail" } as const satisfies Partial<Record<keyof SiteTags, string>>;
+const JSON_TAG_NAMES: ReadonlySet<string> = new Set(Object.values(JSON_FIELDS));
 /** Tag names written by earlier versions, read when the packed tag is absent and dropped on the next write. */
-const LEGACY_TAGS = ["creatioSyncedAt", "creatioSyncedKeyId", "rotationState", "rotationUpdatedAt", "instanceId"] as const;
+const LEGACY_TAGS = ["creatioSyncedAt", "creatioSyncedKeyId", "rotationState", "rotationUpdatedAt", "instanceId", "previousKeyId"] as const;
 
 const PACKED_FIELDS = new Set<string>(Object.values(PACKED).flatMap((p) => Object.values(p)));
 /** Every tag name the codec owns; any other tag is an administrator's and is kept. */
 export const CODEC_TAG_NAMES: ReadonlySet<string> = new Set([
-  ...Object.keys(siteTagsSchema.shape).filter((k) => !PACKED_FIELDS.has(k)),
+  ...Object.keys(siteTagsSchema.shape).filter((k) => !PACKED_FIELDS.has(k) && !(k in JSON_FIELDS)),
   ...Object.keys(PACKED),
+  ...JSON_TAG_NAMES,
   ...LEGACY_TAGS,
 ]);
 
@@ -104,8 +110,8 @@ export function encodeSiteTags(tags: SiteTagsInput): Record<string, string> {
     }
     if (Object.keys(packed).length > 0) out[tag] = JSON.stringify(packed);
   }
-  for (const field of JSON_FIELDS) {
-    if (parsed[field] !== undefined) out[field] = JSON.stringify(parsed[field]);
+  for (const [field, tag] of Object.entries(JSON_FIELDS)) {
+    if (parsed[field] !== undefined) out[tag] = JSON.stringify(parsed[field]);
     delete parsed[field];
   }
   for (const [key, value] of Object.entries(parsed)) {
@@ -124,7 +130,7 @@ function unpack(tags: Record<string, string>): { fields: Record<string, unknown>
   const unreadable: string[] = [];
   for (const [key, value] of Object.entries(tags)) {
     // instanceId (legacy) now lives in lastRun; packed and JSON tags are read below.
-    if (CODEC_TAG_NAMES.has(key) && key !== "instanceId" && !(key in PACKED) && !(JSON_FIELDS as readonly string[]).includes(key)) fields[key] = value;
+    if (CODEC_TAG_NAMES.has(key) && key !== "instanceId" && !(key in PACKED) && !JSON_TAG_NAMES.has(key)) fields[key] = value;
   }
   const json = (tag: string): Record<string, unknown> | undefined => {
     if (tags[tag] === undefined) return undefined;
@@ -143,8 +149,8 @@ function unpack(tags: Record<string, string>): { fields: Record<string, unknown>
       if (packed?.[short] !== undefined) fields[field] = packed[short];
     }
   }
-  for (const field of JSON_FIELDS) {
-    const value = json(field);
+  for (const [field, tag] of Object.entries(JSON_FIELDS)) {
+    const value = json(tag);
     if (value) fields[field] = value;
   }
   return { fields, unreadable };

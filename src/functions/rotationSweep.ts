@@ -2,6 +2,7 @@ import type { InvocationContext, Timer } from "@azure/functions";
 import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 import { getSecretClient, type SecretStore } from "../clients/keyVault";
+import { getExchangeClient, type ExchangeAdmin } from "../clients/exchange";
 import { hostFromSecretName, secretNameFor } from "../domain/site";
 import { planRotations, type ManagedSecret, type SitePlan } from "../domain/rotationPlan";
 import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
@@ -9,6 +10,7 @@ import { EVENTS, logEvent } from "../observability";
 import { settings } from "../settings";
 import { startRotation } from "./startRotation";
 import { loggingSettingsErrors } from "./responses";
+import { recheckMailReadiness, type MailCheckSummary } from "./mailCheck";
 
 /**
  * The rotation sweep (issue 4): on ROTATION_SCHEDULE, list the managed secrets from Key Vault
@@ -16,7 +18,8 @@ import { loggingSettingsErrors } from "./responses";
  * contentType marks ours), pick the due sites (src/domain/rotationPlan.ts) and start one
  * rotateSecret per due site under `rotate-<host>`, skipping those already running. One summary
  * line (sweep.finished) and one secret.expiry line per site, the events infra/app/alerts.bicep
- * queries; already expired secrets also get a warning of their own.
+ * queries; already expired secrets also get a warning of their own. It also re-checks each site's
+ * Exchange Online EWS readiness with one organization read per tenant (src/functions/mailCheck.ts).
  */
 export const ROTATION_SWEEP = "rotationSweep";
 
@@ -25,6 +28,10 @@ export interface SweepDeps {
   now: () => Date;
   rotateDaysBeforeExpiry: number;
   gracePeriodHours: number;
+  /** Exchange Online admin API for the EWS readiness re-check; skipped when omitted. */
+  exchange?: ExchangeAdmin;
+  /** EWS_ACCESS; off (no re-check) when omitted. */
+  ewsAccess?: "manage" | "check" | "off";
 }
 
 export interface SweepSummary {
@@ -37,11 +44,20 @@ export interface SweepSummary {
   unreadable: number;
   /** Due sites whose start failed (the next sweep tries again). */
   failedToStart: number;
+  /** The EWS readiness re-check. */
+  mail?: MailCheckSummary;
 }
 
 const defaultDeps = (): SweepDeps => {
   const s = settings();
-  return { secrets: getSecretClient(), now: () => new Date(), rotateDaysBeforeExpiry: s.ROTATE_DAYS_BEFORE_EXPIRY, gracePeriodHours: s.OLD_SECRET_GRACE_HOURS };
+  return {
+    secrets: getSecretClient(),
+    now: () => new Date(),
+    rotateDaysBeforeExpiry: s.ROTATE_DAYS_BEFORE_EXPIRY,
+    gracePeriodHours: s.OLD_SECRET_GRACE_HOURS,
+    exchange: getExchangeClient(),
+    ewsAccess: s.EWS_ACCESS,
+  };
 };
 
 /** Our secrets (by contentType), with decodable tags; the rest are counted. */
@@ -97,6 +113,13 @@ export async function runRotationSweep(client: DurableClient, context: Invocatio
         rotationState: plan.rotationState,
         nextRotationDueAt: plan.nextRotationDueAt?.toISOString() ?? null,
       });
+    }
+    // After the rotations are started, so a site rotating now is skipped rather than written under it.
+    if (deps.exchange && deps.ewsAccess && deps.ewsAccess !== "off") try {
+      summary.mail = await recheckMailReadiness(client, context, managed, { secrets: deps.secrets, exchange: deps.exchange, ewsAccess: deps.ewsAccess, now });
+    } catch (error) {
+      // The rotation part of the sweep stands; the next sweep checks again.
+      context.error(`The EWS readiness re-check failed: ${error instanceof Error ? error.message : String(error)}`);
     }
   } catch (error) {
     logEvent(context, EVENTS.sweepFinished, { outcome: "failed", error: error instanceof Error ? error.message : String(error), ...summary });

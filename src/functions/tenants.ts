@@ -11,7 +11,7 @@ import {
 } from "../api/schemas";
 import { CreatioCredentialError, readSiteCredential } from "../clients/creatio";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
-import { ewsRetirementNotice } from "../domain/ews";
+import { mailStatus } from "../domain/ews";
 import { onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor, hostFromSecretName } from "../domain/site";
 import { SECRET_CONTENT_TYPE, decodeSiteTags, type CreatioCheck, type SiteTags } from "../domain/tags";
 import { bySoonestExpiry, DAY_MS, daysLeft, lastRotationFromTags, planSite, type SitePlan } from "../domain/rotationPlan";
@@ -79,7 +79,8 @@ export function rotationOf(tags: SiteTags, plan: SitePlan): RotationStatus {
 /** The plan and verdict of a managed site: one computation for the status, the list and the sweep. */
 export function assess(host: string, secretName: string, tags: SiteTags, expiresOn: Date | undefined, now: Date, rotateDaysBeforeExpiry: number, creatioCheck?: CreatioCheck | null) {
   const plan = planSite({ host, secretName, expiresOn, tags }, now, rotateDaysBeforeExpiry);
-  return { plan, rotation: rotationOf(tags, plan), health: siteHealth(plan, tags, { rotateDaysBeforeExpiry, creatioCheck }) };
+  const mail = mailStatus(tags.mailReadiness, tags.appId, now);
+  return { plan, rotation: rotationOf(tags, plan), mail, health: siteHealth(plan, tags, { rotateDaysBeforeExpiry, creatioCheck, mail }) };
 }
 
 /** POST /api/tenants: validate, check the Creatio credential secret, start onboardTenant. */
@@ -116,6 +117,7 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
     mailServerId: request_.mailServerId,
     allowUserConsent: request_.allowUserConsent,
     takeOver: request_.takeOver,
+    enableEwsForTenant: request_.enableEwsForTenant,
   };
   const result = await startExclusive(client, "onboard", ONBOARD_TENANT, site.site.host, input);
   if (!result.started) {
@@ -214,9 +216,9 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
         status ? { runtimeStatus: String(status.runtimeStatus), step: progressOf(status.customStatus)?.step, error: status.runtimeStatus === "Failed" ? publicMessage(status.output ?? "failed", 600) : null } : null,
         decoded && !decoded.ok ? decoded.problem : undefined,
       ),
+    mail: assessed?.mail ?? null,
     lastRun: tags?.lastRun ?? null,
     warnings: [
-      ewsRetirementNotice(),
       ...shortLifetimeWarning(properties, window),
       ...(passwordMailboxesCleared
         ? [
@@ -252,6 +254,7 @@ export async function listTenants(_request: HttpRequest, context: InvocationCont
         rotationState: tags?.rotationState ?? null,
         rotation: assessed?.rotation ?? null,
         health: assessed?.health ?? unmanagedHealth(host, null, decoded.ok ? undefined : decoded.problem),
+        mail: assessed?.mail ?? null,
         lastRun: tags?.lastRun ?? null,
       });
     }

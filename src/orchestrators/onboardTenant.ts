@@ -5,6 +5,7 @@ import { CHECK_CREATIO_SITE, type CheckCreatioSiteResult } from "../activities/c
 import { ENSURE_APPLICATION, type EnsureApplicationResult } from "../activities/ensureApplication";
 import { ENSURE_SERVICE_PRINCIPAL, type EnsureServicePrincipalResult } from "../activities/ensureServicePrincipal";
 import { GRANT_ADMIN_CONSENT, type GrantAdminConsentResult } from "../activities/grantAdminConsent";
+import { ALLOW_EWS_ACCESS, type AllowEwsAccessResult } from "../activities/allowEwsAccess";
 import { ISSUE_CLIENT_SECRET, type SecretReference } from "../activities/issueClientSecret";
 import { CONFIGURE_CREATIO, type ConfigureCreatioResult } from "../activities/configureCreatio";
 import { ALLOW_USER_CONSENT, type AllowUserConsentResult } from "../activities/allowUserConsent";
@@ -29,6 +30,8 @@ export const onboardTenantInput = z.object({
   mailServerId: z.string().min(1),
   allowUserConsent: z.boolean(),
   takeOver: z.boolean().default(false),
+  /** allowEwsAccess may set the tenant's EwsEnabled to $true (EWS_ACCESS=manage only). */
+  enableEwsForTenant: z.boolean().default(false),
 });
 export type OnboardTenantInput = z.input<typeof onboardTenantInput>;
 
@@ -53,10 +56,14 @@ export interface OnboardTenantOutput {
     passwordMailboxesCleared: number | null;
   };
   userConsent: AllowUserConsentResult | null;
+  /** Exchange Online EWS readiness of the app (docs/architecture.md, "Exchange Online"). */
+  mail: { ews: AllowEwsAccessResult["ews"]; checkedAt: string; reason: string | null; actions: string[] };
 }
 
 /** Graph steps: throttling and replication lag clear within a minute or so. */
 const GRAPH_RETRY: StepRetry = { attempts: 5, firstDelayMs: 2_000 };
+/** Exchange Online: throttling and outages (401/403 are a result, not an error). */
+const EXCHANGE_RETRY: StepRetry = { attempts: 5, firstDelayMs: 2_000 };
 /** Creatio: a site that is down is reported soon rather than retried for long; a later POST resumes. */
 const CREATIO_RETRY: StepRetry = { attempts: 3, firstDelayMs: 2_000 };
 
@@ -67,11 +74,14 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
   const runId = context.df.currentUtcDateTime.toISOString();
   const steps = stepRunner(context, {
     site: input.host,
-    totalSteps: input.allowUserConsent ? 7 : 6,
+    totalSteps: input.allowUserConsent ? 8 : 7,
     event: EVENTS.onboardingStep,
     nextAction: "Fix the cause, then POST /api/tenants again: it resumes where this run stopped.",
   });
 
+  let mail: AllowEwsAccessResult | undefined;
+  // The readiness goes into the site's tags with the run's outcome (the secret may not exist before).
+  const readiness = () => (mail ? { mailReadiness: { ews: mail.ews, checkedAt: mail.checkedAt, ...(mail.reason ? { reason: mail.reason.slice(0, 300) } : {}) } } : {});
   try {
     // Before anything is created: the site answers, the credential logs in and may change mail
     // servers, the mail server exists and is not linked to another application.
@@ -94,6 +104,11 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
       grants: app.resources.map((r) => ({ resourceName: r.name, resourceServicePrincipalId: r.servicePrincipalId, scopes: r.scopes.map((s) => s.value) })),
     });
     const grantedScopes = [...new Set(consent.grants.flatMap((g) => g.scopes))];
+
+    // Exchange Online lets the app use EWS, before Creatio is told about it. "Not mail-ready" is a
+    // result the status reports with the fix, not a failed onboarding.
+    const ews: AllowEwsAccessResult = yield* steps.run(ALLOW_EWS_ACCESS, EXCHANGE_RETRY, { host: input.host, appId: app.appId, enableEwsForTenant: input.enableEwsForTenant });
+    mail = ews;
 
     // Manual steps 7-8: client secret, straight into Key Vault.
     const secret: SecretReference = yield* steps.run(ISSUE_CLIENT_SECRET, GRAPH_RETRY, {
@@ -125,9 +140,9 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
     let userConsent: AllowUserConsentResult | null = null;
     if (input.allowUserConsent) userConsent = yield* steps.run(ALLOW_USER_CONSENT, GRAPH_RETRY, {});
 
-    yield* recordSiteStateQuietly(context, EVENTS.onboardingStep, { host: input.host, lastRun: { kind: "onboard", outcome: "succeeded", instanceId } });
+    yield* recordSiteStateQuietly(context, EVENTS.onboardingStep, { host: input.host, lastRun: { kind: "onboard", outcome: "succeeded", instanceId }, ...readiness() });
     steps.finish("done");
-    logEvent(context, EVENTS.onboardingFinished, { site: input.host, instanceId, outcome: "succeeded", appId: app.appId, keyId: secret.keyId });
+    logEvent(context, EVENTS.onboardingFinished, { site: input.host, instanceId, outcome: "succeeded", appId: app.appId, keyId: secret.keyId, ews: ews.ews });
     const { removedLeftovers: _removed, ...secretReference } = secret;
     const output: OnboardTenantOutput = {
       host: input.host,
@@ -146,12 +161,13 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
         passwordMailboxesCleared: creatio.actions.includes("linked-mail-server") ? preflight.passwordMailboxes : 0,
       },
       userConsent,
+      mail: { ews: ews.ews, checkedAt: ews.checkedAt, reason: ews.reason ?? null, actions: ews.actions },
     };
     return output;
   } catch (error) {
     if (!(error instanceof StepError)) throw error;
     // The failure stays visible in the list and the sweep until a later run succeeds.
-    yield* recordSiteStateQuietly(context, EVENTS.onboardingStep, { host: input.host, lastRun: { kind: "onboard", outcome: "failed", step: error.step, instanceId } });
+    yield* recordSiteStateQuietly(context, EVENTS.onboardingStep, { host: input.host, lastRun: { kind: "onboard", outcome: "failed", step: error.step, instanceId }, ...readiness() });
     steps.finish("failed", { error: error.message });
     logEvent(context, EVENTS.onboardingFinished, { site: input.host, instanceId, step: error.step, outcome: "failed", error: error.message });
     throw error;

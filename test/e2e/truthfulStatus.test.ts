@@ -125,7 +125,7 @@ test("1. a failed delivery never hides Creatio's expiring secret: status, list a
   const failed = await onboard({ creatioUrl: site.url, secretLifetimeDays: 730 });
   await faults(site.url);
   expect(failed.runtimeStatus).toBe("Failed");
-  expect(String(failed.output)).toMatch(/Step 1 of 6 \(checkCreatioSite\) failed/);
+  expect(String(failed.output)).toMatch(/Step 1 of 7 \(checkCreatioSite\) failed/);
   expect((await tagsOf(site.host)).keyId).toBe(twentyDay.keyId);
 
   const row = (await api("/api/tenants")).body.find((t: any) => t.host === site.host);
@@ -145,7 +145,7 @@ test("2. one Creatio under two URLs: the second onboarding stops before creating
 
   const refused = await onboard({ creatioUrl: alias });
   expect(refused.runtimeStatus).toBe("Failed");
-  expect(String(refused.output)).toMatch(new RegExp(`Step 1 of 6 \\(checkCreatioSite\\) failed: .*already linked to the application with client id ${first.appId}, which this app manages for the site ${site.host}.*"takeOver": true`));
+  expect(String(refused.output)).toMatch(new RegExp(`Step 1 of 7 \\(checkCreatioSite\\) failed: .*already linked to the application with client id ${first.appId}, which this app manages for the site ${site.host}.*"takeOver": true`));
   expect(graphRequestsFor(aliasHost)).toBe(0);
   expect(await appFor(aliasHost)).toBeUndefined();
   expect(await hasSecret(aliasHost)).toBe(false);
@@ -181,9 +181,9 @@ test("3. a typo'd or unreachable Creatio URL creates nothing in Entra or Key Vau
   const [typo, unreachable] = await Promise.all([onboard({ creatioUrl: "https://creatio-typo.invalid" }), onboard({ creatioUrl: closed.url })]);
   expect(typo.runtimeStatus).toBe("Failed");
   // A name that does not resolve is final: one attempt, no retry.
-  expect(String(typo.output)).toMatch(/Step 1 of 6 \(checkCreatioSite\) failed: The Creatio host creatio-typo\.invalid cannot be resolved \(ENOTFOUND\).*Nothing was created/);
+  expect(String(typo.output)).toMatch(/Step 1 of 7 \(checkCreatioSite\) failed: The Creatio host creatio-typo\.invalid cannot be resolved \(ENOTFOUND\).*Nothing was created/);
   expect(unreachable.runtimeStatus).toBe("Failed");
-  expect(String(unreachable.output)).toMatch(/Step 1 of 6 \(checkCreatioSite\) failed after 3 attempts: .*ECONNREFUSED/);
+  expect(String(unreachable.output)).toMatch(/Step 1 of 7 \(checkCreatioSite\) failed after 3 attempts: .*ECONNREFUSED/);
   for (const h of ["creatio-typo.invalid", closed.host]) {
     expect(graphRequestsFor(h)).toBe(0);
     expect(await appFor(h)).toBeUndefined();
@@ -213,7 +213,7 @@ test("4 and 5. a wrong Creatio password is tried once, creates nothing, and neve
 
   const failed = await onboard({ creatioUrl: site.url, creatioCredentialSecretName: "creatio-wrong-password" });
   expect(failed.runtimeStatus).toBe("Failed");
-  expect(String(failed.output)).toMatch(/Step 1 of 6 \(checkCreatioSite\) failed: Creatio at .* refused the credential in Key Vault secret creatio-wrong-password .*not locked out/);
+  expect(String(failed.output)).toMatch(/Step 1 of 7 \(checkCreatioSite\) failed: Creatio at .* refused the credential in Key Vault secret creatio-wrong-password .*not locked out/);
   expect(logins() - loginsBefore).toBe(1);
   expect(String(failed.output)).not.toContain("not-the-password");
   const after = await tagsOf(site.host);

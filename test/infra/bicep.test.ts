@@ -216,12 +216,12 @@ describe("wiring between the templates, azd and the hooks", () => {
 
   test("the alert rules query the events src/observability.ts defines", () => {
     const alerts = readInfra("app/alerts.bicep");
-    for (const event of [EVENTS.onboardingFinished, EVENTS.rotationFinished, EVENTS.secretExpiry, EVENTS.sweepStarted, EVENTS.sweepFinished]) {
+    for (const event of [EVENTS.onboardingFinished, EVENTS.rotationFinished, EVENTS.secretExpiry, EVENTS.sweepStarted, EVENTS.sweepFinished, EVENTS.siteNotMailReady]) {
       expect(alerts).toContain(`"${event}"`);
     }
     // ...and only those (a renamed event would silently stop an alert).
     const quoted = [...alerts.matchAll(/event (?:==|in) (\([^)]*\)|"[^"]*")/g)].flatMap((m) => [...m[1].matchAll(/"([^"]*)"/g)].map((q) => q[1]));
-    expect(quoted.length).toBeGreaterThanOrEqual(5);
+    expect(quoted.length).toBeGreaterThanOrEqual(6);
     expect(quoted.filter((e) => !(Object.values(EVENTS) as string[]).includes(e))).toEqual([]);
   });
 });

@@ -1,5 +1,7 @@
 import { runRotationSweep } from "../../src/functions/rotationSweep";
 import { secretNameFor } from "../../src/domain/site";
+import { decodeSiteTags } from "../../src/domain/tags";
+import { ExchangeAccessError } from "../../src/clients/exchange";
 import { DAY, events, fakeDurableClient, MemoryVault, NOW, recordingContext } from "./rotationFakes";
 
 const inDays = (d: number) => new Date(NOW.getTime() + d * DAY);
@@ -72,4 +74,43 @@ test("a site whose start fails does not stop the sweep, and is reported", async 
   expect(summary).toMatchObject({ due: 4, started: 3, failedToStart: 1 });
   expect(started).toHaveLength(3);
   expect(events(lines, "secret.expiry").find((e) => e.site === "d05.example.com")).toMatchObject({ outcome: "rotationStartFailed" });
+});
+
+test("the EWS readiness re-check reads the organization once per tenant, records each site's verdict in its mail tag, logs siteNotMailReady, and skips a site whose rotation runs", async () => {
+  const vault = new MemoryVault();
+  for (const host of ["a.example.com", "b.example.com", "c.example.com", "busy.example.com"]) vault.site(host, inDays(300), { previousKeyId: `k0-${host}` });
+  const reads: string[] = [];
+  const exchange = {
+    homeTenant: async () => ({ tenantId: "t-home", initialDomain: "contoso.onmicrosoft.com" }),
+    getOrganizationConfig: async (tenant: { tenantId: string }) => (reads.push(tenant.tenantId), { EwsEnabled: true, EwsAllowedAppIDs: ["app-a.example.com"] }),
+    addEwsAllowedAppIds: async () => {
+      throw new Error("the sweep never writes");
+    },
+    setEwsEnabled: async () => {
+      throw new Error("the sweep never writes");
+    },
+  };
+  const { client } = fakeDurableClient(new Set(["rotate-busy.example.com"]));
+  const run = recordingContext("rotationSweep");
+  const summary = await runRotationSweep(client, run.context, { ...deps(vault), exchange, ewsAccess: "check" });
+  expect(reads).toEqual(["t-home"]);
+  expect(summary.mail).toEqual({ organizationReads: 1, checked: 3, notMailReady: 2, skippedRunning: 1 });
+  const tagsOf = (host: string) => decodeSiteTags(vault.latest(secretNameFor(host))!.properties.tags);
+  expect(tagsOf("a.example.com")).toMatchObject({ ok: true, tags: { mailReadiness: { ews: "allowed", checkedAt: NOW.toISOString() }, previousKeyId: "k0-a.example.com" } });
+  expect(tagsOf("b.example.com")).toMatchObject({ ok: true, tags: { mailReadiness: { ews: "notAllowListed" }, appId: "app-b.example.com", keyId: "k1-b.example.com" } });
+  expect(tagsOf("busy.example.com")).toMatchObject({ ok: true, tags: { previousKeyId: "k0-busy.example.com" } });
+  expect((tagsOf("busy.example.com") as any).tags.mailReadiness).toBeUndefined();
+  expect(events(run.lines, "siteNotMailReady").map((e) => [e.site, e.outcome, e.fix])).toEqual([
+    ["b.example.com", "notAllowListed", 'Set-OrganizationConfig -EwsAllowedAppIDs @{Add="app-b.example.com"}'],
+    ["c.example.com", "notAllowListed", 'Set-OrganizationConfig -EwsAllowedAppIDs @{Add="app-c.example.com"}'],
+  ]);
+  expect(run.lines.filter((l) => l.includes('"siteNotMailReady"')).every((l) => l.startsWith("warning:"))).toBe(true);
+
+  // Without the role: unknown for every site, from one failed read, never a failed sweep.
+  const denied = { ...exchange, getOrganizationConfig: async () => (reads.push("denied"), Promise.reject(new ExchangeAccessError("Get-OrganizationConfig", 401, "lacks Exchange.ManageAsApp"))) };
+  const second = recordingContext("rotationSweep");
+  const after = await runRotationSweep(fakeDurableClient().client, second.context, { ...deps(vault), exchange: denied, ewsAccess: "check" });
+  expect(after.mail).toMatchObject({ organizationReads: 1, checked: 4, notMailReady: 4 });
+  expect(events(second.lines, "siteNotMailReady").map((e) => e.outcome)).toEqual(["unknown", "unknown", "unknown", "unknown"]);
+  expect(tagsOf("a.example.com")).toMatchObject({ ok: true, tags: { mailReadiness: { ews: "unknown", reason: expect.stringMatching(/Exchange\.ManageAsApp/) } } });
 });

@@ -14,7 +14,15 @@ describe("settings", () => {
       AZURE_DISABLE_INSTANCE_DISCOVERY: false,
       KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION: false,
       CREATIO_ALLOW_LOOPBACK: false,
+      EWS_ACCESS: "check",
+      EXCHANGE_ADMIN_URL: "https://outlook.office365.com",
     });
+  });
+
+  it("EWS_ACCESS is manage, check or off; EXCHANGE_ADMIN_URL an https URL", () => {
+    expect(parseSettings({ ...minimal, EWS_ACCESS: "manage", EXCHANGE_ADMIN_URL: "https://outlook.office365.us/" })).toMatchObject({ EWS_ACCESS: "manage", EXCHANGE_ADMIN_URL: "https://outlook.office365.us" });
+    expect(() => parseSettings({ ...minimal, EWS_ACCESS: "yes" })).toThrow(/EWS_ACCESS must be manage, check or off/);
+    expect(() => parseSettings({ ...minimal, EXCHANGE_ADMIN_URL: "http://outlook.office365.com" })).toThrow(/EXCHANGE_ADMIN_URL must be an https:\/\/ URL/);
   });
 
   it("reads every setting, fractions of hours and booleans included", () => {

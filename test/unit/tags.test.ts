@@ -31,11 +31,27 @@ describe("site tag codec", () => {
       rotationUpdatedAt: at,
       lastRun: { kind: "rotate" as const, outcome: "failed" as const, step: "s".repeat(64), at, instanceId: "i".repeat(200) },
       creatioCheck: { at, state: "unreachable" as const, clientId: guid, detail: "d".repeat(200) },
+      mailReadiness: { ews: "notAllowListed" as const, checkedAt: at, reason: "r".repeat(300) },
     };
     expect(Object.keys(full).length).toBe(Object.keys(siteTagsSchema.shape).length);
     const tags = encodeSiteTags(full);
     expect(Object.keys(tags).length).toBeLessThanOrEqual(MAX_TAGS - 2);
     expect(decodeSiteTags(tags)).toEqual({ ok: true, tags: full });
+  });
+
+  it("stores previousKeyId in the rotation tag and mail readiness in the mail tag; reads a flat previousKeyId an earlier version wrote", () => {
+    const prev = "44444444-4444-4444-8444-444444444444";
+    const mailReadiness = { ews: "allowed" as const, checkedAt: "2026-11-27T10:00:00.000Z" };
+    const tags = encodeSiteTags({ ...base, previousKeyId: prev, mailReadiness });
+    expect(tags.previousKeyId).toBeUndefined();
+    expect(JSON.parse(tags.rotation)).toEqual({ state: "idle", prev });
+    expect(JSON.parse(tags.mail)).toEqual(mailReadiness);
+    expect(decodeSiteTags(tags)).toEqual({ ok: true, tags: { ...base, rotationState: "idle", previousKeyId: prev, mailReadiness } });
+    const legacy = { ...encodeSiteTags(base), previousKeyId: prev };
+    expect(decodeSiteTags(legacy)).toMatchObject({ ok: true, tags: { previousKeyId: prev } });
+    const merged = mergeSiteTags(legacy, { mailReadiness });
+    expect(merged.previousKeyId).toBeUndefined();
+    expect(JSON.parse(merged.rotation)).toEqual({ state: "idle", prev });
   });
 
   it("reads the flat tags earlier versions wrote, and drops them on the next write", () => {

@@ -61,6 +61,7 @@ describe("POST /api/tenants", () => {
             mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b",
             allowUserConsent: false,
             takeOver: false,
+            enableEwsForTenant: false,
           },
         },
       },
@@ -148,7 +149,7 @@ describe("GET /api/tenants/{host} and GET /api/tenants", () => {
   };
   const get = (host: string) => new HttpRequest({ method: "GET", url: `http://localhost/api/tenants/${host}`, params: { host } });
 
-  it("reports the site from tags and Durable status, with the EWS notice and no secret value", async () => {
+  it("reports the site from tags and Durable status, with the site's EWS readiness and no secret value", async () => {
     const { client } = fakeClient({ runtimeStatus: "Completed", customStatus: { step: "done", stepNumber: 5, totalSteps: 5 } });
     const response = await getTenant(get("ACME.creatio.com"), client, context(), { secrets: store(), now });
     expect(response.status).toBe(200);
@@ -164,21 +165,62 @@ describe("GET /api/tenants/{host} and GET /api/tenants", () => {
       creatio: { syncedAt: "2026-11-27T11:02:00.000Z" },
       onboarding: { runtimeStatus: "Completed", currentStep: { step: "done" } },
     });
-    expect(body.warnings[0]).toMatch(/1 October 2026|2026-10-01/);
-    expect(body.warnings[0]).toMatch(/2027-04-01/);
+    // Never checked (tags of an earlier version): unknown, at risk, with the fix for this app id.
+    expect(body.mail).toMatchObject({ ews: "unknown", checkedAt: null, fix: 'Set-OrganizationConfig -EwsAllowedAppIDs @{Add="app-id"}', ewsShutdownOn: "2027-04-01" });
+    expect(body.health.problems.join(" ")).toMatch(/EWS is unknown/);
+    expect(body.warnings).toEqual([]);
     expect(JSON.stringify(body)).not.toContain("THE-CLIENT-SECRET");
+  });
+
+  it("EWS readiness decides health: notAllowListed and ewsDisabled are broken with the fix, allowed near the shutdown is at risk; the list puts the broken site first", async () => {
+    const { client } = fakeClient({ runtimeStatus: "Completed" });
+    const vault = vaultWithCredential();
+    const siteTags = (site: string, appId: string, ews: "allowed" | "notAllowListed" | "ewsDisabled") =>
+      encodeSiteTags({
+        site,
+        appId,
+        appObjectId: "obj",
+        keyId: "k1",
+        creatioCredential: "creatio-api-acme",
+        mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b",
+        creatioSyncedKeyId: "k1",
+        mailReadiness: { ews, checkedAt: "2026-11-27T11:00:00.000Z", ...(ews === "allowed" ? {} : { reason: `reason ${ews}` }) },
+      });
+    const expiresOn = new Date("2028-11-27T12:00:00Z");
+    vault.seed("creatio-o365-a--creatio--com", "s", { contentType: SECRET_CONTENT_TYPE, expiresOn, tags: siteTags("a.creatio.com", "app-a", "allowed") });
+    vault.seed("creatio-o365-b--creatio--com", "s", { contentType: SECRET_CONTENT_TYPE, expiresOn, tags: siteTags("b.creatio.com", "app-b", "notAllowListed") });
+    vault.seed("creatio-o365-c--creatio--com", "s", { contentType: SECRET_CONTENT_TYPE, expiresOn, tags: siteTags("c.creatio.com", "app-c", "ewsDisabled") });
+    const b = (await getTenant(get("b.creatio.com"), client, context(), { secrets: vault, now })).jsonBody as any;
+    expect(b.mail).toMatchObject({ ews: "notAllowListed", reason: "reason notAllowListed", fix: 'Set-OrganizationConfig -EwsAllowedAppIDs @{Add="app-b"}', checkedAt: "2026-11-27T11:00:00.000Z" });
+    expect(b.health.state).toBe("broken");
+    expect(b.health.problems.join(" ")).toContain('Set-OrganizationConfig -EwsAllowedAppIDs @{Add="app-b"}');
+    const c = (await getTenant(get("c.creatio.com"), client, context(), { secrets: vault, now })).jsonBody as any;
+    expect(c.mail.fix).toBe('Set-OrganizationConfig -EwsEnabled $true; Set-OrganizationConfig -EwsAllowedAppIDs @{Add="app-c"}');
+    expect(c.health.state).toBe("broken");
+    const a = (await getTenant(get("a.creatio.com"), client, context(), { secrets: vault, now })).jsonBody as any;
+    expect(a.mail).toMatchObject({ ews: "allowed", fix: null, reason: null });
+    expect(a.health.state).toBe("healthy");
+    const nearShutdown = new Date("2027-02-15T00:00:00Z");
+    const late = (await getTenant(get("a.creatio.com"), client, context(), { secrets: vault, now: () => nearShutdown })).jsonBody as any;
+    expect(late.health).toMatchObject({ state: "atRisk", problems: [expect.stringMatching(/2027-04-01 \(45 days\)/)] });
+    const list = (await listTenants(new HttpRequest({ method: "GET", url: "http://localhost/api/tenants" }), context(), { secrets: vault, now })).jsonBody as any[];
+    expect(list.map((t) => [t.host, t.mail.ews, t.health.state])).toEqual([
+      ["b.creatio.com", "notAllowListed", "broken"],
+      ["c.creatio.com", "ewsDisabled", "broken"],
+      ["a.creatio.com", "allowed", "healthy"],
+    ]);
   });
 
   it("warns when the secret lives no longer than the rotation window (it would rotate at every sweep)", async () => {
     const { client } = fakeClient({ runtimeStatus: "Completed" });
     const long = store();
     long.seed("creatio-o365-acme--creatio--com", "v", { contentType: SECRET_CONTENT_TYPE, createdOn: new Date("2026-11-27T12:00:00Z"), expiresOn: new Date("2027-01-26T12:00:00Z"), tags });
-    expect(((await getTenant(get("acme.creatio.com"), client, context(), { secrets: long, now, rotateDaysBeforeExpiry: 30 })).jsonBody as any).warnings).toHaveLength(1);
+    expect(((await getTenant(get("acme.creatio.com"), client, context(), { secrets: long, now, rotateDaysBeforeExpiry: 30 })).jsonBody as any).warnings).toHaveLength(0);
     const short = store();
     short.seed("creatio-o365-acme--creatio--com", "v", { contentType: SECRET_CONTENT_TYPE, createdOn: new Date("2026-11-27T12:00:00Z"), expiresOn: new Date("2026-12-17T12:00:00Z"), tags });
     const warnings = ((await getTenant(get("acme.creatio.com"), client, context(), { secrets: short, now, rotateDaysBeforeExpiry: 30 })).jsonBody as any).warnings as string[];
-    expect(warnings).toHaveLength(2);
-    expect(warnings[1]).toMatch(/lives 20 days, no longer than the rotation window of 30 days/);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/lives 20 days, no longer than the rotation window of 30 days/);
   });
 
   it("answers 404 for an unknown site and 400 for a bad host", async () => {

@@ -546,6 +546,21 @@ export function createGraphApi(options: GraphApiOptions) {
     return noContent();
   });
 
+  // ---------- organization ----------
+  // organization-get.md: application permission Organization.Read.All (least privileged) or
+  // Directory.Read.All. Only the fields the app reads: id, displayName, verifiedDomains (the initial
+  // domain, `isInitial`, anchors Exchange Online admin API calls; docs/architecture.md, "Exchange Online").
+  route("GET", "/organization", (call) => {
+    if (!has(call.caller, "Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")) throw forbidden();
+    const org: Json = {
+      id: store.identity.tenantId,
+      displayName: "Sandbox",
+      verifiedDomains: [{ capabilities: "Email, OfficeCommunicationsOnline", isDefault: true, isInitial: true, name: "sandbox.onmicrosoft.com", type: "Managed" }],
+    };
+    const select = parseSelect(call.query.get("$select"), org, "organization");
+    return { status: 200, body: { "@odata.context": context(call, select ? `organization(${select.join(",")})` : "organization"), value: [project(org, select)] } };
+  });
+
   // ---------- policies/authorizationPolicy ----------
   // authorizationpolicy-get.md (Policy.Read.All or Policy.ReadWrite.Authorization).
   route("GET", "/policies/authorizationPolicy", (call) => {

@@ -93,6 +93,8 @@ export const DEFAULT_IDENTITY_GRAPH_ROLES = [
   "Application.Read.All",
   "DelegatedPermissionGrant.ReadWrite.All",
   "Policy.ReadWrite.Authorization",
+  // The tenant's initial domain for Exchange Online's X-AnchorMailbox (EWS_ACCESS check/manage).
+  "Organization.Read.All",
 ];
 
 /** Fixed object ids for the seeded service principals, so tests and logs are stable across resets. */

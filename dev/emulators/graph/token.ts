@@ -123,7 +123,7 @@ export function registerTokenEndpoint(server: EmulatorServer, ctx: EmulatorConte
         1002012,
         `The provided value for scope ${form.get("scope") ?? ""} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`,
       );
-    const resource = resolveResource(scopes[0].slice(0, -"/.default".length), store);
+    const resource = resolveResource(scopes[0].slice(0, -"/.default".length), store, ctx.resourceAliases);
     if (!resource)
       return aadError(
         400,
@@ -160,8 +160,10 @@ export function registerTokenEndpoint(server: EmulatorServer, ctx: EmulatorConte
   });
 }
 
-function resolveResource(resource: string, store: GraphStore): Resource | undefined {
+function resolveResource(resource: string, store: GraphStore, aliases: Record<string, string> = {}): Resource | undefined {
   const r = resource.replace(/\/$/, "").toLowerCase();
+  const alias = Object.entries(aliases).find(([name]) => name.replace(/\/$/, "").toLowerCase() === r);
+  if (alias) return { audience: resource.replace(/\/$/, ""), appId: alias[1] };
   if (AUDIENCES.graph.some((a) => a.toLowerCase() === r)) return { audience: AUDIENCES.graph[0], appId: MICROSOFT_GRAPH_APP_ID };
   if (AUDIENCES.keyVault.some((a) => a.toLowerCase() === r)) return { audience: AUDIENCES.keyVault[0], appId: AUDIENCES.keyVault[1] };
   // Any other service principal in the tenant, by app id or one of its servicePrincipalNames (e.g. Exchange).

@@ -1,0 +1,126 @@
+import type { InvocationContext } from "@azure/functions";
+import type { DurableClient } from "durable-functions";
+import { ExchangeAccessError, type ExchangeAdmin, type ExchangeTenant, type OrganizationEwsConfig } from "../clients/exchange";
+import type { SecretStore } from "../clients/keyVault";
+import { EWS_SHUTDOWN_ON, ewsFix, ewsRetired, ewsVerdict, type MailReadiness } from "../domain/ews";
+import { publicMessage } from "../domain/failure";
+import type { ManagedSecret } from "../domain/rotationPlan";
+import { onboardingInstanceIdFor, rotationInstanceIdFor } from "../domain/site";
+import { mergeSiteTags } from "../domain/tags";
+import { EVENTS, logEvent } from "../observability";
+import { instanceStatus, isActive } from "./startExclusive";
+
+/**
+ * The sweep's re-check of Exchange Online EWS readiness (docs/architecture.md, "Exchange Online";
+ * issue 8): ONE Get-OrganizationConfig per Entra tenant, whatever the number of sites in it, then
+ * each site's verdict for its own app id, stored in its `mail` tag and logged as one
+ * `siteNotMailReady` event per site that is not ready (infra/app/alerts.bicep alerts on it).
+ * Read-only: the sweep never writes the tenant's settings (onboarding does, in manage mode).
+ *
+ * Today every site lives in the app's home tenant (the tenant whose Graph and Exchange the app's
+ * identity reaches), so sites are grouped under that one tenant id; the grouping is the place
+ * where a per-site tenant (issue 10) goes.
+ *
+ * Concurrent writers: a site whose onboarding or rotation is running is skipped (its run records
+ * its own state); the others are written read-modify-write on the current version's tags, so no
+ * other tag is replaced.
+ */
+
+export interface MailCheckDeps {
+  secrets: SecretStore;
+  exchange?: ExchangeAdmin;
+  ewsAccess: "manage" | "check" | "off";
+  now: Date;
+}
+
+export interface MailCheckSummary {
+  /** Get-OrganizationConfig calls made (one per tenant). */
+  organizationReads: number;
+  checked: number;
+  notMailReady: number;
+  /** Sites skipped because an onboarding or rotation of theirs is running. */
+  skippedRunning: number;
+}
+
+export async function recheckMailReadiness(client: DurableClient, context: InvocationContext, sites: ManagedSecret[], deps: MailCheckDeps): Promise<MailCheckSummary> {
+  const summary: MailCheckSummary = { organizationReads: 0, checked: 0, notMailReady: 0, skippedRunning: 0 };
+  if (deps.ewsAccess === "off" || !deps.exchange || sites.length === 0) return summary;
+  const checkedAt = deps.now.toISOString();
+
+  // Sites by Entra tenant: all in the home tenant today (see above).
+  let groups: Map<string, { tenant: ExchangeTenant | null; sites: ManagedSecret[] }>;
+  let tenantProblem: string | undefined;
+  try {
+    const home = ewsRetired(deps.now) ? null : await deps.exchange.homeTenant();
+    groups = new Map([[home?.tenantId ?? "home", { tenant: home, sites }]]);
+  } catch (error) {
+    const status = (error as { statusCode?: number })?.statusCode;
+    if (status !== 401 && status !== 403) throw error;
+    tenantProblem = `The app's identity cannot read the organization from Microsoft Graph (needs Organization.Read.All): ${publicMessage(error, 200)}`;
+    groups = new Map([["home", { tenant: null, sites }]]);
+  }
+
+  for (const [tenantId, group] of groups) {
+    let config: OrganizationEwsConfig | undefined;
+    let unknownReason = tenantProblem;
+    if (ewsRetired(deps.now)) {
+      unknownReason = undefined;
+    } else if (group.tenant) {
+      try {
+        summary.organizationReads += 1;
+        config = await deps.exchange.getOrganizationConfig(group.tenant);
+      } catch (error) {
+        if (!(error instanceof ExchangeAccessError)) {
+          // Throttled or down after the client's retries: keep what the tags say; the next sweep tries again.
+          context.warn(`Could not read Exchange Online's organization config for tenant ${tenantId}: ${publicMessage(error, 300)}`);
+          continue;
+        }
+        unknownReason = publicMessage(error, 300);
+      }
+    }
+    for (const site of group.sites) {
+      const readiness: MailReadiness = ewsRetired(deps.now)
+        ? { ews: "retired", checkedAt, reason: `EWS in Exchange Online was shut down on ${EWS_SHUTDOWN_ON}.` }
+        : config
+          ? { ...ewsVerdict(config, site.tags.appId), checkedAt }
+          : { ews: "unknown", checkedAt, reason: (unknownReason ?? "not checked").slice(0, 300) };
+      if (await busy(client, site.host)) {
+        summary.skippedRunning += 1;
+        continue;
+      }
+      try {
+        await store(deps.secrets, site.secretName, readiness);
+      } catch (error) {
+        context.warn(`Could not record the EWS readiness of ${site.host}: ${publicMessage(error, 300)}`);
+      }
+      summary.checked += 1;
+      if (readiness.ews !== "allowed") {
+        summary.notMailReady += 1;
+        logEvent(context, EVENTS.siteNotMailReady, {
+          site: site.host,
+          outcome: readiness.ews,
+          level: "warn",
+          tenantId: group.tenant?.tenantId ?? null,
+          appId: site.tags.appId,
+          reason: readiness.reason ?? null,
+          fix: ewsFix(readiness.ews, site.tags.appId),
+        });
+      }
+    }
+  }
+  return summary;
+}
+
+async function busy(client: DurableClient, host: string): Promise<boolean> {
+  for (const id of [onboardingInstanceIdFor(host), rotationInstanceIdFor(host)]) {
+    if (isActive(await instanceStatus(client, id))) return true;
+  }
+  return false;
+}
+
+/** Read-modify-write of the current version's tags: only the `mail` tag changes. */
+async function store(secrets: SecretStore, secretName: string, readiness: MailReadiness): Promise<void> {
+  const { properties } = await secrets.getSecret(secretName);
+  const tags = mergeSiteTags(properties.tags, { mailReadiness: readiness });
+  await secrets.updateSecretProperties(secretName, properties.version!, { tags });
+}
