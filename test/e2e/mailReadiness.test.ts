@@ -5,7 +5,10 @@
  * all sites are in the one sandbox tenant, as in production today.
  */
 import { sandboxContext } from "../../dev/emulators/context";
-import { SANDBOX_CREATIO_CREDENTIAL_SECRET, startEmulators, type EmulatorStack } from "../../dev/emulators";
+import { ClientSecretCredential } from "@azure/identity";
+import { SecretClient } from "@azure/keyvault-secrets";
+import { SANDBOX_IDENTITY, startEmulators, type EmulatorStack } from "../../dev/emulators";
+import { storeSiteCredential } from "../support/siteCredential";
 import { createCreatioEmulator } from "../../dev/emulators/creatio";
 import { organizationReads } from "../../dev/emulators/exchange";
 import type { EmulatorServer } from "../../dev/emulators/server";
@@ -15,6 +18,7 @@ import { startTestAzurite, waitFor, waitForStatus, type Status, type TestStorage
 let storage: TestStorage;
 let stack: EmulatorStack;
 let host: SpawnedHost;
+let secrets: SecretClient;
 const creatios: EmulatorServer[] = [];
 const hostLines: string[] = [];
 const json = { "Content-Type": "application/json" };
@@ -43,13 +47,15 @@ async function newCreatio(): Promise<{ url: string; host: string }> {
   creatios.push(server);
   return { url, host: new URL(url).host };
 }
-async function start(body: object): Promise<string> {
-  const r = await api("/api/tenants", { method: "POST", headers: json, body: JSON.stringify({ creatioCredentialSecretName: SANDBOX_CREATIO_CREDENTIAL_SECRET, ...body }) });
+/** Starts an onboarding with a credential bound to the site's host (its creatioSite tag). */
+async function start(body: { creatioUrl: string } & Record<string, unknown>): Promise<string> {
+  const creatioCredentialSecretName = await storeSiteCredential(secrets, new URL(body.creatioUrl).host);
+  const r = await api("/api/tenants", { method: "POST", headers: json, body: JSON.stringify({ creatioCredentialSecretName, ...body }) });
   expect(r.status).toBe(202);
   return r.body.id;
 }
 const finished = (id: string): Promise<Status> => waitForStatus(host.url, id, ["Completed", "Failed", "Terminated"], 120_000);
-const onboard = async (body: object) => finished(await start(body));
+const onboard = async (body: { creatioUrl: string } & Record<string, unknown>) => finished(await start(body));
 
 const exchangeTenant = (body: object) => fetch(`${stack.exchangeUrl}/_emulator/tenant`, { method: "PATCH", headers: json, body: JSON.stringify(body) });
 async function organizationConfig(): Promise<{ EwsEnabled: boolean | null; EwsAllowedAppIDs: string[] }> {
@@ -59,6 +65,11 @@ const setOrganizationCalls = () => stack.servers.exchange.requests.filter((r) =>
 
 beforeAll(async () => {
   stack = await startEmulators();
+  secrets = new SecretClient(
+    stack.keyVaultUrl,
+    new ClientSecretCredential(SANDBOX_IDENTITY.tenantId, SANDBOX_IDENTITY.clientId, SANDBOX_IDENTITY.clientSecret, { authorityHost: stack.authorityHost, disableInstanceDiscovery: true }),
+    { disableChallengeResourceVerification: true },
+  );
   await startHost("manage");
 }, 180_000);
 
