@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { graphGetOrUndefined, graphUpsert, graphCall, odataString, GraphCallError } from "../clients/graph";
+import { graphGetOrUndefined, graphUpsert, graphCall, isNotFound, odataString, GraphCallError } from "../clients/graph";
 import { applicationUniqueNameFor, redirectUriFor } from "../domain/site";
 import { REQUIRED_RESOURCES } from "../domain/permissions";
 import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
@@ -143,10 +143,6 @@ export async function ensureApplication(rawInput: EnsureApplicationInput, deps: 
     await graphCall(`PATCH ${path}`, () => deps.graph.api(path).patch(patch));
   }
   return { uniqueName, appId: existing.appId, appObjectId: existing.id, redirectUri, created: false, repaired, resources };
-}
-
-export function isNotFound(error: unknown): boolean {
-  return error instanceof GraphCallError && (error.status === 404 || error.code === "Request_ResourceNotFound");
 }
 
 export const ensureApplicationActivity = {

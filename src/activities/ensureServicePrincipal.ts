@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { graphGetOrUndefined, graphUpsert, odataString, GraphCallError } from "../clients/graph";
+import { graphGetOrUndefined, graphUpsert, isReplicationLag, odataString, GraphCallError } from "../clients/graph";
 import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
 
 /**
@@ -18,12 +18,6 @@ export type EnsureServicePrincipalInput = z.infer<typeof ensureServicePrincipalI
 export interface EnsureServicePrincipalResult {
   servicePrincipalId: string;
   created: boolean;
-}
-
-export function isReplicationLag(error: unknown): boolean {
-  if (!(error instanceof GraphCallError)) return false;
-  if (error.status === 404) return true;
-  return error.status === 400 && /NoBackingApplicationObject|does not reference a valid application|Request_ResourceNotFound/i.test(`${error.code} ${error.upstreamMessage}`);
 }
 
 export async function ensureServicePrincipal(rawInput: EnsureServicePrincipalInput, deps: ActivityDeps = defaultDeps()): Promise<EnsureServicePrincipalResult> {

@@ -1,7 +1,6 @@
 import { z } from "zod";
-import { graphCall, odataString, GraphCallError } from "../clients/graph";
+import { graphCall, isReplicationLag, odataString, GraphCallError } from "../clients/graph";
 import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
-import { isReplicationLag } from "./ensureServicePrincipal";
 
 /**
  * Step 4 (manual step 6, "Grant admin consent"): one `AllPrincipals` oauth2PermissionGrant per
