@@ -1,11 +1,12 @@
 import { z } from "zod";
-import { CreatioError, CreatioLoginRefusedError, parseCreatioCredential, type CreatioClient } from "../clients/creatio";
+import { CreatioError, CreatioLoginRefusedError } from "../clients/creatio";
 import { isSecretNotFound } from "../clients/keyVault";
 import { FinalError } from "../domain/failure";
 import { resolveCreatioHostProblem } from "../domain/address";
-import { defaultIdentityServerUrlFor, secretNameFor, hostFromSecretName } from "../domain/site";
-import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
-import { defaultDeps, type ActivityDeps } from "./shared";
+import { ourSecret } from "../domain/managedSecret";
+import { secretNameFor } from "../domain/site";
+import { decodeSiteTags } from "../domain/tags";
+import { creatioClientFor, creatioSiteInput, defaultDeps, type ActivityDeps } from "./shared";
 
 /**
  * Step 1, before anything is created in Entra: can this Creatio site take the OAuth settings at all?
@@ -19,12 +20,7 @@ import { defaultDeps, type ActivityDeps } from "./shared";
  */
 export const CHECK_CREATIO_SITE = "checkCreatioSite";
 
-export const checkCreatioSiteInput = z.object({
-  host: z.string().min(1),
-  creatioCredentialSecretName: z.string().min(1),
-  mailServerId: z.string().min(1),
-  takeOver: z.boolean().default(false),
-});
+export const checkCreatioSiteInput = creatioSiteInput;
 export type CheckCreatioSiteInput = z.input<typeof checkCreatioSiteInput>;
 
 export interface CheckCreatioSiteResult {
@@ -99,24 +95,6 @@ export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: Ac
   return { odataRoot, mailServerName: link.mailServer.Name ?? null, linkedClientId, knownAppId, takingOver: foreign };
 }
 
-/** The site's Creatio client from the credential secret; a missing or malformed credential is final. */
-export async function creatioClientFor(deps: Pick<ActivityDeps, "secrets" | "creatio">, host: string, credentialSecretName: string): Promise<CreatioClient> {
-  let value: string | undefined;
-  try {
-    value = (await deps.secrets.getSecret(credentialSecretName)).value;
-  } catch (error) {
-    if (isSecretNotFound(error)) throw new FinalError(`The Creatio credential secret ${credentialSecretName} does not exist in Key Vault`);
-    throw error;
-  }
-  let credential;
-  try {
-    credential = parseCreatioCredential(credentialSecretName, value);
-  } catch (error) {
-    throw new FinalError((error as Error).message);
-  }
-  return deps.creatio({ origin: `https://${host}`, credential, defaultIdentityServerUrl: defaultIdentityServerUrlFor(host) });
-}
-
 /** A DNS failure: the name does not exist, so retrying cannot help. */
 function isUnresolvable(error: unknown): boolean {
   return error instanceof CreatioError && /ENOTFOUND|EAI_NONAME|getaddrinfo/i.test(error.message);
@@ -135,9 +113,8 @@ async function knownAppIdOf(deps: Pick<ActivityDeps, "secrets">, host: string): 
 /** The managed site whose app has this client id, from the registry's tags (no values are read). */
 async function managedSiteWithAppId(deps: Pick<ActivityDeps, "secrets">, appId: string): Promise<string | undefined> {
   for await (const properties of deps.secrets.listPropertiesOfSecrets()) {
-    if (properties.contentType !== SECRET_CONTENT_TYPE) continue;
-    const decoded = decodeSiteTags(properties.tags);
-    if (decoded.ok && decoded.tags.appId === appId) return decoded.tags.site ?? hostFromSecretName(properties.name);
+    const ours = ourSecret(properties);
+    if (ours?.tags && ours.tags.appId === appId) return ours.host;
   }
   return undefined;
 }

@@ -1,10 +1,8 @@
 import { z } from "zod";
-import { CreatioError, CreatioLoginRefusedError, parseCreatioCredential, type OAuthApplicationRow } from "../clients/creatio";
-import { isSecretNotFound } from "../clients/keyVault";
+import { CreatioError, CreatioLoginRefusedError, type OAuthApplicationRow } from "../clients/creatio";
 import { FinalError } from "../domain/failure";
-import { defaultIdentityServerUrlFor } from "../domain/site";
 import { decodeSiteTags, mergeSiteTags, type SiteTagsChange } from "../domain/tags";
-import { defaultDeps, redactError, type ActivityDeps } from "./shared";
+import { creatioClientFor, creatioSiteInput, defaultDeps, redactError, type ActivityDeps } from "./shared";
 
 /**
  * Step 6 (manual step 10): what Creatio's own mail settings page writes for OAuth 2.0 (docs/architecture.md,
@@ -15,16 +13,11 @@ import { defaultDeps, redactError, type ActivityDeps } from "./shared";
  */
 export const CONFIGURE_CREATIO = "configureCreatio";
 
-export const configureCreatioInput = z.object({
-  host: z.string().min(1),
+export const configureCreatioInput = creatioSiteInput.extend({
   secretName: z.string().min(1),
   /** The version issued by the previous step; Creatio gets exactly that value. Latest when omitted. */
   secretVersion: z.string().min(1).optional(),
-  creatioCredentialSecretName: z.string().min(1),
-  mailServerId: z.string().min(1),
   appId: z.string().min(1),
-  /** Replace a link to another application's row (checkCreatioSite said so); otherwise that is a conflict. */
-  takeOver: z.boolean().default(false),
 });
 export type ConfigureCreatioInput = z.input<typeof configureCreatioInput>;
 
@@ -53,22 +46,7 @@ export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: Ac
     const decoded = decodeSiteTags(clientSecret.properties.tags);
     const keyId = decoded.ok ? decoded.tags.keyId : undefined;
 
-    let credentialValue: string | undefined;
-    try {
-      credentialValue = (await deps.secrets.getSecret(input.creatioCredentialSecretName)).value;
-    } catch (error) {
-      if (isSecretNotFound(error)) throw new FinalError(`The Creatio credential secret ${input.creatioCredentialSecretName} does not exist in Key Vault`);
-      throw error;
-    }
-    if (credentialValue) credentialSecrets.push(credentialValue);
-    let credential;
-    try {
-      credential = parseCreatioCredential(input.creatioCredentialSecretName, credentialValue);
-    } catch (error) {
-      throw new FinalError((error as Error).message);
-    }
-    credentialSecrets.push("password" in credential ? credential.password : credential.clientSecret);
-    const creatio = deps.creatio({ origin: `https://${input.host}`, credential, defaultIdentityServerUrl: defaultIdentityServerUrlFor(input.host) });
+    const creatio = await creatioClientFor(deps, input.host, input.creatioCredentialSecretName, credentialSecrets);
     let odataRoot: string;
     try {
       odataRoot = await creatio.odataRoot();

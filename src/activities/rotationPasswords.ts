@@ -12,6 +12,7 @@ import type { ActivityDeps } from "./shared";
 export interface AppPassword {
   keyId: string;
   displayName?: string | null;
+  startDateTime?: string | null;
   endDateTime?: string | null;
 }
 

@@ -1,9 +1,12 @@
 import type { Client } from "@microsoft/microsoft-graph-client";
+import { z } from "zod";
 import { getGraphClient } from "../clients/graph";
-import { getSecretClient, type SecretStore } from "../clients/keyVault";
-import { getCreatioClient, type CreatioClient, type CreatioClientOptions } from "../clients/creatio";
+import { isSecretNotFound, getSecretClient, type SecretStore } from "../clients/keyVault";
+import { getCreatioClient, parseCreatioCredential, type CreatioClient, type CreatioClientOptions } from "../clients/creatio";
 import { settings } from "../settings";
 import type { Lookup } from "../domain/address";
+import { FinalError } from "../domain/failure";
+import { defaultIdentityServerUrlFor } from "../domain/site";
 
 /** What activities talk to. Production uses the memoised clients; unit tests pass recorders. */
 export interface ActivityDeps {
@@ -51,6 +54,43 @@ export async function whileReplicating<T>(
       await deps.sleep(Math.min(baseDelayMs * 2 ** (attempt - 1), 16_000));
     }
   }
+}
+
+/** The Creatio site, the Key Vault secret holding its credential and its mail server: what the Creatio steps share. */
+export const creatioSiteInput = z.object({
+  host: z.string().min(1),
+  creatioCredentialSecretName: z.string().min(1),
+  mailServerId: z.string().min(1),
+  /** Replace a link to another application's row (checkCreatioSite said so); otherwise that is a conflict. */
+  takeOver: z.boolean().default(false),
+});
+
+/**
+ * The site's Creatio client from the credential secret; a missing or malformed credential is final.
+ * The credential's secret parts are added to `secretParts`, for the caller to keep out of error messages.
+ */
+export async function creatioClientFor(
+  deps: Pick<ActivityDeps, "secrets" | "creatio">,
+  host: string,
+  credentialSecretName: string,
+  secretParts: string[] = [],
+): Promise<CreatioClient> {
+  let value: string | undefined;
+  try {
+    value = (await deps.secrets.getSecret(credentialSecretName)).value;
+  } catch (error) {
+    if (isSecretNotFound(error)) throw new FinalError(`The Creatio credential secret ${credentialSecretName} does not exist in Key Vault`);
+    throw error;
+  }
+  if (value) secretParts.push(value);
+  let credential;
+  try {
+    credential = parseCreatioCredential(credentialSecretName, value);
+  } catch (error) {
+    throw new FinalError((error as Error).message);
+  }
+  secretParts.push("password" in credential ? credential.password : credential.clientSecret);
+  return deps.creatio({ origin: `https://${host}`, credential, defaultIdentityServerUrl: defaultIdentityServerUrlFor(host) });
 }
 
 export { redactError } from "../domain/failure";

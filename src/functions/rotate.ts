@@ -4,7 +4,7 @@ import type { DurableClient } from "durable-functions";
 import { rotateRequestSchema, toFieldErrors, type ErrorResponse } from "../api/schemas";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { parseSiteHost, secretNameFor } from "../domain/site";
-import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
+import { ourSecret } from "../domain/managedSecret";
 import { settings } from "../settings";
 import { startRotation } from "./startRotation";
 import { answeringSettingsErrors, badRequest, decodeHostParam, json, keyVaultUnavailable } from "./responses";
@@ -42,7 +42,7 @@ export async function rotateTenant(request: HttpRequest, client: DurableClient, 
   const secretName = secretNameFor(host);
   try {
     const { properties } = await deps.secrets.getSecret(secretName);
-    if (properties.contentType !== SECRET_CONTENT_TYPE || !decodeSiteTags(properties.tags).ok) {
+    if (!ourSecret(properties)?.tags) {
       return json(404, { error: `Key Vault secret ${secretName} exists but is not a managed site's secret` } satisfies ErrorResponse);
     }
   } catch (error) {

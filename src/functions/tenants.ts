@@ -12,8 +12,9 @@ import {
 import { parseCreatioCredential } from "../clients/creatio";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { ewsRetirementNotice } from "../domain/ews";
-import { onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor, hostFromSecretName } from "../domain/site";
-import { SECRET_CONTENT_TYPE, decodeSiteTags, type CreatioCheck, type SiteTags } from "../domain/tags";
+import { onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor } from "../domain/site";
+import { ourSecret } from "../domain/managedSecret";
+import { decodeSiteTags, type CreatioCheck, type SiteTags } from "../domain/tags";
 import { bySoonestExpiry, DAY_MS, daysLeft, lastRotationFromTags, planSite, type SitePlan } from "../domain/rotationPlan";
 import { HEALTH_ORDER, siteHealth } from "../domain/health";
 import { publicMessage } from "../domain/failure";
@@ -219,11 +220,10 @@ export async function listTenants(_request: HttpRequest, context: InvocationCont
   const sites: TenantSummary[] = [];
   try {
     for await (const properties of deps.secrets.listPropertiesOfSecrets()) {
-      if (properties.contentType !== SECRET_CONTENT_TYPE) continue;
-      const decoded = decodeSiteTags(properties.tags);
-      const host = decoded.ok ? decoded.tags.site : hostFromSecretName(properties.name);
+      const ours = ourSecret(properties);
+      const host = ours?.host;
       if (!host) continue;
-      const tags = decoded.ok ? decoded.tags : undefined;
+      const tags = ours.tags;
       const assessed = tags ? assess(host, properties.name, tags, properties.expiresOn, now, deps.rotateDaysBeforeExpiry ?? DEFAULT_ROTATE_DAYS) : undefined;
       sites.push({
         host,
