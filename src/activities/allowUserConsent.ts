@@ -54,6 +54,5 @@ export async function allowUserConsent(rawInput: AllowUserConsentInput, deps: Ac
 
 export const allowUserConsentActivity = {
   name: ALLOW_USER_CONSENT,
-  input: allowUserConsentInput,
   handler: (input: unknown) => allowUserConsent((input ?? {}) as AllowUserConsentInput),
 };

@@ -124,6 +124,5 @@ function lifetimeDays(password: AppPassword | undefined): number {
 
 export const beginRotationActivity = {
   name: BEGIN_ROTATION,
-  input: beginRotationInput,
   handler: (input: unknown) => beginRotation(input as BeginRotationInput),
 };

@@ -136,6 +136,5 @@ export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: Ac
 
 export const configureCreatioActivity = {
   name: CONFIGURE_CREATIO,
-  input: configureCreatioInput,
   handler: (input: unknown) => configureCreatio(input as ConfigureCreatioInput),
 };

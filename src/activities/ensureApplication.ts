@@ -147,6 +147,5 @@ export async function ensureApplication(rawInput: EnsureApplicationInput, deps: 
 
 export const ensureApplicationActivity = {
   name: ENSURE_APPLICATION,
-  input: ensureApplicationInput,
   handler: (input: unknown) => ensureApplication(input as EnsureApplicationInput),
 };

@@ -37,6 +37,5 @@ export async function ensureServicePrincipal(rawInput: EnsureServicePrincipalInp
 
 export const ensureServicePrincipalActivity = {
   name: ENSURE_SERVICE_PRINCIPAL,
-  input: ensureServicePrincipalInput,
   handler: (input: unknown) => ensureServicePrincipal(input as EnsureServicePrincipalInput),
 };

@@ -99,6 +99,5 @@ export async function grantAdminConsent(rawInput: GrantAdminConsentInput, deps: 
 
 export const grantAdminConsentActivity = {
   name: GRANT_ADMIN_CONSENT,
-  input: grantAdminConsentInput,
   handler: (input: unknown) => grantAdminConsent(input as GrantAdminConsentInput),
 };

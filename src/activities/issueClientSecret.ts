@@ -266,6 +266,5 @@ async function removeLeftovers(
 
 export const issueClientSecretActivity = {
   name: ISSUE_CLIENT_SECRET,
-  input: issueClientSecretInput,
   handler: (input: unknown) => issueClientSecret(input as IssueClientSecretInput),
 };
