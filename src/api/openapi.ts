@@ -14,8 +14,9 @@ import {
  * JSON Schema 2020-12, which is OpenAPI 3.1's schema dialect (spec.openapis.org/oas/v3.1.0,
  * "Schema Object"); schemas with a `.meta({ id })` become components.
  *
- * API_ROUTES is the route table: the HTTP functions can take their `route` and `methods` from it,
- * and test/infra/openapi.test.ts checks that the app registers exactly these routes.
+ * API_ROUTES is the route table: the HTTP functions take their `route`, `methods` and `authLevel`
+ * from it (httpTriggerFor), and test/infra/openapi.test.ts checks that the app registers exactly
+ * these routes.
  */
 
 export type HttpMethod = "GET" | "POST";
@@ -153,6 +154,13 @@ function collectRefs(schema: unknown, all: Record<string, JsonSchema>, into: Set
       }
     } else collectRefs(value, all, into);
   }
+}
+
+/** What `app.http` takes from the table for one operation: its route, method and auth level. */
+export function httpTriggerFor(operationId: string): { route: string; methods: HttpMethod[]; authLevel: "anonymous" | "function" } {
+  const entry = API_ROUTES.find((r) => r.operationId === operationId);
+  if (!entry) throw new Error(`No route ${operationId} in API_ROUTES`);
+  return { route: entry.route, methods: [entry.method], authLevel: entry.secured === false ? "anonymous" : "function" };
 }
 
 /** `tenants/{host}` → `/api/tenants/{host}` (host.json extensions.http.routePrefix is "api"). */

@@ -1,6 +1,7 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
+import { httpTriggerFor } from "../api/openapi";
 import { rotateRequestSchema, toFieldErrors, type ErrorResponse } from "../api/schemas";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { parseSiteHost, secretNameFor } from "../domain/site";
@@ -60,8 +61,6 @@ export async function rotateTenant(request: HttpRequest, client: DurableClient, 
 }
 
 df.app.client.http(TENANTS_ROTATE, {
-  route: "tenants/{host}/rotate",
-  methods: ["POST"],
-  authLevel: "function",
+  ...httpTriggerFor("rotateTenantSecret"),
   handler: answeringSettingsErrors((request, client, context) => rotateTenant(request, client, context)),
 });

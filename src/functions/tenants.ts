@@ -9,7 +9,7 @@ import {
   type TenantStatus,
   type TenantSummary,
 } from "../api/schemas";
-import { parseCreatioCredential } from "../clients/creatio";
+import { CreatioCredentialError, parseCreatioCredential } from "../clients/creatio";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { ewsRetirementNotice } from "../domain/ews";
 import { onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor } from "../domain/site";
@@ -25,6 +25,7 @@ import { answeringSettingsErrors, badRequest, decodeHostParam, json, keyVaultUna
 import { readJsonBody } from "./requestBody";
 import { conflictMessage, instanceStatus, startExclusive } from "./startExclusive";
 import { settings } from "../settings";
+import { httpTriggerFor } from "../api/openapi";
 import { ONBOARD_TENANT, type OnboardTenantInput } from "../orchestrators/onboardTenant";
 
 /**
@@ -104,7 +105,7 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
         { path: "creatioCredentialSecretName", message: `creatioCredentialSecretName: Key Vault has no secret named ${request_.creatioCredentialSecretName}` },
       ]);
     }
-    if ((error as Error)?.name === "CreatioCredentialError") {
+    if (error instanceof CreatioCredentialError) {
       return badRequest("Invalid request", [{ path: "creatioCredentialSecretName", message: `creatioCredentialSecretName: ${(error as Error).message}` }]);
     }
     return keyVaultUnavailable(context, request_.creatioCredentialSecretName, error);
@@ -268,22 +269,16 @@ function shortLifetimeWarning(properties: { createdOn?: Date; expiresOn?: Date }
 }
 
 df.app.client.http("tenantsCreate", {
-  route: "tenants",
-  methods: ["POST"],
-  authLevel: "function",
+  ...httpTriggerFor("onboardTenant"),
   handler: answeringSettingsErrors((request, client, context) => createTenant(request, client, context)),
 });
 
 df.app.client.http("tenantsGet", {
-  route: "tenants/{host}",
-  methods: ["GET"],
-  authLevel: "function",
+  ...httpTriggerFor("getTenant"),
   handler: answeringSettingsErrors((request, client, context) => getTenant(request, client, context)),
 });
 
 app.http("tenantsList", {
-  route: "tenants",
-  methods: ["GET"],
-  authLevel: "function",
+  ...httpTriggerFor("listTenants"),
   handler: answeringSettingsErrors((request, context) => listTenants(request, context)),
 });
