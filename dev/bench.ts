@@ -18,8 +18,8 @@ import { setFaults, type FaultSettings } from "./emulators/server";
 import { spawnHost } from "./host/spawn";
 import { relaunchTrustingSandboxCa } from "./trust";
 import { getSecretClient } from "../src/clients/keyVault";
-import { getFreePort } from "../test/support/ports";
-import { BUNDLE, buildPackage } from "./package";
+import { getFreePort } from "./ports";
+import { BUNDLE, buildPackage } from "../scripts/package";
 import { compareColdLoads } from "./coldLoad";
 
 const MiB = 1024 * 1024;

@@ -6,9 +6,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } fro
 import { createServer, type Server } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { portIsFree } from "../../dev/ports";
+import { getFreePorts, portIsFree } from "../../dev/ports";
 import { SANDBOX_DIR } from "../../dev/sandbox";
-import { getFreePorts } from "../support/ports";
 import { REPO_ROOT, waitFor } from "../host/helpers";
 
 const PORT_VARIABLES = [
