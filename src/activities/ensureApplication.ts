@@ -37,6 +37,8 @@ export interface EnsureApplicationResult {
   resources: ResolvedResource[];
 }
 
+// Hand-typed, unlike the passwords and grants (@microsoft/microsoft-graph-types): there resourceAppId,
+// resourceAccess and a scope's value are optional, while the merge below relies on Graph returning them.
 interface ResourceAccess {
   id: string;
   type: string;

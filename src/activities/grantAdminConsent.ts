@@ -1,5 +1,6 @@
+import type { OAuth2PermissionGrant } from "@microsoft/microsoft-graph-types";
 import { z } from "zod";
-import { graphCall, isReplicationLag, odataString, GraphCallError } from "../clients/graph";
+import { graphCall, isReplicationLag, odataString, GraphCallError, type Selected } from "../clients/graph";
 import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
 
 /**
@@ -34,13 +35,7 @@ export interface GrantAdminConsentResult {
   grants: GrantResult[];
 }
 
-interface PermissionGrant {
-  id: string;
-  clientId: string;
-  consentType: string;
-  resourceId: string;
-  scope?: string | null;
-}
+type PermissionGrant = Selected<OAuth2PermissionGrant, "id" | "clientId" | "consentType" | "resourceId">;
 
 /**
  * Replication lag as the grant endpoint reports it: 400 "Invalid value specified for property

@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
-import { graphCall, isNotFound, isPasswordLifetimePolicyError, SendOnce } from "../clients/graph";
+import type { PasswordCredential as GraphPasswordCredential } from "@microsoft/microsoft-graph-types";
+import { graphCall, isNotFound, isPasswordLifetimePolicyError, SendOnce, type Selected } from "../clients/graph";
 import { isSecretNotFound } from "../clients/keyVault";
 import { secretNameFor } from "../domain/site";
 import { SECRET_CONTENT_TYPE, assertTagsFreeOf, decodeSiteTags, mergeSiteTags, type SiteTags } from "../domain/tags";
 import { defaultDeps, redactError, whileReplicating, type ActivityDeps } from "./shared";
 import { isFreshEnough } from "../domain/rotationPlan";
-import { removePassword } from "./rotationPasswords";
+import { removePassword, type AppPassword } from "./rotationPasswords";
 
 /**
  * Step 5 (manual steps 7-8): a client secret, stored in Key Vault by the same activity that asked
@@ -49,13 +50,6 @@ export interface SecretReference {
   removedLeftovers: string[];
 }
 
-interface PasswordCredential {
-  keyId: string;
-  displayName?: string | null;
-  endDateTime?: string | null;
-  hint?: string | null;
-}
-
 const DISPLAY_NAME_PREFIX = "creatio-o365-oauth";
 
 export function passwordDisplayName(instanceId: string, runId: string, attempt: string): string {
@@ -63,7 +57,7 @@ export function passwordDisplayName(instanceId: string, runId: string, attempt: 
 }
 
 /** True when a password was made by this product for this instance (any run, any attempt). */
-export function isOurPassword(credential: PasswordCredential, instanceId: string): boolean {
+export function isOurPassword(credential: AppPassword, instanceId: string): boolean {
   return (credential.displayName ?? "").startsWith(`${DISPLAY_NAME_PREFIX} ${instanceId} `);
 }
 
@@ -114,17 +108,17 @@ async function readStoredSecret(deps: ActivityDeps, secretName: string): Promise
   return { found, siteTags, baseTags: decoded?.ok ? found!.tags : {}, keyId: siteTags?.keyId, previousKeyId: siteTags?.previousKeyId, keep };
 }
 
-async function readAppPasswords(deps: ActivityDeps, appObjectId: string): Promise<PasswordCredential[]> {
+async function readAppPasswords(deps: ActivityDeps, appObjectId: string): Promise<AppPassword[]> {
   const appPath = `/applications/${appObjectId}`;
   // An app created seconds ago can still read as 404 (replication lag, docs/architecture.md, "Microsoft Graph and Entra ID").
   const app = await whileReplicating(deps, isNotFound, () =>
-    graphCall(`GET ${appPath}`, () => deps.graph.api(`${appPath}?$select=id,appId,passwordCredentials`).get() as Promise<{ passwordCredentials?: PasswordCredential[] }>),
+    graphCall(`GET ${appPath}`, () => deps.graph.api(`${appPath}?$select=id,appId,passwordCredentials`).get() as Promise<{ passwordCredentials?: AppPassword[] }>),
   );
   return app.passwordCredentials ?? [];
 }
 
 /** When the current password's end is unknown to Graph, Key Vault's expiry stands in. */
-function endOf(current: PasswordCredential, found: NonNullable<StoredSecret["found"]>): Date | undefined {
+function endOf(current: AppPassword, found: NonNullable<StoredSecret["found"]>): Date | undefined {
   return current.endDateTime ? new Date(current.endDateTime) : found.expiresOn;
 }
 
@@ -132,7 +126,7 @@ function endOf(current: PasswordCredential, found: NonNullable<StoredSecret["fou
  * Reuse: onboarding keeps a live secret that is not yet due for rotation; any purpose keeps the
  * secret this very run already stored (the activity is being retried after storing it).
  */
-function mayReuse(input: IssueClientSecretInput, found: NonNullable<StoredSecret["found"]>, current: PasswordCredential, now: Date, rotateDaysBeforeExpiry: number): boolean {
+function mayReuse(input: IssueClientSecretInput, found: NonNullable<StoredSecret["found"]>, current: AppPassword, now: Date, rotateDaysBeforeExpiry: number): boolean {
   const thisRun = (current.displayName ?? "").startsWith(`${DISPLAY_NAME_PREFIX} ${input.instanceId} ${input.runId} `);
   // Fresh enough for the lifetime asked for: a re-run after a failure delivers the secret the
   // failed run issued, even one shorter-lived than the rotation window.
@@ -164,8 +158,8 @@ async function reuseCurrent(
   secretName: string,
   stored: StoredSecret,
   found: NonNullable<StoredSecret["found"]>,
-  current: PasswordCredential,
-  passwords: PasswordCredential[],
+  current: AppPassword,
+  passwords: AppPassword[],
   now: Date,
 ): Promise<SecretReference> {
   const removedLeftovers = await removeLeftovers(deps, input.appObjectId, passwords, input.instanceId, stored.keep);
@@ -191,7 +185,7 @@ async function addAndStore(
   input: IssueClientSecretInput,
   secretName: string,
   stored: StoredSecret,
-  current: PasswordCredential | undefined,
+  current: AppPassword | undefined,
   removedLeftovers: string[],
   now: Date,
 ): Promise<SecretReference> {
@@ -199,7 +193,7 @@ async function addAndStore(
   const endDateTime = new Date(now.getTime() + input.secretLifetimeDays * 86_400_000);
   const attempt = randomBytes(4).toString("hex");
   const addPath = `${appPath}/addPassword`;
-  let added: { keyId: string; secretText: string; hint?: string | null; endDateTime: string };
+  let added: Selected<GraphPasswordCredential, "keyId" | "secretText">;
   try {
     // Sent once: a retried POST could add a second password whose value nobody kept (docs/architecture.md, "Microsoft Graph and Entra ID").
     added = await graphCall(`POST ${addPath}`, () =>
@@ -252,7 +246,7 @@ async function addAndStore(
 async function removeLeftovers(
   deps: ActivityDeps,
   appObjectId: string,
-  passwords: PasswordCredential[],
+  passwords: AppPassword[],
   instanceId: string,
   keep: (string | undefined)[],
 ): Promise<string[]> {

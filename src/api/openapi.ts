@@ -12,7 +12,8 @@ import {
  * The OpenAPI 3.1 description of the HTTP API, generated from the zod schemas in ./schemas (the
  * same ones the functions validate with), so it is never written twice. zod 4's z.toJSONSchema emits
  * JSON Schema 2020-12, which is OpenAPI 3.1's schema dialect (spec.openapis.org/oas/v3.1.0,
- * "Schema Object"); schemas with a `.meta({ id })` become components.
+ * "Schema Object"); schemas with a `.meta({ id })` become components. Kept rather than an OpenAPI
+ * generator library: zod already emits the schemas, and what is left is the path table below.
  *
  * API_ROUTES is the route table: the HTTP functions take their `route`, `methods` and `authLevel`
  * from it (httpTriggerFor), and test/infra/openapi.test.ts checks that the app registers exactly

@@ -251,6 +251,13 @@ export async function graphUpsert<T>(client: Client, path: string, body: unknown
   throw new GraphCallError(call, response.status, code, message);
 }
 
+/**
+ * A Graph object as Microsoft's own typings declare it (@microsoft/microsoft-graph-types, also used by
+ * CLI for Microsoft 365), where every property is optional because a $select may leave it out, with
+ * the properties this app selects and relies on made required.
+ */
+export type Selected<T, K extends keyof T> = T & { [P in K]-?: NonNullable<T[P]> };
+
 /** OData string literal inside a key or $filter: single quotes doubled. */
 export function odataString(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
