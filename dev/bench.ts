@@ -17,10 +17,9 @@ import { SANDBOX_CREATIO_CREDENTIAL_SECRET, startEmulators } from "./emulators";
 import { setFaults, type FaultSettings } from "./emulators/server";
 import { spawnHost } from "./host/spawn";
 import { relaunchTrustingSandboxCa } from "./trust";
-import { getSecretClient, resetSecretClientForTests } from "../src/clients/keyVault";
-import { resetSettingsForTests } from "../src/settings";
-import { getFreePort } from "../test/support/ports";
-import { BUNDLE, buildPackage } from "./package";
+import { getSecretClient } from "../src/clients/keyVault";
+import { getFreePort } from "./ports";
+import { BUNDLE, buildPackage } from "../scripts/package";
 import { compareColdLoads } from "./coldLoad";
 
 const MiB = 1024 * 1024;
@@ -78,9 +77,8 @@ async function sweepListing(): Promise<{ ms: number; emulatorMs: number; count: 
   const stack = await startEmulators({ keyVaultSeed: seed, seedCreatioCredential: false });
   const saved = { ...process.env };
   try {
+    // Nothing else in this process reads the app's settings: its first read, here, sees these.
     Object.assign(process.env, { AzureWebJobsStorage: "UseDevelopmentStorage=true", ...stack.appSettings() });
-    resetSettingsForTests();
-    resetSecretClientForTests();
     const client = getSecretClient();
     // One warm-up page (token, TLS session) so the figure is the listing itself.
     for await (const _ of client.listPropertiesOfSecrets().byPage({ maxPageSize: 1 })) break;
@@ -94,8 +92,6 @@ async function sweepListing(): Promise<{ ms: number; emulatorMs: number; count: 
     return { ms: run.ms, emulatorMs: emulator.busyMs - busyBefore, count: run.value };
   } finally {
     process.env = saved;
-    resetSettingsForTests();
-    resetSecretClientForTests();
     await stack.close();
   }
 }

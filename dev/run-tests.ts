@@ -2,7 +2,7 @@
 // starts, so the CA is made first and jest is started as a child process with the variable set.
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { loadTokenSigner } from "./emulators/tokens";
+import { loadTokenSigner } from "./emulators/jwtSigner";
 import { extraCaBundle } from "./emulators/tls";
 import { REPO_ROOT, SANDBOX_DIR } from "./sandbox";
 

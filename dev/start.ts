@@ -4,12 +4,17 @@
 // Vault and Creatio emulators, and the local host with settings pointing at them. Variables set
 // in the environment override those defaults (ports included). With local.settings.json: runs the
 // host against whatever that file names (real Azure and Creatio); no emulator is started.
-import { existsSync, readFileSync, rmSync } from "node:fs";
+//
+// SIGINT or SIGTERM to this process, or the end of its parent (npm, or the `sh -c` npm runs it
+// with), stops all it started: the host, the emulators and Azurite, in reverse order.
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startAzurite, type AzuriteHandle } from "./azurite";
 import { SANDBOX_CREATIO_CREDENTIAL_SECRET, startEmulators, type EmulatorStack } from "./emulators";
 import { faultsFromEnvironment } from "./emulators/server";
 import { spawnHost, type SpawnedHost } from "./host/spawn";
+import { onParentExit } from "./parentWatch";
+import { portIsFree } from "./ports";
 import { REPO_ROOT, SANDBOX_DIR } from "./sandbox";
 import { explainSettingsProblems, localSettingsView, sandboxSettingsView, settingsFailureReport } from "./settingsCheck";
 
@@ -35,18 +40,61 @@ function withEnvironmentOverrides(defaults: Record<string, string>): Record<stri
   return settings;
 }
 
+/** The pid of an Azurite an earlier `npm start` left running on this data directory, if any. */
+function runningAzurite(pidFile: string): number | undefined {
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number(readFileSync(pidFile, "utf8").trim());
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return undefined; // gone: the file is stale
+  }
+  // Where /proc exists, a reused pid that is not Azurite does not count.
+  const cmdline = `/proc/${pid}/cmdline`;
+  if (existsSync(cmdline) && !readFileSync(cmdline, "utf8").includes("azurite")) return undefined;
+  return pid;
+}
+
+/** Why the sandbox cannot start here, before anything is deleted or started; undefined when it can. */
+async function sandboxConflict(azuriteData: string, pidFile: string): Promise<string | undefined> {
+  const pid = runningAzurite(pidFile);
+  if (pid !== undefined) {
+    return `An Azurite from an earlier npm start (pid ${pid}) still runs on ${azuriteData}. Stop it (kill ${pid}) and run npm start again; its data was left as it is.`;
+  }
+  const taken: string[] = [];
+  for (const [name, value] of Object.entries(PORTS)) if (!(await portIsFree(value))) taken.push(`${value} (${name})`);
+  if (taken.length === 0) return undefined;
+  return (
+    `Port ${taken.join(", ")} already in use: another npm start, Azurite or Functions host may be running. ` +
+    `Stop it, or choose other ports (FUNCTIONS_PORT, AZURITE_BLOB_PORT, ..., see README "Try it locally"). Nothing was started or deleted.`
+  );
+}
+
 async function main(): Promise<void> {
   const stoppers: (() => Promise<void>)[] = [];
   let stopping = false;
+  // What is being started right now: a stop waits for it, so that it is stopped too.
+  let starting: Promise<unknown> = Promise.resolve();
+  const started = <T>(what: Promise<T>, stop: (handle: T) => Promise<void>): Promise<T> => {
+    starting = what.then(
+      (handle) => void stoppers.push(() => stop(handle)),
+      () => undefined,
+    );
+    return what;
+  };
   const stopAll = async (code: number) => {
     if (stopping) return;
     stopping = true;
     console.log("\nStopping...");
+    await starting;
     for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
     process.exit(code);
   };
   process.on("SIGINT", () => void stopAll(0));
   process.on("SIGTERM", () => void stopAll(0));
+  process.on("SIGHUP", () => void stopAll(0));
+  onParentExit(() => void stopAll(0));
 
   /** The app's own schema judges the settings before anything starts: a bad one stops npm start here, by name. */
   const settingsAreValid = (view: ReturnType<typeof localSettingsView>): boolean => {
@@ -68,8 +116,8 @@ async function main(): Promise<void> {
       // storage shorthand gets a local Azurite whose data is kept between runs (the services are real).
       const storage = env.AzureWebJobsStorage ?? values.AzureWebJobsStorage ?? "";
       if (/^\s*UseDevelopmentStorage=true\s*;?\s*$/i.test(storage)) {
-        const azurite = await startAzurite({ location: join(SANDBOX_DIR, "azurite-local-settings"), blobPort: 10000, queuePort: 10001, tablePort: 10002 });
-        stoppers.push(() => azurite.stop());
+        await started(startAzurite({ location: join(SANDBOX_DIR, "azurite-local-settings"), blobPort: 10000, queuePort: 10001, tablePort: 10002 }), (azurite) => azurite.stop());
+        if (stopping) return;
         console.log("AzureWebJobsStorage is UseDevelopmentStorage=true: Azurite started on 10000-10002.");
       }
     } else {
@@ -86,39 +134,55 @@ async function main(): Promise<void> {
         EWS_ACCESS: "manage",
       };
       if (!settingsAreValid(sandboxSettingsView(sandboxDefaults, env))) return void (await stopAll(1));
-      const started = Date.now();
+      const startedAt = Date.now();
       // Faults from the start, e.g. EMULATOR_FAULTS='{"latencyMs":200,"throttleFraction":0.1}': every emulator gets them.
       // Checked like POST /_emulator/faults: an unknown key or a value of the wrong type stops here, naming the variable.
       const faults = faultsFromEnvironment(env.EMULATOR_FAULTS);
       // The emulators keep their objects in memory, so each run starts from their seed. Durable
       // state from an earlier run would then resume orchestrations against apps and secrets that no
       // longer exist: the sandbox's Azurite data starts afresh with them.
+      // Never under a running Azurite, though: a taken port or a live Azurite from an earlier
+      // start (its pid is in azurite.pid) ends npm start here, with the data untouched.
       const azuriteData = join(SANDBOX_DIR, "azurite");
+      const pidFile = join(SANDBOX_DIR, "azurite.pid");
+      const conflict = await sandboxConflict(azuriteData, pidFile);
+      if (conflict !== undefined) {
+        console.error(conflict);
+        return void (await stopAll(1));
+      }
       rmSync(azuriteData, { recursive: true, force: true });
-      const azurite: AzuriteHandle = await startAzurite({
-        location: azuriteData,
-        blobPort: PORTS.blob,
-        queuePort: PORTS.queue,
-        tablePort: PORTS.table,
+      const azurite: AzuriteHandle = await started(
+        startAzurite({ location: azuriteData, blobPort: PORTS.blob, queuePort: PORTS.queue, tablePort: PORTS.table }).then((handle) => {
+          writeFileSync(pidFile, `${handle.process.pid}\n`);
+          return handle;
+        }),
+        async (handle) => {
+          await handle.stop();
+          rmSync(pidFile, { force: true });
+        },
+      );
+      if (stopping) return;
+      azurite.process.once("exit", (code) => {
+        if (!stopping) {
+          console.error(`Azurite exited (code ${code}).`);
+          void stopAll(1);
+        }
       });
-      stoppers.push(() => azurite.stop());
-      stack = await startEmulators({ graphPort: PORTS.graph, keyVaultPort: PORTS.keyVault, creatioPort: PORTS.creatio, creatioIdentityPort: PORTS.creatioIdentity, exchangePort: PORTS.exchange, faults });
-      stoppers.push(() => stack!.close());
+      stack = await started(
+        startEmulators({ graphPort: PORTS.graph, keyVaultPort: PORTS.keyVault, creatioPort: PORTS.creatio, creatioIdentityPort: PORTS.creatioIdentity, exchangePort: PORTS.exchange, faults }),
+        (emulators) => emulators.close(),
+      );
+      if (stopping) return;
       // NODE_EXTRA_CA_CERTS is not a default to override: appSettings() already bundles any inherited CA file.
       const { NODE_EXTRA_CA_CERTS, ...settings } = stack.appSettings();
       // ROTATION_SCHEDULE: the rotationSweep timer's %ROTATION_SCHEDULE% is resolved by the host, which needs the setting itself.
       hostEnv = { ...withEnvironmentOverrides({ AzureWebJobsStorage: azurite.connectionString, ROTATION_SCHEDULE: "0 0 3 * * *", ...settings }), NODE_EXTRA_CA_CERTS };
       if (!settingsAreValid(sandboxSettingsView(hostEnv, env))) return void (await stopAll(1));
-      console.log(`Azurite and emulators up in ${Date.now() - started} ms.`);
+      console.log(`Azurite and emulators up in ${Date.now() - startedAt} ms.`);
     }
 
-    const host: SpawnedHost = await spawnHost({
-      port: PORTS.host,
-      env: hostEnv,
-      onLine: (line) => console.log(line),
-      timeoutMs: 60000,
-    });
-    stoppers.push(() => host.stop());
+    const host: SpawnedHost = await started(spawnHost({ port: PORTS.host, env: hostEnv, onLine: (line) => console.log(line), timeoutMs: 60000 }), (handle) => handle.stop());
+    if (stopping) return;
     host.child.once("exit", (code) => {
       if (!stopping) {
         console.error(`The host exited (code ${code}).`);

@@ -109,8 +109,3 @@ export function settings(): Settings {
   cached ??= parseSettings(process.env);
   return cached;
 }
-
-/** Tests change process.env between cases. */
-export function resetSettingsForTests(): void {
-  cached = undefined;
-}

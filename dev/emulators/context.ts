@@ -3,7 +3,7 @@
 // identity in Azure).
 import { SANDBOX_DIR } from "../sandbox";
 import { ensureSandboxTls, type SandboxTls } from "./tls";
-import { loadTokenSigner, type TokenSigner } from "./tokens";
+import { loadTokenSigner, type TokenSigner } from "./jwtSigner";
 import type { FaultSettings } from "./server";
 
 export interface SandboxIdentity {

@@ -30,7 +30,7 @@
 import { randomUUID } from "node:crypto";
 import type { EmulatorContext } from "./context";
 import { EmulatorRequest, EmulatorResponse, EmulatorServer } from "./server";
-import { bearerToken } from "./tokens";
+import { bearerToken } from "./jwtSigner";
 import { CreatioUser, IdentityClient, loginCookies, ODATA_OPERATION, parseCookies, SEED_CLIENTS, SEED_USERS, SessionStore } from "./creatio/auth";
 import { CREATIO_API_AUDIENCE } from "./creatio/identity";
 import { isGuid, ODataError, parseCount, parseFilter, parseOrderBy, parseSelect, project, validateBody } from "./creatio/odata";

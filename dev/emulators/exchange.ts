@@ -27,7 +27,7 @@
 // State (GET /_emulator/state): the same object.
 import type { EmulatorContext } from "./context";
 import { EmulatorRequest, EmulatorResponse, EmulatorServer } from "./server";
-import { bearerToken } from "./tokens";
+import { bearerToken } from "./jwtSigner";
 
 export const EXCHANGE_ONLINE_RESOURCE = "https://outlook.office365.com";
 export const EXCHANGE_ONLINE_APP_ID = "00000002-0000-0ff1-ce00-000000000000";

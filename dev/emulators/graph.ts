@@ -11,7 +11,7 @@
 // updated object as it was before the update for that long. Both are off by default (routes.ts).
 import { AUDIENCES, EmulatorContext } from "./context";
 import { EmulatorRequest, EmulatorResponse, EmulatorServer } from "./server";
-import { bearerToken } from "./tokens";
+import { bearerToken } from "./jwtSigner";
 import { graphErrorBody } from "./graph/errors";
 import { Caller, createGraphApi, GraphCall } from "./graph/routes";
 import { GraphStore, TenantSettings } from "./graph/store";

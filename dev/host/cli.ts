@@ -1,8 +1,10 @@
 /**
  * CLI for the local Functions host:
  *   tsx dev/host/cli.ts [--port N] [--app DIR] [--no-timers] [--storage CONNECTION_STRING]
- * Prints "Host listening on http://localhost:N" once it serves requests. SIGINT/SIGTERM stop it.
+ * Prints "Host listening on http://localhost:N" once it serves requests. SIGINT/SIGTERM stop it,
+ * and so does the end of the process that started it (no orphaned host after a killed `npm start`).
  */
+import { onParentExit } from "../parentWatch";
 import { startHost } from "./index";
 
 function parseArgs(argv: string[]): { port?: number; app?: string; timers: boolean; storage?: string } {
@@ -36,6 +38,7 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+  onParentExit(stop);
 }
 
 main().catch((e: unknown) => {

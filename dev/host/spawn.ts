@@ -74,7 +74,14 @@ export async function spawnHost(opts: SpawnHostOptions = {}): Promise<SpawnedHos
       reject(new Error(`host exited before it was ready:\n${[...lines, ...errLines].join("\n")}`));
     });
   });
-  const url = await ready;
+  // A host that never became ready is not left running.
+  const url = await ready.catch(async (error: unknown) => {
+    if (!hasExited) {
+      child.kill("SIGKILL");
+      await exited;
+    }
+    throw error;
+  });
   const end = async (signal: NodeJS.Signals): Promise<void> => {
     if (hasExited) return;
     child.kill(signal);

@@ -1,3 +1,4 @@
+import type { AuthorizationPolicy } from "@microsoft/microsoft-graph-types";
 import { z } from "zod";
 import { graphCall } from "../clients/graph";
 import { USER_CONSENT_POLICY } from "../domain/permissions";
@@ -28,9 +29,6 @@ export interface AllowUserConsentResult {
   previousSelfConsentPolicies: string[];
 }
 
-interface AuthorizationPolicy {
-  defaultUserRolePermissions?: { permissionGrantPoliciesAssigned?: string[] };
-}
 
 export async function allowUserConsent(rawInput: AllowUserConsentInput, deps: ActivityDeps = defaultDeps()): Promise<AllowUserConsentResult> {
   const input = allowUserConsentInput.parse(rawInput);
@@ -54,6 +52,5 @@ export async function allowUserConsent(rawInput: AllowUserConsentInput, deps: Ac
 
 export const allowUserConsentActivity = {
   name: ALLOW_USER_CONSENT,
-  input: allowUserConsentInput,
   handler: (input: unknown) => allowUserConsent((input ?? {}) as AllowUserConsentInput),
 };

@@ -1,9 +1,10 @@
 import { z } from "zod";
-import { graphCall } from "../clients/graph";
 import { isSecretNotFound } from "../clients/keyVault";
 import { secretNameFor } from "../domain/site";
 import { DAY_MS, isFreshEnough, isInRotationWindow } from "../domain/rotationPlan";
-import { SECRET_CONTENT_TYPE, decodeSiteTags, mergeSiteTags, type SiteTagsChange } from "../domain/tags";
+import { ourSecret } from "../domain/managedSecret";
+import { mergeSiteTags, type SiteTagsChange } from "../domain/tags";
+import { appPasswords, type AppPassword } from "./rotationPasswords";
 import { defaultDeps, siteCredentialFor, type ActivityDeps } from "./shared";
 
 /**
@@ -62,12 +63,6 @@ export class SiteNotManagedError extends Error {
   override name = "SiteNotManagedError";
 }
 
-interface PasswordCredential {
-  keyId: string;
-  startDateTime?: string | null;
-  endDateTime?: string | null;
-}
-
 const MAX_LIFETIME_DAYS = 730;
 
 export async function beginRotation(rawInput: BeginRotationInput, deps: ActivityDeps = defaultDeps()): Promise<RotationSite> {
@@ -81,19 +76,15 @@ export async function beginRotation(rawInput: BeginRotationInput, deps: Activity
     if (isSecretNotFound(error)) throw new SiteNotManagedError(`No Key Vault secret ${secretName}: ${input.host} is not managed here`);
     throw error;
   }
-  if (properties.contentType !== SECRET_CONTENT_TYPE) throw new SiteNotManagedError(`Key Vault secret ${secretName} is not one of ours (contentType)`);
-  const decoded = decodeSiteTags(properties.tags);
-  if (!decoded.ok) throw new SiteNotManagedError(`The tags of ${secretName} are not a site's tags: ${decoded.problem}`);
-  const tags = decoded.tags;
+  const ours = ourSecret(properties);
+  if (!ours) throw new SiteNotManagedError(`Key Vault secret ${secretName} is not one of ours (contentType)`);
+  if (!ours.tags) throw new SiteNotManagedError(`The tags of ${secretName} are not a site's tags: ${ours.problem}`);
+  const tags = ours.tags;
   // Before anything is issued: the site's credential must still be bound to it (creatioSite tag).
   await siteCredentialFor(deps, input.host, tags.creatioCredential);
   const now = deps.now();
 
-  const appPath = `/applications/${tags.appObjectId}`;
-  const app = await graphCall(`GET ${appPath}`, () =>
-    deps.graph.api(`${appPath}?$select=id,appId,passwordCredentials`).get() as Promise<{ passwordCredentials?: PasswordCredential[] }>,
-  );
-  const current = (app.passwordCredentials ?? []).find((p) => p.keyId === tags.keyId);
+  const current = (await appPasswords(deps, tags.appObjectId)).find((p) => p.keyId === tags.keyId);
 
   const creatioHeldKeyId = tags.creatioSyncedKeyId ?? null;
   const previousKeyId = creatioHeldKeyId && creatioHeldKeyId !== tags.keyId ? creatioHeldKeyId : (tags.previousKeyId ?? null);
@@ -126,7 +117,7 @@ export async function beginRotation(rawInput: BeginRotationInput, deps: Activity
   };
 }
 
-function lifetimeDays(password: PasswordCredential | undefined): number {
+function lifetimeDays(password: AppPassword | undefined): number {
   const start = password?.startDateTime ? Date.parse(password.startDateTime) : NaN;
   const end = password?.endDateTime ? Date.parse(password.endDateTime) : NaN;
   if (!Number.isFinite(start) || !Number.isFinite(end) || end <= start) return MAX_LIFETIME_DAYS;
@@ -135,6 +126,5 @@ function lifetimeDays(password: PasswordCredential | undefined): number {
 
 export const beginRotationActivity = {
   name: BEGIN_ROTATION,
-  input: beginRotationInput,
   handler: (input: unknown) => beginRotation(input as BeginRotationInput),
 };

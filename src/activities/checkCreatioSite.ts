@@ -3,10 +3,11 @@ import { CreatioError, CreatioLoginRefusedError, type CreatioClient } from "../c
 import { isSecretNotFound } from "../clients/keyVault";
 import { FinalError } from "../domain/failure";
 import { resolveCreatioHostProblem } from "../domain/address";
-import { applicationUniqueNameFor, secretNameFor, hostFromSecretName } from "../domain/site";
+import { ourSecret } from "../domain/managedSecret";
+import { applicationUniqueNameFor, secretNameFor } from "../domain/site";
 import { graphGetOrUndefined, odataString } from "../clients/graph";
-import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
-import { creatioClientFor, defaultDeps, type ActivityDeps } from "./shared";
+import { decodeSiteTags } from "../domain/tags";
+import { creatioClientFor, creatioSiteInput, defaultDeps, type ActivityDeps } from "./shared";
 
 /**
  * Step 1, before anything is created in Entra: can this Creatio site take the OAuth settings at all?
@@ -20,12 +21,7 @@ import { creatioClientFor, defaultDeps, type ActivityDeps } from "./shared";
  */
 export const CHECK_CREATIO_SITE = "checkCreatioSite";
 
-export const checkCreatioSiteInput = z.object({
-  host: z.string().min(1),
-  creatioCredentialSecretName: z.string().min(1),
-  mailServerId: z.string().min(1),
-  takeOver: z.boolean().default(false),
-});
+export const checkCreatioSiteInput = creatioSiteInput;
 export type CheckCreatioSiteInput = z.input<typeof checkCreatioSiteInput>;
 
 export interface CheckCreatioSiteResult {
@@ -143,9 +139,8 @@ async function registeredAppIdOf(deps: Pick<ActivityDeps, "graph">, host: string
 /** The managed site whose app has this client id, from the registry's tags (no values are read). */
 async function managedSiteWithAppId(deps: Pick<ActivityDeps, "secrets">, appId: string): Promise<string | undefined> {
   for await (const properties of deps.secrets.listPropertiesOfSecrets()) {
-    if (properties.contentType !== SECRET_CONTENT_TYPE) continue;
-    const decoded = decodeSiteTags(properties.tags);
-    if (decoded.ok && decoded.tags.appId === appId) return decoded.tags.site ?? hostFromSecretName(properties.name);
+    const ours = ourSecret(properties);
+    if (ours?.tags && ours.tags.appId === appId) return ours.host;
   }
   return undefined;
 }

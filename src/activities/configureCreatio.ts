@@ -2,7 +2,7 @@ import { z } from "zod";
 import { CreatioError, CreatioLoginRefusedError, type OAuthApplicationRow } from "../clients/creatio";
 import { FinalError } from "../domain/failure";
 import { decodeSiteTags, mergeSiteTags, type SiteTagsChange } from "../domain/tags";
-import { creatioClientFor, defaultDeps, redactError, type ActivityDeps } from "./shared";
+import { creatioClientFor, creatioSiteInput, defaultDeps, redactError, type ActivityDeps } from "./shared";
 
 /**
  * Step 6 (manual step 10): what Creatio's own mail settings page writes for OAuth 2.0 (docs/architecture.md,
@@ -13,16 +13,11 @@ import { creatioClientFor, defaultDeps, redactError, type ActivityDeps } from ".
  */
 export const CONFIGURE_CREATIO = "configureCreatio";
 
-export const configureCreatioInput = z.object({
-  host: z.string().min(1),
+export const configureCreatioInput = creatioSiteInput.extend({
   secretName: z.string().min(1),
   /** The version issued by the previous step; Creatio gets exactly that value. Latest when omitted. */
   secretVersion: z.string().min(1).optional(),
-  creatioCredentialSecretName: z.string().min(1),
-  mailServerId: z.string().min(1),
   appId: z.string().min(1),
-  /** Replace a link to another application's row (checkCreatioSite said so); otherwise that is a conflict. */
-  takeOver: z.boolean().default(false),
 });
 export type ConfigureCreatioInput = z.input<typeof configureCreatioInput>;
 
@@ -142,6 +137,5 @@ export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: Ac
 
 export const configureCreatioActivity = {
   name: CONFIGURE_CREATIO,
-  input: configureCreatioInput,
   handler: (input: unknown) => configureCreatio(input as ConfigureCreatioInput),
 };

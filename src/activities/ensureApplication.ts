@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { graphGetOrUndefined, graphUpsert, graphCall, odataString, GraphCallError } from "../clients/graph";
+import { graphGetOrUndefined, graphUpsert, graphCall, isNotFound, odataString, GraphCallError } from "../clients/graph";
 import { applicationUniqueNameFor, redirectUriFor } from "../domain/site";
 import { REQUIRED_RESOURCES } from "../domain/permissions";
 import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
@@ -37,6 +37,8 @@ export interface EnsureApplicationResult {
   resources: ResolvedResource[];
 }
 
+// Hand-typed, unlike the passwords and grants (@microsoft/microsoft-graph-types): there resourceAppId,
+// resourceAccess and a scope's value are optional, while the merge below relies on Graph returning them.
 interface ResourceAccess {
   id: string;
   type: string;
@@ -145,12 +147,7 @@ export async function ensureApplication(rawInput: EnsureApplicationInput, deps: 
   return { uniqueName, appId: existing.appId, appObjectId: existing.id, redirectUri, created: false, repaired, resources };
 }
 
-export function isNotFound(error: unknown): boolean {
-  return error instanceof GraphCallError && (error.status === 404 || error.code === "Request_ResourceNotFound");
-}
-
 export const ensureApplicationActivity = {
   name: ENSURE_APPLICATION,
-  input: ensureApplicationInput,
   handler: (input: unknown) => ensureApplication(input as EnsureApplicationInput),
 };

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { graphGetOrUndefined, graphUpsert, odataString, GraphCallError } from "../clients/graph";
+import { graphGetOrUndefined, graphUpsert, isReplicationLag, odataString, GraphCallError } from "../clients/graph";
 import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
 
 /**
@@ -20,12 +20,6 @@ export interface EnsureServicePrincipalResult {
   created: boolean;
 }
 
-export function isReplicationLag(error: unknown): boolean {
-  if (!(error instanceof GraphCallError)) return false;
-  if (error.status === 404) return true;
-  return error.status === 400 && /NoBackingApplicationObject|does not reference a valid application|Request_ResourceNotFound/i.test(`${error.code} ${error.upstreamMessage}`);
-}
-
 export async function ensureServicePrincipal(rawInput: EnsureServicePrincipalInput, deps: ActivityDeps = defaultDeps()): Promise<EnsureServicePrincipalResult> {
   const input = ensureServicePrincipalInput.parse(rawInput);
   const keyPath = `/servicePrincipals(appId=${odataString(input.appId)})`;
@@ -43,6 +37,5 @@ export async function ensureServicePrincipal(rawInput: EnsureServicePrincipalInp
 
 export const ensureServicePrincipalActivity = {
   name: ENSURE_SERVICE_PRINCIPAL,
-  input: ensureServicePrincipalInput,
   handler: (input: unknown) => ensureServicePrincipal(input as EnsureServicePrincipalInput),
 };

@@ -1,7 +1,7 @@
+import type { OAuth2PermissionGrant } from "@microsoft/microsoft-graph-types";
 import { z } from "zod";
-import { graphCall, odataString, GraphCallError } from "../clients/graph";
+import { graphCall, isReplicationLag, odataString, GraphCallError, type Selected } from "../clients/graph";
 import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
-import { isReplicationLag } from "./ensureServicePrincipal";
 
 /**
  * Step 4 (manual step 6, "Grant admin consent"): one `AllPrincipals` oauth2PermissionGrant per
@@ -35,13 +35,7 @@ export interface GrantAdminConsentResult {
   grants: GrantResult[];
 }
 
-interface PermissionGrant {
-  id: string;
-  clientId: string;
-  consentType: string;
-  resourceId: string;
-  scope?: string | null;
-}
+type PermissionGrant = Selected<OAuth2PermissionGrant, "id" | "clientId" | "consentType" | "resourceId">;
 
 /**
  * Replication lag as the grant endpoint reports it: 400 "Invalid value specified for property
@@ -100,6 +94,5 @@ export async function grantAdminConsent(rawInput: GrantAdminConsentInput, deps: 
 
 export const grantAdminConsentActivity = {
   name: GRANT_ADMIN_CONSENT,
-  input: grantAdminConsentInput,
   handler: (input: unknown) => grantAdminConsent(input as GrantAdminConsentInput),
 };

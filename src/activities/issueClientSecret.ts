@@ -1,13 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
-import { graphCall, GraphCallError, SendOnce } from "../clients/graph";
+import type { PasswordCredential as GraphPasswordCredential } from "@microsoft/microsoft-graph-types";
+import { graphCall, isNotFound, isPasswordLifetimePolicyError, SendOnce, type Selected } from "../clients/graph";
 import { isSecretNotFound } from "../clients/keyVault";
 import { secretNameFor } from "../domain/site";
 import { SECRET_CONTENT_TYPE, assertTagsFreeOf, decodeSiteTags, mergeSiteTags, type SiteTags } from "../domain/tags";
 import { defaultDeps, redactError, whileReplicating, type ActivityDeps } from "./shared";
-import { isNotFound } from "./ensureApplication";
 import { isFreshEnough } from "../domain/rotationPlan";
-import { removePassword } from "./rotationPasswords";
+import { removePassword, type AppPassword } from "./rotationPasswords";
 
 /**
  * Step 5 (manual steps 7-8): a client secret, stored in Key Vault by the same activity that asked
@@ -50,13 +50,6 @@ export interface SecretReference {
   removedLeftovers: string[];
 }
 
-interface PasswordCredential {
-  keyId: string;
-  displayName?: string | null;
-  endDateTime?: string | null;
-  hint?: string | null;
-}
-
 const DISPLAY_NAME_PREFIX = "creatio-o365-oauth";
 
 export function passwordDisplayName(instanceId: string, runId: string, attempt: string): string {
@@ -64,53 +57,86 @@ export function passwordDisplayName(instanceId: string, runId: string, attempt: 
 }
 
 /** True when a password was made by this product for this instance (any run, any attempt). */
-export function isOurPassword(credential: PasswordCredential, instanceId: string): boolean {
+export function isOurPassword(credential: AppPassword, instanceId: string): boolean {
   return (credential.displayName ?? "").startsWith(`${DISPLAY_NAME_PREFIX} ${instanceId} `);
-}
-
-export function isPasswordLifetimePolicyError(error: unknown): boolean {
-  return (
-    error instanceof GraphCallError &&
-    error.status === 400 &&
-    /lifetime|AppManagementPolic|CredentialInvalid|passwordLifetime/i.test(`${error.code ?? ""} ${error.upstreamMessage}`)
-  );
 }
 
 export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: ActivityDeps = defaultDeps()): Promise<SecretReference> {
   const input = issueClientSecretInput.parse(rawInput);
   const secretName = secretNameFor(input.host);
   const now = deps.now();
+  const stored = await readStoredSecret(deps, secretName);
+  const passwords = await readAppPasswords(deps, input.appObjectId);
+  const current = stored.keyId ? passwords.find((p) => p.keyId === stored.keyId) : undefined;
+  if (stored.found && current && mayReuse(input, stored.found, current, now, deps.rotateDaysBeforeExpiry)) {
+    return reuseCurrent(deps, input, secretName, stored, stored.found, current, passwords, now);
+  }
+  const removedLeftovers = await removeLeftovers(deps, input.appObjectId, passwords, input.instanceId, stored.keep);
+  return addAndStore(deps, input, secretName, stored, current, removedLeftovers, now);
+}
 
-  // What Key Vault holds now: its tags say which keyId is current (docs/architecture.md, "Key Vault is the registry").
-  let stored: { version: string; expiresOn?: Date; tags: Record<string, string> } | undefined;
+/** What Key Vault holds for the site now, read once (docs/architecture.md, "Key Vault is the registry"). */
+interface StoredSecret {
+  /** The current version, when the secret exists. */
+  found?: { version: string; expiresOn?: Date; tags: Record<string, string> };
+  /** The decoded tags; undefined when there are none or they do not decode (hand-edited). */
+  siteTags?: SiteTags;
+  /** The tags to merge into: tags that do not decode are rebuilt from the input rather than trusted. */
+  baseTags: Record<string, string>;
+  /** Key Vault's current keyId and the previous one, from the decoded tags. */
+  keyId?: string;
+  previousKeyId?: string;
+  /** Passwords never removed as leftovers. */
+  keep: (string | undefined)[];
+}
+
+async function readStoredSecret(deps: ActivityDeps, secretName: string): Promise<StoredSecret> {
+  let found: StoredSecret["found"];
   try {
     const secret = await deps.secrets.getSecret(secretName);
-    stored = { version: secret.properties.version!, expiresOn: secret.properties.expiresOn, tags: secret.properties.tags ?? {} };
+    found = { version: secret.properties.version!, expiresOn: secret.properties.expiresOn, tags: secret.properties.tags ?? {} };
   } catch (error) {
     if (!isSecretNotFound(error)) throw error;
   }
-  const decoded = stored ? decodeSiteTags(stored.tags) : undefined;
-  const storedTags: SiteTags | undefined = decoded?.ok ? decoded.tags : undefined;
-  // Tags that do not decode (hand-edited) are rebuilt from this input rather than trusted.
-  const baseTags = decoded?.ok ? stored!.tags : {};
-  const currentKeyId = storedTags?.keyId;
-  const previousKeyId = storedTags?.previousKeyId;
-  // Never remove the password Creatio holds, whatever the other tags say (docs/architecture.md, "Rotation never breaks mail sync").
-  const creatioKeyId = storedTags?.creatioSyncedKeyId;
-  // Passwords never removed as leftovers. Tags that do not decode (a hand-edited tag) still name
-  // the keyIds Key Vault and Creatio hold: those stay protected too.
-  const rawTags = stored?.tags ?? {};
-  const keep = [currentKeyId, previousKeyId, creatioKeyId, rawTags.keyId, rawTags.previousKeyId, rawTags.creatioSyncedKeyId];
+  const decoded = found ? decodeSiteTags(found.tags) : undefined;
+  const siteTags = decoded?.ok ? decoded.tags : undefined;
+  // Never remove the password Creatio holds, whatever the other tags say (docs/architecture.md,
+  // "Rotation never breaks mail sync"). Tags that do not decode (a hand-edited tag) still name the
+  // keyIds Key Vault and Creatio hold: those stay protected too.
+  const rawTags = found?.tags ?? {};
+  const keep = [siteTags?.keyId, siteTags?.previousKeyId, siteTags?.creatioSyncedKeyId, rawTags.keyId, rawTags.previousKeyId, rawTags.creatioSyncedKeyId];
+  return { found, siteTags, baseTags: decoded?.ok ? found!.tags : {}, keyId: siteTags?.keyId, previousKeyId: siteTags?.previousKeyId, keep };
+}
 
-  const appPath = `/applications/${input.appObjectId}`;
+async function readAppPasswords(deps: ActivityDeps, appObjectId: string): Promise<AppPassword[]> {
+  const appPath = `/applications/${appObjectId}`;
   // An app created seconds ago can still read as 404 (replication lag, docs/architecture.md, "Microsoft Graph and Entra ID").
   const app = await whileReplicating(deps, isNotFound, () =>
-    graphCall(`GET ${appPath}`, () => deps.graph.api(`${appPath}?$select=id,appId,passwordCredentials`).get() as Promise<{ passwordCredentials?: PasswordCredential[] }>),
+    graphCall(`GET ${appPath}`, () => deps.graph.api(`${appPath}?$select=id,appId,passwordCredentials`).get() as Promise<{ passwordCredentials?: AppPassword[] }>),
   );
-  const passwords = app.passwordCredentials ?? [];
-  const current = currentKeyId ? passwords.find((p) => p.keyId === currentKeyId) : undefined;
+  return app.passwordCredentials ?? [];
+}
 
-  const tagsFor = (keyId: string, previous: string | undefined) => ({
+/** When the current password's end is unknown to Graph, Key Vault's expiry stands in. */
+function endOf(current: AppPassword, found: NonNullable<StoredSecret["found"]>): Date | undefined {
+  return current.endDateTime ? new Date(current.endDateTime) : found.expiresOn;
+}
+
+/**
+ * Reuse: onboarding keeps a live secret that is not yet due for rotation; any purpose keeps the
+ * secret this very run already stored (the activity is being retried after storing it).
+ */
+function mayReuse(input: IssueClientSecretInput, found: NonNullable<StoredSecret["found"]>, current: AppPassword, now: Date, rotateDaysBeforeExpiry: number): boolean {
+  const thisRun = (current.displayName ?? "").startsWith(`${DISPLAY_NAME_PREFIX} ${input.instanceId} ${input.runId} `);
+  // Fresh enough for the lifetime asked for: a re-run after a failure delivers the secret the
+  // failed run issued, even one shorter-lived than the rotation window.
+  const stillGood = isFreshEnough(endOf(current, found), input.secretLifetimeDays, now, rotateDaysBeforeExpiry);
+  return thisRun || (input.purpose === "onboard" && stillGood);
+}
+
+/** The site's tags for a secret whose current password is keyId. */
+function siteTagsFor(input: IssueClientSecretInput, stored: StoredSecret, keyId: string, previous: string | undefined) {
+  return {
     site: input.host,
     appId: input.appId,
     appObjectId: input.appObjectId,
@@ -119,44 +145,55 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
     previousKeyId: previous ?? null,
     // Which credential and mail server the site uses change only when Creatio accepts them
     // (configureCreatio records them): a failed run never replaces the working ones.
-    creatioCredential: storedTags?.creatioCredential ?? input.creatioCredentialSecretName,
-    mailServerId: storedTags?.mailServerId ?? input.mailServerId,
+    creatioCredential: stored.siteTags?.creatioCredential ?? input.creatioCredentialSecretName,
+    mailServerId: stored.siteTags?.mailServerId ?? input.mailServerId,
     scopes: input.scopes?.join(" ") ?? undefined,
-  });
+  };
+}
 
-  // Reuse: onboarding keeps a live secret that is not yet due for rotation; any purpose keeps the
-  // secret this very run already stored (the activity is being retried after storing it).
-  if (stored && current) {
-    const thisRun = (current.displayName ?? "").startsWith(`${DISPLAY_NAME_PREFIX} ${input.instanceId} ${input.runId} `);
-    const endsAt = current.endDateTime ? new Date(current.endDateTime) : stored.expiresOn;
-    // Fresh enough for the lifetime asked for: a re-run after a failure delivers the secret the
-    // failed run issued, even one shorter-lived than the rotation window.
-    const stillGood = isFreshEnough(endsAt, input.secretLifetimeDays, now, deps.rotateDaysBeforeExpiry);
-    if (thisRun || (input.purpose === "onboard" && stillGood)) {
-      const removedLeftovers = await removeLeftovers(deps, input.appObjectId, passwords, input.instanceId, keep);
-      const tags = mergeSiteTags(baseTags, tagsFor(current.keyId, previousKeyId));
-      if (JSON.stringify(tags) !== JSON.stringify(stored.tags)) {
-        // Same version, new tags: updateSecretProperties does not create a version.
-        await deps.secrets.updateSecretProperties(secretName, stored.version, { tags });
-      }
-      return {
-        secretName,
-        version: stored.version,
-        keyId: current.keyId,
-        expiresOn: (endsAt ?? now).toISOString(),
-        hint: current.hint ?? null,
-        reused: true,
-        removedLeftovers,
-      };
-    }
+/** Keeps Key Vault's current version; only its tags are brought up to date. */
+async function reuseCurrent(
+  deps: ActivityDeps,
+  input: IssueClientSecretInput,
+  secretName: string,
+  stored: StoredSecret,
+  found: NonNullable<StoredSecret["found"]>,
+  current: AppPassword,
+  passwords: AppPassword[],
+  now: Date,
+): Promise<SecretReference> {
+  const removedLeftovers = await removeLeftovers(deps, input.appObjectId, passwords, input.instanceId, stored.keep);
+  const tags = mergeSiteTags(stored.baseTags, siteTagsFor(input, stored, current.keyId, stored.previousKeyId));
+  if (JSON.stringify(tags) !== JSON.stringify(found.tags)) {
+    // Same version, new tags: updateSecretProperties does not create a version.
+    await deps.secrets.updateSecretProperties(secretName, found.version, { tags });
   }
+  return {
+    secretName,
+    version: found.version,
+    keyId: current.keyId,
+    expiresOn: (endOf(current, found) ?? now).toISOString(),
+    hint: current.hint ?? null,
+    reused: true,
+    removedLeftovers,
+  };
+}
 
-  const removedLeftovers = await removeLeftovers(deps, input.appObjectId, passwords, input.instanceId, keep);
-
+/** addPassword, then the value goes straight into a new Key Vault version; a password that cannot be stored is removed. */
+async function addAndStore(
+  deps: ActivityDeps,
+  input: IssueClientSecretInput,
+  secretName: string,
+  stored: StoredSecret,
+  current: AppPassword | undefined,
+  removedLeftovers: string[],
+  now: Date,
+): Promise<SecretReference> {
+  const appPath = `/applications/${input.appObjectId}`;
   const endDateTime = new Date(now.getTime() + input.secretLifetimeDays * 86_400_000);
   const attempt = randomBytes(4).toString("hex");
   const addPath = `${appPath}/addPassword`;
-  let added: { keyId: string; secretText: string; hint?: string | null; endDateTime: string };
+  let added: Selected<GraphPasswordCredential, "keyId" | "secretText">;
   try {
     // Sent once: a retried POST could add a second password whose value nobody kept (docs/architecture.md, "Microsoft Graph and Entra ID").
     added = await graphCall(`POST ${addPath}`, () =>
@@ -177,10 +214,10 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
 
   try {
     // The replaced keyId stays referenced (previousKeyId) so rotation can remove it after its grace period.
-    const replaced = currentKeyId && currentKeyId !== added.keyId && current ? currentKeyId : previousKeyId;
-    const tags = mergeSiteTags(baseTags ?? {}, {
-      ...tagsFor(added.keyId, replaced),
-      rotationState: storedTags?.rotationState ?? "idle",
+    const replaced = stored.keyId && stored.keyId !== added.keyId && current ? stored.keyId : stored.previousKeyId;
+    const tags = mergeSiteTags(stored.baseTags, {
+      ...siteTagsFor(input, stored, added.keyId, replaced),
+      rotationState: stored.siteTags?.rotationState ?? "idle",
     });
     assertTagsFreeOf(tags, added.secretText);
     const expiresOn = new Date(added.endDateTime ?? endDateTime.toISOString());
@@ -209,7 +246,7 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
 async function removeLeftovers(
   deps: ActivityDeps,
   appObjectId: string,
-  passwords: PasswordCredential[],
+  passwords: AppPassword[],
   instanceId: string,
   keep: (string | undefined)[],
 ): Promise<string[]> {
@@ -223,6 +260,5 @@ async function removeLeftovers(
 
 export const issueClientSecretActivity = {
   name: ISSUE_CLIENT_SECRET,
-  input: issueClientSecretInput,
   handler: (input: unknown) => issueClientSecret(input as IssueClientSecretInput),
 };

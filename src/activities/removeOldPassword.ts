@@ -33,6 +33,5 @@ export async function removeOldPassword(rawInput: RemoveOldPasswordInput, deps: 
 
 export const removeOldPasswordActivity = {
   name: REMOVE_OLD_PASSWORD,
-  input: removeOldPasswordInput,
   handler: (input: unknown) => removeOldPassword(input as RemoveOldPasswordInput),
 };

@@ -14,8 +14,6 @@ export const REMOVE_STRAY_PASSWORDS = "removeStrayPasswords";
 export const removeStrayPasswordsInput = z.object({
   host: z.string().min(1),
   appObjectId: z.string().min(1),
-  /** keyIds to keep besides the protected ones (a password still in its grace period). */
-  keepKeyIds: z.array(z.string().min(1)).default([]),
 });
 export type RemoveStrayPasswordsInput = z.input<typeof removeStrayPasswordsInput>;
 
@@ -27,7 +25,6 @@ export interface RemoveStrayPasswordsResult {
 export async function removeStrayPasswords(rawInput: RemoveStrayPasswordsInput, deps: ActivityDeps = defaultDeps()): Promise<RemoveStrayPasswordsResult> {
   const input = removeStrayPasswordsInput.parse(rawInput);
   const keep = await protectedKeyIds(deps, input.host);
-  for (const keyId of input.keepKeyIds) keep.add(keyId);
   const removed: RemoveStrayPasswordsResult["removed"] = [];
   const kept: string[] = [];
   for (const password of await appPasswords(deps, input.appObjectId)) {
@@ -42,6 +39,5 @@ export async function removeStrayPasswords(rawInput: RemoveStrayPasswordsInput, 
 
 export const removeStrayPasswordsActivity = {
   name: REMOVE_STRAY_PASSWORDS,
-  input: removeStrayPasswordsInput,
   handler: (input: unknown) => removeStrayPasswords(input as RemoveStrayPasswordsInput),
 };

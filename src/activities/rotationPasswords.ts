@@ -1,4 +1,5 @@
-import { graphCall, GraphCallError } from "../clients/graph";
+import type { PasswordCredential } from "@microsoft/microsoft-graph-types";
+import { graphCall, GraphCallError, type Selected } from "../clients/graph";
 import { secretNameFor } from "../domain/site";
 import { decodeSiteTags } from "../domain/tags";
 import type { ActivityDeps } from "./shared";
@@ -9,11 +10,8 @@ import type { ActivityDeps } from "./shared";
  * orchestration's memory (docs/architecture.md, "Rotation never breaks mail sync": never remove the password Creatio currently holds).
  */
 
-export interface AppPassword {
-  keyId: string;
-  displayName?: string | null;
-  endDateTime?: string | null;
-}
+/** A password the app lists: Graph always sets its keyId. */
+export type AppPassword = Selected<PasswordCredential, "keyId">;
 
 export async function appPasswords(deps: Pick<ActivityDeps, "graph">, appObjectId: string): Promise<AppPassword[]> {
   const appPath = `/applications/${appObjectId}`;

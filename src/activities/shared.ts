@@ -1,4 +1,5 @@
 import type { Client } from "@microsoft/microsoft-graph-client";
+import { z } from "zod";
 import { getGraphClient } from "../clients/graph";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { CreatioCredentialError, getCreatioClient, readSiteCredential, type CreatioClient, type CreatioClientOptions, type SiteCredential } from "../clients/creatio";
@@ -61,6 +62,15 @@ export async function whileReplicating<T>(
     }
   }
 }
+
+/** The Creatio site, the Key Vault secret holding its credential and its mail server: what the Creatio steps share. */
+export const creatioSiteInput = z.object({
+  host: z.string().min(1),
+  creatioCredentialSecretName: z.string().min(1),
+  mailServerId: z.string().min(1),
+  /** Replace a link to another application's row (checkCreatioSite said so); otherwise that is a conflict. */
+  takeOver: z.boolean().default(false),
+});
 
 export { redactError } from "../domain/failure";
 

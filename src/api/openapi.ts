@@ -12,10 +12,12 @@ import {
  * The OpenAPI 3.1 description of the HTTP API, generated from the zod schemas in ./schemas (the
  * same ones the functions validate with), so it is never written twice. zod 4's z.toJSONSchema emits
  * JSON Schema 2020-12, which is OpenAPI 3.1's schema dialect (spec.openapis.org/oas/v3.1.0,
- * "Schema Object"); schemas with a `.meta({ id })` become components.
+ * "Schema Object"); schemas with a `.meta({ id })` become components. Kept rather than an OpenAPI
+ * generator library: zod already emits the schemas, and what is left is the path table below.
  *
- * API_ROUTES is the route table: the HTTP functions can take their `route` and `methods` from it,
- * and test/infra/openapi.test.ts checks that the app registers exactly these routes.
+ * API_ROUTES is the route table: the HTTP functions take their `route`, `methods` and `authLevel`
+ * from it (httpTriggerFor), and test/infra/openapi.test.ts checks that the app registers exactly
+ * these routes.
  */
 
 export type HttpMethod = "GET" | "POST";
@@ -153,6 +155,13 @@ function collectRefs(schema: unknown, all: Record<string, JsonSchema>, into: Set
       }
     } else collectRefs(value, all, into);
   }
+}
+
+/** What `app.http` takes from the table for one operation: its route, method and auth level. */
+export function httpTriggerFor(operationId: string): { route: string; methods: HttpMethod[]; authLevel: "anonymous" | "function" } {
+  const entry = API_ROUTES.find((r) => r.operationId === operationId);
+  if (!entry) throw new Error(`No route ${operationId} in API_ROUTES`);
+  return { route: entry.route, methods: [entry.method], authLevel: entry.secured === false ? "anonymous" : "function" };
 }
 
 /** `tenants/{host}` → `/api/tenants/{host}` (host.json extensions.http.routePrefix is "api"). */

@@ -247,39 +247,27 @@ export class CreatioClient {
   private async send(method: string, path: string, body?: unknown): Promise<Response> {
     await this.ensureSignedIn();
     let reloggedIn = false;
-    for (let attempt = 0; ; attempt++) {
-      let response: Response;
-      try {
-        response = await this.fetchImpl(`${this.options.origin}${path}`, {
+    return this.retrying(
+      `${method} ${path.split("?")[0]}`,
+      IDEMPOTENT.has(method),
+      () =>
+        this.fetchImpl(`${this.options.origin}${path}`, {
           method,
           headers: this.headers(body !== undefined),
           body: body === undefined ? undefined : JSON.stringify(body),
           redirect: "manual",
-        });
-      } catch (error) {
-        if (IDEMPOTENT.has(method) && attempt < this.maxRetries) {
-          await this.sleep(this.backoff(attempt, null));
-          continue;
-        }
-        throw new CreatioError(`${method} ${path.split("?")[0]}`, undefined, error instanceof Error ? causeText(error) : String(error));
-      }
-      if (response.status === 401 && !reloggedIn) {
+        }),
+      async (response) => {
+        if (response.status !== 401 || reloggedIn) return false;
         // Session expired or token revoked: sign in again, once (docs/architecture.md, "Creatio").
         reloggedIn = true;
         await response.arrayBuffer().catch(() => undefined);
         this.cookies.clear();
         this.bearer = undefined;
         await this.ensureSignedIn();
-        continue;
-      }
-      const retryable = response.status === 429 || (response.status >= 500 && IDEMPOTENT.has(method));
-      if (retryable && attempt < this.maxRetries) {
-        await response.arrayBuffer().catch(() => undefined);
-        await this.sleep(this.backoff(attempt, response.headers.get("retry-after")));
-        continue;
-      }
-      return response;
-    }
+        return true;
+      },
+    );
   }
 
   private headers(hasBody: boolean): Record<string, string> {
@@ -310,7 +298,8 @@ export class CreatioClient {
   /** `POST /ServiceModel/AuthService.svc/Login` (no `/0`): 200 with Code 0 and cookies, or 200 with Code 1 and a Message. */
   private async cookieLogin(username: string, password: string): Promise<void> {
     const call = "POST /ServiceModel/AuthService.svc/Login";
-    const response = await this.retrying(call, () =>
+    // A login has no lasting effect: sent again after a 5xx or a network failure.
+    const response = await this.retrying(call, true, () =>
       this.fetchImpl(`${this.options.origin}/ServiceModel/AuthService.svc/Login`, {
         method: "POST",
         // ForceUseSession: true is a required header of Login (Creatio Academy "AuthService.svc web service",
@@ -339,7 +328,7 @@ export class CreatioClient {
       throw new CreatioError("client credentials login", undefined, "the credential names no identityServerUrl and the site is not a *.creatio.com site");
     }
     const call = `POST ${base}/connect/token`;
-    const response = await this.retrying(call, () =>
+    const response = await this.retrying(call, true, () =>
       this.fetchImpl(`${base}/connect/token`, {
         method: "POST",
         headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
@@ -357,20 +346,29 @@ export class CreatioClient {
     this.bearer = token.access_token;
   }
 
-  /** Login calls: retry 429 and 5xx (a login has no lasting effect), with backoff. */
-  private async retrying(call: string, fn: () => Promise<Response>): Promise<Response> {
+  /**
+   * The one retry loop of this client: 429 always; 5xx and network failures only when the request
+   * may be sent again (`replayable`: an idempotent method, or a login, which has no lasting effect);
+   * Retry-After in seconds, else exponential backoff. `again` may answer a response by asking for
+   * another attempt (send's one re-login on 401). Written here rather than taken from a library:
+   * the Graph SDK's RetryHandler cannot express these rules (see SafeRetryHandler in ./graph.ts),
+   * and a second retry dependency for two call sites would weigh more than this loop.
+   */
+  private async retrying(call: string, replayable: boolean, fn: () => Promise<Response>, again?: (response: Response) => Promise<boolean>): Promise<Response> {
     for (let attempt = 0; ; attempt++) {
       let response: Response;
       try {
         response = await fn();
       } catch (error) {
-        if (attempt < this.maxRetries) {
+        if (replayable && attempt < this.maxRetries) {
           await this.sleep(this.backoff(attempt, null));
           continue;
         }
         throw new CreatioError(call, undefined, error instanceof Error ? causeText(error) : String(error));
       }
-      if ((response.status === 429 || response.status >= 500) && attempt < this.maxRetries) {
+      if (again && (await again(response))) continue;
+      const retryable = response.status === 429 || (response.status >= 500 && replayable);
+      if (retryable && attempt < this.maxRetries) {
         await response.arrayBuffer().catch(() => undefined);
         await this.sleep(this.backoff(attempt, response.headers.get("retry-after")));
         continue;

@@ -177,6 +177,31 @@ export function toGraphCallError(error: unknown, call: string): GraphCallError {
   return new GraphCallError(call, undefined, undefined, error instanceof Error ? error.message : String(error));
 }
 
+/** 404 or Request_ResourceNotFound: an object that does not exist, or not yet on the replica read (replication lag). */
+export function isNotFound(error: unknown): boolean {
+  return error instanceof GraphCallError && (error.status === 404 || error.code === "Request_ResourceNotFound");
+}
+
+/**
+ * What Graph answers for an object another replica has not seen yet: 404, or 400
+ * NoBackingApplicationObject for a service principal of a just-created app (docs/architecture.md,
+ * "Microsoft Graph and Entra ID").
+ */
+export function isReplicationLag(error: unknown): boolean {
+  if (!(error instanceof GraphCallError)) return false;
+  if (error.status === 404) return true;
+  return error.status === 400 && /NoBackingApplicationObject|does not reference a valid application|Request_ResourceNotFound/i.test(`${error.code} ${error.upstreamMessage}`);
+}
+
+/** A 400 from addPassword because the tenant's app management policy refuses the lifetime (docs/architecture.md, "Microsoft Graph and Entra ID"). */
+export function isPasswordLifetimePolicyError(error: unknown): boolean {
+  return (
+    error instanceof GraphCallError &&
+    error.status === 400 &&
+    /lifetime|AppManagementPolic|CredentialInvalid|passwordLifetime/i.test(`${error.code ?? ""} ${error.upstreamMessage}`)
+  );
+}
+
 /** Runs a Graph call and rethrows its failure as a GraphCallError naming `call`. */
 export async function graphCall<T>(call: string, fn: () => Promise<T>): Promise<T> {
   try {
@@ -225,6 +250,13 @@ export async function graphUpsert<T>(client: Client, path: string, body: unknown
   }
   throw new GraphCallError(call, response.status, code, message);
 }
+
+/**
+ * A Graph object as Microsoft's own typings declare it (@microsoft/microsoft-graph-types, also used by
+ * CLI for Microsoft 365), where every property is optional because a $select may leave it out, with
+ * the properties this app selects and relies on made required.
+ */
+export type Selected<T, K extends keyof T> = T & { [P in K]-?: NonNullable<T[P]> };
 
 /** OData string literal inside a key or $filter: single quotes doubled. */
 export function odataString(value: string): string {

@@ -37,11 +37,6 @@ export function getSecretClient(): SecretClient {
   return secretClient;
 }
 
-/** Tests build clients from different settings. */
-export function resetSecretClientForTests(): void {
-  secretClient = undefined;
-}
-
 /** The subset of SecretClient the app uses; tests pass a fake. */
 export type SecretStore = Pick<
   SecretClient,

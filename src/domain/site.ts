@@ -128,9 +128,14 @@ export function decodeHostName(encoded: string): string {
   return out;
 }
 
-/** Key Vault secret holding the site's client secret: `creatio-o365-<encoded host>`. */
-export function secretNameFor(host: string): string {
+/** The one name derived from a site: `creatio-o365-<encoded host>`. */
+function siteNameFor(host: string): string {
   return NAME_PREFIX + encodeHostForName(host);
+}
+
+/** Key Vault secret holding the site's client secret. */
+export function secretNameFor(host: string): string {
+  return siteNameFor(host);
 }
 
 /** The host a secret name was derived from, or undefined when the name is not one of ours. */
@@ -145,7 +150,7 @@ export function hostFromSecretName(name: string): string | undefined {
 
 /** Application `uniqueName` (the alternate key of the upsert; docs/architecture.md, "External services" > "Microsoft Graph and Entra ID"). Same encoding as the secret name. */
 export function applicationUniqueNameFor(host: string): string {
-  return NAME_PREFIX + encodeHostForName(host);
+  return siteNameFor(host);
 }
 
 /** Durable instance id of the onboarding for a site; one per site, so a second POST meets the first (409). */

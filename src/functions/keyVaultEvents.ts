@@ -3,7 +3,7 @@ import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { screenKeyVaultEvent, type GridEvent } from "../domain/keyVaultEvent";
-import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
+import { ourSecret } from "../domain/managedSecret";
 import { EVENTS, logEvent } from "../observability";
 import { settings } from "../settings";
 import { startRotation } from "./startRotation";
@@ -50,9 +50,9 @@ export async function handleKeyVaultEvent(event: GridEvent, client: DurableClien
     if (isSecretNotFound(error)) return ignore(`secret ${screened.secretName} no longer exists`, screened.host);
     throw error; // Key Vault unreachable: fail, so Event Grid retries the delivery.
   }
-  if (current.contentType !== SECRET_CONTENT_TYPE) return ignore(`secret ${screened.secretName} is not one of ours (contentType)`, screened.host);
-  const decoded = decodeSiteTags(current.tags);
-  if (!decoded.ok || decoded.tags.site !== screened.host) return ignore(`secret ${screened.secretName} does not carry this site's tags`, screened.host);
+  const ours = ourSecret(current);
+  if (!ours) return ignore(`secret ${screened.secretName} is not one of ours (contentType)`, screened.host);
+  if (!ours.tags || ours.tags.site !== screened.host) return ignore(`secret ${screened.secretName} does not carry this site's tags`, screened.host);
   if (current.version !== screened.version) {
     return ignore(`stale: version ${screened.version} is no longer current (current ${current.version})`, screened.host);
   }

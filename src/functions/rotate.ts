@@ -1,10 +1,11 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
+import { httpTriggerFor } from "../api/openapi";
 import { rotateRequestSchema, toFieldErrors, type ErrorResponse } from "../api/schemas";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { parseSiteHost, secretNameFor } from "../domain/site";
-import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
+import { ourSecret } from "../domain/managedSecret";
 import { settings } from "../settings";
 import { startRotation } from "./startRotation";
 import { answeringSettingsErrors, badRequest, decodeHostParam, json, keyVaultUnavailable } from "./responses";
@@ -42,7 +43,7 @@ export async function rotateTenant(request: HttpRequest, client: DurableClient, 
   const secretName = secretNameFor(host);
   try {
     const { properties } = await deps.secrets.getSecret(secretName);
-    if (properties.contentType !== SECRET_CONTENT_TYPE || !decodeSiteTags(properties.tags).ok) {
+    if (!ourSecret(properties)?.tags) {
       return json(404, { error: `Key Vault secret ${secretName} exists but is not a managed site's secret` } satisfies ErrorResponse);
     }
   } catch (error) {
@@ -60,8 +61,6 @@ export async function rotateTenant(request: HttpRequest, client: DurableClient, 
 }
 
 df.app.client.http(TENANTS_ROTATE, {
-  route: "tenants/{host}/rotate",
-  methods: ["POST"],
-  authLevel: "function",
+  ...httpTriggerFor("rotateTenantSecret"),
   handler: answeringSettingsErrors((request, client, context) => rotateTenant(request, client, context)),
 });

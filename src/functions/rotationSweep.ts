@@ -5,7 +5,7 @@ import { getSecretClient, type SecretStore } from "../clients/keyVault";
 import { getExchangeClient, type ExchangeAdmin } from "../clients/exchange";
 import { hostFromSecretName, secretNameFor } from "../domain/site";
 import { planRotations, type ManagedSecret, type SitePlan } from "../domain/rotationPlan";
-import { SECRET_CONTENT_TYPE, decodeSiteTags } from "../domain/tags";
+import { ourSecret } from "../domain/managedSecret";
 import { EVENTS, logEvent } from "../observability";
 import { settings } from "../settings";
 import { startRotation } from "./startRotation";
@@ -65,15 +65,14 @@ export async function listManagedSecrets(secrets: SecretStore, context: Invocati
   const managed: ManagedSecret[] = [];
   let unreadable = 0;
   for await (const properties of secrets.listPropertiesOfSecrets()) {
-    if (properties.contentType !== SECRET_CONTENT_TYPE) continue;
-    const decoded = decodeSiteTags(properties.tags);
-    const host = decoded.ok ? decoded.tags.site : hostFromSecretName(properties.name);
-    if (!decoded.ok || !host || secretNameFor(host) !== properties.name) {
+    const ours = ourSecret(properties);
+    if (!ours) continue;
+    if (ours.problem !== undefined || !ours.host || !ours.tags) {
       unreadable += 1;
-      context.warn(`Key Vault secret ${properties.name} carries our contentType but not a site's tags; it is not rotated. ${decoded.ok ? "Its site tag does not match its name." : decoded.problem}`);
+      context.warn(`Key Vault secret ${properties.name} carries our contentType but not a site's tags; it is not rotated. ${ours.problem}`);
       continue;
     }
-    managed.push({ host, secretName: properties.name, expiresOn: properties.expiresOn, tags: decoded.tags });
+    managed.push({ host: ours.host, secretName: properties.name, expiresOn: properties.expiresOn, tags: ours.tags });
   }
   return { managed, unreadable };
 }

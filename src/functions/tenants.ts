@@ -12,8 +12,9 @@ import {
 import { CreatioCredentialError, readSiteCredential } from "../clients/creatio";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { mailStatus } from "../domain/ews";
-import { onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor, hostFromSecretName } from "../domain/site";
-import { SECRET_CONTENT_TYPE, decodeSiteTags, type CreatioCheck, type SiteTags } from "../domain/tags";
+import { onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor } from "../domain/site";
+import { ourSecret } from "../domain/managedSecret";
+import { decodeSiteTags, type CreatioCheck, type SiteTags } from "../domain/tags";
 import { bySoonestExpiry, DAY_MS, daysLeft, lastRotationFromTags, planSite, type SitePlan } from "../domain/rotationPlan";
 import { HEALTH_ORDER, siteHealth, unmanagedHealth } from "../domain/health";
 import { publicMessage } from "../domain/failure";
@@ -24,6 +25,7 @@ import { answeringSettingsErrors, badRequest, decodeHostParam, json, keyVaultUna
 import { readJsonBody } from "./requestBody";
 import { conflictMessage, instanceStatus, startExclusive } from "./startExclusive";
 import { settings } from "../settings";
+import { httpTriggerFor } from "../api/openapi";
 import { ONBOARD_TENANT, type OnboardTenantInput } from "../orchestrators/onboardTenant";
 
 /**
@@ -237,11 +239,10 @@ export async function listTenants(_request: HttpRequest, context: InvocationCont
   const sites: TenantSummary[] = [];
   try {
     for await (const properties of deps.secrets.listPropertiesOfSecrets()) {
-      if (properties.contentType !== SECRET_CONTENT_TYPE) continue;
-      const decoded = decodeSiteTags(properties.tags);
-      const host = decoded.ok ? decoded.tags.site : hostFromSecretName(properties.name);
+      const ours = ourSecret(properties);
+      const host = ours?.host;
       if (!host) continue;
-      const tags = decoded.ok ? decoded.tags : undefined;
+      const tags = ours.tags;
       const assessed = tags ? assess(host, properties.name, tags, properties.expiresOn, now, deps.rotateDaysBeforeExpiry ?? DEFAULT_ROTATE_DAYS) : undefined;
       sites.push({
         host,
@@ -253,7 +254,7 @@ export async function listTenants(_request: HttpRequest, context: InvocationCont
         creatioSyncedAt: tags?.creatioSyncedAt ?? null,
         rotationState: tags?.rotationState ?? null,
         rotation: assessed?.rotation ?? null,
-        health: assessed?.health ?? unmanagedHealth(host, null, decoded.ok ? undefined : decoded.problem),
+        health: assessed?.health ?? unmanagedHealth(host, null, ours.problem),
         mail: assessed?.mail ?? null,
         lastRun: tags?.lastRun ?? null,
       });
@@ -287,22 +288,16 @@ function shortLifetimeWarning(properties: { createdOn?: Date; expiresOn?: Date }
 }
 
 df.app.client.http("tenantsCreate", {
-  route: "tenants",
-  methods: ["POST"],
-  authLevel: "function",
+  ...httpTriggerFor("onboardTenant"),
   handler: answeringSettingsErrors((request, client, context) => createTenant(request, client, context)),
 });
 
 df.app.client.http("tenantsGet", {
-  route: "tenants/{host}",
-  methods: ["GET"],
-  authLevel: "function",
+  ...httpTriggerFor("getTenant"),
   handler: answeringSettingsErrors((request, client, context) => getTenant(request, client, context)),
 });
 
 app.http("tenantsList", {
-  route: "tenants",
-  methods: ["GET"],
-  authLevel: "function",
+  ...httpTriggerFor("listTenants"),
   handler: answeringSettingsErrors((request, context) => listTenants(request, context)),
 });

@@ -11,7 +11,7 @@ import { CONFIGURE_CREATIO, type ConfigureCreatioResult } from "../activities/co
 import { ALLOW_USER_CONSENT, type AllowUserConsentResult } from "../activities/allowUserConsent";
 import { redirectUriFor } from "../domain/site";
 import { EVENTS, logEvent } from "../observability";
-import { recordSiteStateQuietly, StepError, stepRunner, type StepProgress, type StepRetry } from "./steps";
+import { recordSiteStateQuietly, StepError, stepRunner, type StepRetry } from "./steps";
 
 /**
  * The manual "Office 365 OAuth for Creatio" procedure as one orchestration, step by step
@@ -34,9 +34,6 @@ export const onboardTenantInput = z.object({
   enableEwsForTenant: z.boolean().default(false),
 });
 export type OnboardTenantInput = z.input<typeof onboardTenantInput>;
-
-/** Custom status: step k of n (one shape with rotateSecret). */
-export type OnboardingProgress = StepProgress;
 
 export interface OnboardTenantOutput {
   host: string;

@@ -8,7 +8,7 @@ import { RECORD_SITE_STATE } from "../activities/recordSiteState";
 import { REMOVE_OLD_PASSWORD, type RemoveOldPasswordResult } from "../activities/removeOldPassword";
 import { REMOVE_STRAY_PASSWORDS, type RemoveStrayPasswordsResult } from "../activities/removeStrayPasswords";
 import { EVENTS, logEvent } from "../observability";
-import { recordSiteStateQuietly, StepError, stepRunner, type StepProgress, type StepRetry } from "./steps";
+import { recordSiteStateQuietly, StepError, stepRunner, type StepRetry } from "./steps";
 
 /**
  * "The secret expires; redo steps 8 and 10" as one orchestration (docs/architecture.md, "The
@@ -42,9 +42,6 @@ export const rotateSecretInput = z.object({
   trigger: z.enum(rotationTriggers),
 });
 export type RotateSecretInput = z.infer<typeof rotateSecretInput>;
-
-/** Custom status: step k of n (one shape with onboardTenant); `graceEndsAt` during the grace period. */
-export type RotationProgress = StepProgress;
 
 export interface RotateSecretOutput {
   host: string;

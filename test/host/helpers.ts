@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { startAzurite, type AzuriteHandle } from "../../dev/azurite";
-import { getFreePorts } from "../support/ports";
+import { getFreePorts } from "../../dev/ports";
 
 export const FIXTURE_APP = path.resolve(__dirname, "..", "fixtures", "host-app");
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");

@@ -205,9 +205,9 @@ describe("wiring between the templates, azd and the hooks", () => {
     }
     const azureYaml = readFileSync(path.join(REPO_ROOT, "azure.yaml"), "utf8");
     expect(azureYaml).toMatch(/run: \.\/infra\/hooks\/postdeploy\.sh/);
-    // azd deploys the folder `npm run package` makes (dev/package.ts default outDir).
+    // azd deploys the folder `npm run package` makes (scripts/package.ts default outDir).
     expect(azureYaml).toMatch(/^ {4}dist: dist\/deploy$/m);
-    expect(readFileSync(path.join(REPO_ROOT, "dev", "package.ts"), "utf8")).toContain('join("dist", "deploy")');
+    expect(readFileSync(path.join(REPO_ROOT, "scripts", "package.ts"), "utf8")).toContain('join("dist", "deploy")');
     expect(azureYaml).toMatch(/run: npm run package/);
     // azd finds the app by the service name tag.
     expect(azureYaml).toMatch(/^ {2}api:$/m);

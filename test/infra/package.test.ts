@@ -1,5 +1,5 @@
 /**
- * The deployable package (dev/package.ts, what azd deploys): the compiled app bundled with its
+ * The deployable package (scripts/package.ts, what azd deploys): the compiled app bundled with its
  * production dependencies into index.js (what the app needs to start) and sdk.js (the SDKs it
  * loads on first use), host.json and a package.json naming index.js; nothing from tests,
  * emulators, the local host, dev tooling or infra. It starts in the local host on its own (in a
@@ -9,7 +9,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { BUNDLE, buildPackage, EXTERNAL, productionDependencyDirs, SDK_BUNDLE, SDK_ENTRY, type BuiltPackage } from "../../dev/package";
+import { BUNDLE, buildPackage, EXTERNAL, productionDependencyDirs, SDK_BUNDLE, SDK_ENTRY, type BuiltPackage } from "../../scripts/package";
 import { coldLoad } from "../../dev/coldLoad";
 import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
 import { startEmulators, SANDBOX_CREATIO_CREDENTIAL_SECRET, type EmulatorStack } from "../../dev/emulators";
@@ -54,7 +54,7 @@ test("bundles only the compiled app and production dependencies: no test, emulat
   expect(inputs).toEqual(expect.arrayContaining(["dist/src/index.js"]));
 });
 
-test("leaves out only what dev/package.ts lists (EXTERNAL) and sdk.js, which index.js loads on first use", () => {
+test("leaves out only what scripts/package.ts lists (EXTERNAL) and sdk.js, which index.js loads on first use", () => {
   const externals = new Set(
     pkg.metafiles.flatMap((m) => Object.values(m.outputs).flatMap((o) => o.imports.filter((i) => i.external).map((i) => i.path))),
   );

@@ -5,17 +5,19 @@
 // "foreign resource" the check exists to refuse (@azure/keyvault-common keyVaultAuthenticationPolicy.js).
 import { SANDBOX_CREATIO_CREDENTIAL_SECRET, startEmulators, type EmulatorStack } from "../../dev/emulators";
 import type { LoggedRequest } from "../../dev/emulators/server";
-import { getSecretClient, resetSecretClientForTests } from "../../src/clients/keyVault";
-import { resetSettingsForTests } from "../../src/settings";
+import type * as KeyVaultClientModule from "../../src/clients/keyVault";
 
 let stack: EmulatorStack;
 const saved = { ...process.env };
+let getSecretClient: typeof KeyVaultClientModule.getSecretClient;
 
+/** The app's client as a process with these settings builds it: fresh modules, so settings and the client are made anew. */
 function useSettings(settings: Record<string, string>) {
   for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
   Object.assign(process.env, { AzureWebJobsStorage: "UseDevelopmentStorage=true", ...settings });
-  resetSettingsForTests();
-  resetSecretClientForTests();
+  jest.isolateModules(() => {
+    ({ getSecretClient } = require("../../src/clients/keyVault") as typeof KeyVaultClientModule);
+  });
 }
 
 beforeAll(async () => {
@@ -24,8 +26,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   process.env = saved;
-  resetSettingsForTests();
-  resetSecretClientForTests();
   await stack?.close();
 });
 

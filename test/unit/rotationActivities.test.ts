@@ -72,7 +72,7 @@ describe("password removal never touches the current password or the one Creatio
     expect(app.removals).toEqual([]);
   });
 
-  it("removeStrayPasswords removes every other password, keeping current, Creatio's and the ones asked", async () => {
+  it("removeStrayPasswords removes every other password, keeping current and Creatio's", async () => {
     const vault = new MemoryVault();
     vault.site(HOST, undefined, { keyId: "k3", creatioSyncedKeyId: "k2" });
     const app = fakeGraphApp(OBJ, [
@@ -82,9 +82,10 @@ describe("password removal never touches the current password or the one Creatio
       { keyId: "k4", displayName: "manual" },
       { keyId: "k5" },
     ]);
-    const result = await removeStrayPasswords({ host: HOST, appObjectId: OBJ, keepKeyIds: ["k5"] }, activityDeps(vault, app.graph));
-    expect(result.removed.map((r) => r.keyId)).toEqual(["k1", "k4"]);
-    expect(app.passwords.map((p) => p.keyId)).toEqual(["k2", "k3", "k5"]);
+    const result = await removeStrayPasswords({ host: HOST, appObjectId: OBJ }, activityDeps(vault, app.graph));
+    expect(result.removed.map((r) => r.keyId)).toEqual(["k1", "k4", "k5"]);
+    expect(result.kept).toEqual(["k2", "k3"]);
+    expect(app.passwords.map((p) => p.keyId)).toEqual(["k2", "k3"]);
   });
 });
 

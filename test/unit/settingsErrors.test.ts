@@ -4,7 +4,7 @@ import { HttpRequest, InvocationContext } from "@azure/functions";
 import type { DurableClient } from "durable-functions";
 import { answeringSettingsErrors, loggingSettingsErrors } from "../../src/functions/responses";
 import { listTenants, createTenant } from "../../src/functions/tenants";
-import { parseSettings, resetSettingsForTests, SettingsError } from "../../src/settings";
+import { parseSettings, SettingsError } from "../../src/settings";
 import { explainSettingsProblems, localSettingsView, sandboxSettingsView, settingsFailureReport } from "../../dev/settingsCheck";
 
 function recording() {
@@ -46,7 +46,14 @@ describe("answeringSettingsErrors", () => {
     const saved = { ...process.env };
     try {
       Object.assign(process.env, BAD);
-      resetSettingsForTests();
+      // Fresh modules read the environment anew: settings are parsed once per module instance.
+      let answeringSettingsErrors!: typeof import("../../src/functions/responses").answeringSettingsErrors;
+      let listTenants!: typeof import("../../src/functions/tenants").listTenants;
+      let createTenant!: typeof import("../../src/functions/tenants").createTenant;
+      jest.isolateModules(() => {
+        ({ answeringSettingsErrors } = require("../../src/functions/responses") as typeof import("../../src/functions/responses"));
+        ({ listTenants, createTenant } = require("../../src/functions/tenants") as typeof import("../../src/functions/tenants"));
+      });
       const { context } = recording();
       const list = answeringSettingsErrors((request: HttpRequest, ctx: InvocationContext) => listTenants(request, ctx));
       const response = await list(new HttpRequest({ method: "GET", url: "http://localhost/api/tenants" }), context);
@@ -56,7 +63,6 @@ describe("answeringSettingsErrors", () => {
       expect(created).toMatchObject({ status: 503 });
     } finally {
       process.env = saved;
-      resetSettingsForTests();
     }
   });
 });

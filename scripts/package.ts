@@ -26,7 +26,7 @@
  * azure.yaml deploys this folder as built (`dist: dist/deploy`, `remoteBuild: false`), and
  * test/infra/package.test.ts checks what is in it and that it starts in the local host.
  *
- *   tsx dev/package.ts [--out dist/deploy] [--zip app.zip] [--no-build]
+ *   tsx scripts/package.ts [--out dist/deploy] [--zip app.zip] [--no-build]
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
