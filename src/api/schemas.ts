@@ -134,7 +134,7 @@ export const creatioCheckSchema = z
 export const healthSchema = z
   .object({
     state: z.enum(["healthy", "atRisk", "broken"]).meta({ description: "broken: Creatio's mail cannot sync now or within 7 days (including: Exchange Online refuses the app's EWS calls); atRisk: it syncs but needs attention (EWS access unknown, or the EWS shutdown is near); healthy: nothing to do." }),
-    mailStopsOn: z.string().nullable().meta({ description: "When Creatio's mail stops unless a rotation delivers a newer secret: the expiry of the secret Creatio holds. null when it holds none." }),
+    mailStopsOn: z.string().nullable().meta({ description: "When Creatio's mail stops: the expiry of the secret Creatio holds, or Exchange Online's EWS shutdown (2027-04-01) when that comes first. null when Creatio holds no secret of the app." }),
     daysUntilMailStops: z.number().nullable(),
     problems: z.array(z.string()).meta({ description: "Each problem and what to do next; empty when healthy." }),
   })

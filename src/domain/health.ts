@@ -1,4 +1,4 @@
-import type { SitePlan } from "./rotationPlan";
+import { daysLeft, type SitePlan } from "./rotationPlan";
 import type { CreatioCheck, SiteTags } from "./tags";
 import { EWS_SHUTDOWN_ON, EWS_SHUTDOWN_WARNING_DAYS, type MailStatus } from "./ews";
 
@@ -13,7 +13,11 @@ export type HealthState = "healthy" | "atRisk" | "broken";
 
 export interface SiteHealth {
   state: HealthState;
-  /** The day this Creatio's mail stops unless a rotation delivers a newer secret; null when it has none. */
+  /**
+   * The day this Creatio's mail stops: the expiry of the secret Creatio holds, or Exchange Online's
+   * EWS shutdown when that comes first (Creatio's Office 365 connector uses EWS); null when Creatio
+   * holds no secret of the app (its mail does not sync now).
+   */
   mailStopsOn: string | null;
   daysUntilMailStops: number | null;
   problems: string[];
@@ -22,10 +26,16 @@ export interface SiteHealth {
 /** Days left at or below which an expiring secret counts as broken, as the expiry alert fires. */
 export const EXPIRY_ALERT_DAYS = 7;
 
-export function siteHealth(plan: SitePlan, tags: SiteTags, options: { rotateDaysBeforeExpiry: number; creatioCheck?: CreatioCheck | null; mail?: MailStatus }): SiteHealth {
+export function siteHealth(
+  plan: SitePlan,
+  tags: SiteTags,
+  options: { rotateDaysBeforeExpiry: number; now: Date; creatioCheck?: CreatioCheck | null; mail?: MailStatus },
+): SiteHealth {
   const broken: string[] = [];
   const atRisk: string[] = [];
   const stops = plan.expiresOn?.toISOString() ?? null;
+  const shutdown = new Date(`${EWS_SHUTDOWN_ON}T00:00:00Z`);
+  const ewsFirst = plan.expiresOn !== undefined && shutdown < plan.expiresOn;
   const rotate = `POST /api/tenants/${plan.host}/rotate`;
 
   if (!tags.creatioSyncedKeyId) {
@@ -84,8 +94,8 @@ export function siteHealth(plan: SitePlan, tags: SiteTags, options: { rotateDays
 
   return {
     state: broken.length > 0 ? "broken" : atRisk.length > 0 ? "atRisk" : "healthy",
-    mailStopsOn: stops,
-    daysUntilMailStops: plan.daysLeft,
+    mailStopsOn: ewsFirst ? shutdown.toISOString() : stops,
+    daysUntilMailStops: ewsFirst ? daysLeft(shutdown, options.now) : plan.daysLeft,
     problems: [...broken, ...atRisk],
   };
 }

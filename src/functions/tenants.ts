@@ -82,7 +82,7 @@ export function rotationOf(tags: SiteTags, plan: SitePlan): RotationStatus {
 export function assess(host: string, secretName: string, tags: SiteTags, expiresOn: Date | undefined, now: Date, rotateDaysBeforeExpiry: number, creatioCheck?: CreatioCheck | null) {
   const plan = planSite({ host, secretName, expiresOn, tags }, now, rotateDaysBeforeExpiry);
   const mail = mailStatus(tags.mailReadiness, tags.appId, now);
-  return { plan, rotation: rotationOf(tags, plan), mail, health: siteHealth(plan, tags, { rotateDaysBeforeExpiry, creatioCheck, mail }) };
+  return { plan, rotation: rotationOf(tags, plan), mail, health: siteHealth(plan, tags, { rotateDaysBeforeExpiry, now, creatioCheck, mail }) };
 }
 
 /** POST /api/tenants: validate, check the Creatio credential secret, start onboardTenant. */

@@ -11,6 +11,7 @@ import { SANDBOX_CREATIO_CREDENTIAL_SECRET, SANDBOX_IDENTITY, startEmulators, ty
 import { createCreatioEmulator } from "../../dev/emulators/creatio";
 import type { EmulatorServer } from "../../dev/emulators/server";
 import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
+import { workingSiteHealth } from "../support/ewsCalendar";
 import { startTestAzurite, waitFor, waitForStatus, type Status, type TestStorage } from "../host/helpers";
 import { applicationUniqueNameFor, secretNameFor } from "../../src/domain/site";
 import { decodeSiteTags, type SiteTags } from "../../src/domain/tags";
@@ -151,7 +152,7 @@ test("2. one Creatio under two URLs: the second onboarding stops before creating
   expect(await hasSecret(aliasHost)).toBe(false);
   const ok = (await api(`/api/tenants/${site.host}`)).body;
   expect(ok.creatio).toMatchObject({ drift: false, check: { state: "ok", clientId: first.appId } });
-  expect(ok.health.state).toBe("healthy");
+  expect(ok.health).toMatchObject(workingSiteHealth());
 
   // Someone resets Creatio's mail settings: the tags still say what was written, status reads Creatio.
   await fetch(`${site.url}/_emulator/reset`, { method: "POST" });
@@ -160,7 +161,7 @@ test("2. one Creatio under two URLs: the second onboarding stops before creating
   expect(reset.health.state).toBe("broken");
   expect(reset.health.problems.join(" ")).toMatch(/not linked to this app/);
   expect((await onboard({ creatioUrl: site.url })).runtimeStatus).toBe("Completed");
-  expect((await api(`/api/tenants/${site.host}`)).body.health.state).toBe("healthy");
+  expect((await api(`/api/tenants/${site.host}`)).body.health).toMatchObject(workingSiteHealth());
 
   // Taking over on purpose: the alias's app is linked, and the first site's status shows the drift.
   const taken = await onboard({ creatioUrl: alias, takeOver: true });
@@ -283,7 +284,7 @@ test("8. a removePassword Graph refuses is a failed rotation, not a removed pass
   const done = await waitForStatus(host.url, `rotate-${site.host}`, ["Completed", "Failed"], 60_000);
   expect(done).toMatchObject({ runtimeStatus: "Completed", output: { issuedNewSecret: false, oldPassword: { keyId: old.keyId, outcome: "removed" } } });
   expect((await appFor(site.host)).passwordCredentials.map((p: any) => p.keyId)).not.toContain(old.keyId);
-  expect((await api(`/api/tenants/${site.host}`)).body.health).toMatchObject({ state: "healthy" });
+  expect((await api(`/api/tenants/${site.host}`)).body.health).toMatchObject(workingSiteHealth());
 }, 180_000);
 
 test("issue 9: a Creatio credential goes only to the sites its creatioSite tag names, at onboarding and at every rotation", async () => {
