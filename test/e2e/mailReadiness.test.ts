@@ -5,10 +5,9 @@
  * all sites are in the one sandbox tenant, as in production today.
  */
 import { sandboxContext } from "../../dev/emulators/context";
-import { ClientSecretCredential } from "@azure/identity";
-import { SecretClient } from "@azure/keyvault-secrets";
-import { SANDBOX_IDENTITY, startEmulators, type EmulatorStack } from "../../dev/emulators";
-import { storeSiteCredential } from "../support/siteCredential";
+import type { SecretClient } from "@azure/keyvault-secrets";
+import { startEmulators, type EmulatorStack } from "../../dev/emulators";
+import { sandboxSecretClient, storeSiteCredential } from "../support/siteCredential";
 import { createCreatioEmulator } from "../../dev/emulators/creatio";
 import { organizationReads } from "../../dev/emulators/exchange";
 import type { EmulatorServer } from "../../dev/emulators/server";
@@ -66,11 +65,7 @@ const setOrganizationCalls = () => stack.servers.exchange.requests.filter((r) =>
 
 beforeAll(async () => {
   stack = await startEmulators();
-  secrets = new SecretClient(
-    stack.keyVaultUrl,
-    new ClientSecretCredential(SANDBOX_IDENTITY.tenantId, SANDBOX_IDENTITY.clientId, SANDBOX_IDENTITY.clientSecret, { authorityHost: stack.authorityHost, disableInstanceDiscovery: true }),
-    { disableChallengeResourceVerification: true },
-  );
+  secrets = sandboxSecretClient(stack);
   await startHost("manage");
 }, 180_000);
 

@@ -10,12 +10,11 @@
  * Every secret text the Graph emulator ever holds is collected by polling its state, so the last
  * test can check that none reached Azurite (Durable state), the host's output or an HTTP answer.
  */
-import { ClientSecretCredential } from "@azure/identity";
-import { SecretClient } from "@azure/keyvault-secrets";
+import type { SecretClient } from "@azure/keyvault-secrets";
 import { TableClient, TableServiceClient } from "@azure/data-tables";
 import { QueueServiceClient } from "@azure/storage-queue";
 import { sandboxContext } from "../../dev/emulators/context";
-import { SANDBOX_CREATIO_CREDENTIAL_SECRET, SANDBOX_IDENTITY, startEmulators, type EmulatorStack } from "../../dev/emulators";
+import { SANDBOX_IDENTITY, startEmulators, type EmulatorStack } from "../../dev/emulators";
 import { createCreatioEmulator, OFFICE365_MAIL_SERVER_ID } from "../../dev/emulators/creatio";
 import type { EmulatorServer } from "../../dev/emulators/server";
 import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
@@ -23,7 +22,7 @@ import { workingSiteHealth } from "../support/ewsCalendar";
 import { startTestAzurite, waitFor, waitForStatus, type Status, type TestStorage } from "../host/helpers";
 import { applicationUniqueNameFor, secretNameFor } from "../../src/domain/site";
 import { decodeSiteTags, type SiteTags } from "../../src/domain/tags";
-import { storeSiteCredential } from "../support/siteCredential";
+import { sandboxSecretClient, storeSiteCredential } from "../support/siteCredential";
 
 const GRACE_HOURS = "0.001";
 const DAY = 86_400_000;
@@ -209,14 +208,7 @@ beforeAll(async () => {
   const t0 = Date.now();
   storage = await startTestAzurite();
   stack = await startEmulators();
-  secrets = new SecretClient(
-    stack.keyVaultUrl,
-    new ClientSecretCredential(SANDBOX_IDENTITY.tenantId, SANDBOX_IDENTITY.clientId, SANDBOX_IDENTITY.clientSecret, {
-      authorityHost: stack.authorityHost,
-      disableInstanceDiscovery: true,
-    }),
-    { disableChallengeResourceVerification: true },
-  );
+  secrets = sandboxSecretClient(stack);
   host = await startHost();
   harvester = setInterval(() => void harvest(), 100);
   timings.stackStartMs = Date.now() - t0;
@@ -570,7 +562,7 @@ test("SIGKILL right after the new password is issued and again in the grace peri
   expect(completedSteps).toBe(history.filter((e) => e.EventType === "TaskScheduled").length);
 });
 
-test("no secret text appears in Durable state (Azurite tables and queues), the host's output or any HTTP answer", async () => {
+test("no secret text appears in Durable state (Azurite tables and queues), the host's output, any HTTP answer or any Key Vault tag", async () => {
   await harvest();
   // Key Vault holds every secret that was ever current (all versions), and the Creatio login as JSON.
   const kv = await emulatorState(stack.keyVaultUrl);
@@ -599,10 +591,14 @@ test("no secret text appears in Durable state (Azurite tables and queues), the h
   const killSite = await currentSecret(sites.kill!);
   expect(durableText.join("\n")).toContain(killSite.tags.keyId);
   expect(durableText.join("\n")).toContain(killSite.version);
+  // Every tag of every version: the registry's tags carry references (keyIds, dates, the last run), never a value.
+  const tagText = (Object.values(kv.secrets) as { versions: { tags?: Record<string, string> }[] }[]).flatMap((e) => e.versions.map((v) => JSON.stringify(v.tags ?? {})));
+  expect(tagText.join("\n")).toContain(killSite.tags.keyId);
   const haystacks: [string, string][] = [
     ["Azurite", durableText.join("\n")],
     ["host output", hostLines.join("\n")],
     ["HTTP answers", responses.join("\n")],
+    ["Key Vault tags", tagText.join("\n")],
   ];
   for (const [where, text] of haystacks) {
     for (const secret of secretTexts) {

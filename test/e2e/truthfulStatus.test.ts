@@ -4,10 +4,9 @@
  * Graph/Entra, Key Vault and Creatio emulators; each numbered test is one reproduction of the issue,
  * driven through the HTTP API as an administrator would. Each site is its own Creatio emulator.
  */
-import { ClientSecretCredential } from "@azure/identity";
-import { SecretClient } from "@azure/keyvault-secrets";
+import type { SecretClient } from "@azure/keyvault-secrets";
 import { sandboxContext } from "../../dev/emulators/context";
-import { SANDBOX_CREATIO_CREDENTIAL_SECRET, SANDBOX_IDENTITY, startEmulators, type EmulatorStack } from "../../dev/emulators";
+import { startEmulators, type EmulatorStack } from "../../dev/emulators";
 import { createCreatioEmulator } from "../../dev/emulators/creatio";
 import type { EmulatorServer } from "../../dev/emulators/server";
 import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
@@ -15,7 +14,7 @@ import { workingSiteHealth } from "../support/ewsCalendar";
 import { startTestAzurite, waitFor, waitForStatus, type Status, type TestStorage } from "../host/helpers";
 import { applicationUniqueNameFor, secretNameFor } from "../../src/domain/site";
 import { decodeSiteTags, type SiteTags } from "../../src/domain/tags";
-import { storeSiteCredential } from "../support/siteCredential";
+import { sandboxSecretClient, storeSiteCredential } from "../support/siteCredential";
 
 let storage: TestStorage;
 let stack: EmulatorStack;
@@ -95,11 +94,7 @@ async function sweep(): Promise<Record<string, any>> {
 beforeAll(async () => {
   storage = await startTestAzurite();
   stack = await startEmulators();
-  secrets = new SecretClient(
-    stack.keyVaultUrl,
-    new ClientSecretCredential(SANDBOX_IDENTITY.tenantId, SANDBOX_IDENTITY.clientId, SANDBOX_IDENTITY.clientSecret, { authorityHost: stack.authorityHost, disableInstanceDiscovery: true }),
-    { disableChallengeResourceVerification: true },
-  );
+  secrets = sandboxSecretClient(stack);
   host = await spawnHost({
     runTimers: false,
     storageConnectionString: storage.azurite.connectionString,

@@ -1,4 +1,6 @@
-import type { SecretClient } from "@azure/keyvault-secrets";
+import { ClientSecretCredential } from "@azure/identity";
+import { SecretClient } from "@azure/keyvault-secrets";
+import { SANDBOX_IDENTITY, type EmulatorStack } from "../../dev/emulators";
 import { SEED_USERS } from "../../dev/emulators/creatio";
 import { CREDENTIAL_SITE_TAG } from "../../src/clients/creatio";
 import { encodeHostForName } from "../../src/domain/site";
@@ -12,4 +14,14 @@ export async function storeSiteCredential(secrets: SecretClient, host: string, l
   const name = `creatio-api-${encodeHostForName(host)}`;
   await secrets.setSecret(name, JSON.stringify(login), { contentType: "application/json", tags: { [CREDENTIAL_SITE_TAG]: host } });
   return name;
+}
+
+/** The emulated vault through the real SDK client, as an administrator with the sandbox identity reaches it. */
+export function sandboxSecretClient(stack: Pick<EmulatorStack, "keyVaultUrl" | "authorityHost">): SecretClient {
+  const credential = new ClientSecretCredential(SANDBOX_IDENTITY.tenantId, SANDBOX_IDENTITY.clientId, SANDBOX_IDENTITY.clientSecret, {
+    authorityHost: stack.authorityHost,
+    disableInstanceDiscovery: true,
+  });
+  // The emulator is on localhost: no parent domain a challenge could name (src/clients/keyVault.ts).
+  return new SecretClient(stack.keyVaultUrl, credential, { disableChallengeResourceVerification: true });
 }
