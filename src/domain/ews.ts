@@ -29,8 +29,8 @@ export type MailReadiness = z.infer<typeof mailReadinessSchema>;
 
 export const ewsRetired = (now: Date): boolean => now.getTime() >= SHUTDOWN_MS;
 
-/** Whole days until the shutdown (0 once it has happened). */
-export const daysToEwsShutdown = (now: Date): number => Math.max(0, Math.ceil((SHUTDOWN_MS - now.getTime()) / 86_400_000));
+/** Whole days until the shutdown, rounded down like every other days-left figure (0 once it has happened). */
+export const daysToEwsShutdown = (now: Date): number => Math.max(0, Math.floor((SHUTDOWN_MS - now.getTime()) / 86_400_000));
 
 /**
  * The verdict for an app from the organization's settings. `EwsEnabled` $null: the list has no
