@@ -34,6 +34,9 @@ param ewsAccess string = 'check'
 @description('EXCHANGE_ADMIN_URL: Exchange Online admin API root and token resource for this cloud (https://outlook.office365.us for GCC High).')
 param exchangeAdminUrl string = 'https://outlook.office365.com'
 
+@description('PERMISSION_PROFILES: permission profiles beside the built-in creatio-ews, as JSON (README, "Permission profiles"); empty for none.')
+param permissionProfiles string = ''
+
 @description('ROTATION_SCHEDULE: six-field NCRONTAB of the rotation sweep timer. The "sweep did not run" alert assumes at least one run a day.')
 param rotationSchedule string = '0 0 3 * * *'
 
@@ -92,6 +95,7 @@ module resources 'resources.bicep' = {
     graphBaseUrl: graphBaseUrl
     ewsAccess: ewsAccess
     exchangeAdminUrl: exchangeAdminUrl
+    permissionProfiles: permissionProfiles
     rotationSchedule: rotationSchedule
     rotateDaysBeforeExpiry: rotateDaysBeforeExpiry
     oldSecretGraceHours: oldSecretGraceHours

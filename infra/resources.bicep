@@ -18,6 +18,7 @@ param principalType string
 param graphBaseUrl string
 param ewsAccess string
 param exchangeAdminUrl string
+param permissionProfiles string
 param rotationSchedule string
 param rotateDaysBeforeExpiry int
 param oldSecretGraceHours int
@@ -287,6 +288,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       // Exchange Online EWS access of each site's app (docs/architecture.md, "Exchange Online").
       EWS_ACCESS: ewsAccess
       EXCHANGE_ADMIN_URL: exchangeAdminUrl
+      // Permission profiles beside the built-in creatio-ews (src/domain/permissions.ts); empty for none.
+      PERMISSION_PROFILES: permissionProfiles
     }
   }
 }

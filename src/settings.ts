@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { BUILT_IN_PROFILES, permissionProfileSchema, type PermissionProfile } from "./domain/permissions";
 
 /**
  * The app settings (README.md, "Deploy to Azure"). One schema, parsed once, on first use, so a
@@ -32,6 +33,50 @@ const number = () => z.coerce.number({ error: "must be a number" });
 
 const emptyToUndefined = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
 
+const PROFILES_SHAPE = "a JSON array of profiles, or a JSON object of profiles by name, each {name, redirectPath?, resources: [{appId, name?, scopes: [...]}]}";
+
+/**
+ * PERMISSION_PROFILES: the operator's permission profiles beside the built-in `creatio-ews`
+ * (src/domain/permissions.ts; README, "Permission profiles"). Every problem names the setting and
+ * the profile and field at fault.
+ */
+const permissionProfiles = z.preprocess(emptyToUndefined, z.string().optional()).transform((raw, ctx): PermissionProfile[] => {
+  if (raw === undefined) return [];
+  const fail = (message: string) => {
+    ctx.addIssue({ code: "custom", message: `PERMISSION_PROFILES ${message}` });
+    return z.NEVER;
+  };
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return fail(`is not JSON: set it to ${PROFILES_SHAPE}`);
+  }
+  let entries: { label: string; profile: unknown }[];
+  if (Array.isArray(value)) entries = value.map((profile, i) => ({ label: `[${i}]`, profile }));
+  else if (value && typeof value === "object") {
+    entries = [];
+    for (const [name, profile] of Object.entries(value)) {
+      if (profile && typeof profile === "object" && !Array.isArray(profile) && "name" in profile && (profile as { name: unknown }).name !== name) return fail(`profile "${name}": its name differs from its key`);
+      entries.push({ label: `"${name}"`, profile: profile && typeof profile === "object" && !Array.isArray(profile) ? { name, ...profile } : profile });
+    }
+  } else return fail(`must be ${PROFILES_SHAPE}`);
+  const profiles: PermissionProfile[] = [];
+  for (const { label, profile } of entries) {
+    const parsed = permissionProfileSchema.safeParse(profile);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const at = issue.path.length > 0 ? ` ${issue.path.join(".")}` : "";
+      return fail(`profile ${label}:${at} ${issue.message}`);
+    }
+    if (BUILT_IN_PROFILES.some((p) => p.name === parsed.data.name) || profiles.some((p) => p.name === parsed.data.name)) {
+      return fail(`profile ${label}: the name ${parsed.data.name} is ${profiles.some((p) => p.name === parsed.data.name) ? "used twice" : "built in"}; pick another`);
+    }
+    profiles.push(parsed.data);
+  }
+  return profiles;
+});
+
 export const settingsSchema = z
   .object({
   // Host storage (the Durable task hub): a connection string locally, identity-based in Azure, where
@@ -63,6 +108,8 @@ export const settingsSchema = z
   // Exchange Online admin API (and token resource) base URL; sovereign clouds differ
   // (e.g. https://outlook.office365.us for GCC High).
   EXCHANGE_ADMIN_URL: z.preprocess(emptyToUndefined, httpsUrl("EXCHANGE_ADMIN_URL").default("https://outlook.office365.com")),
+  // Permission profiles beside the built-in creatio-ews (docs/architecture.md, "Microsoft Graph and Entra ID").
+  PERMISSION_PROFILES: permissionProfiles,
   })
   .refine((s) => s.AzureWebJobsStorage !== undefined || s.AzureWebJobsStorage__accountName !== undefined, {
     path: ["AzureWebJobsStorage"],

@@ -20,7 +20,8 @@ import { defaultDeps, type ActivityDeps } from "./shared";
  * A missing permission or role (401/403) is `unknown` with the reason, never a failed onboarding:
  * the status's `mail.fix` says what an administrator runs. 429/5xx/network failures are thrown for
  * the step's retry. After the shutdown on 1 April 2027 the answer is `retired` without a call.
- * Idempotent: an id already listed is not written again. Returns no secret.
+ * Idempotent: an id already listed is not written again. Returns no secret. For a site whose
+ * permission profile has no Exchange Online EWS.AccessAsUser.All the answer is `notUsed`, without a call.
  */
 export const ALLOW_EWS_ACCESS = "allowEwsAccess";
 
@@ -28,6 +29,8 @@ export const allowEwsAccessInput = z.object({
   host: z.string().min(1),
   appId: z.string().min(1),
   enableEwsForTenant: z.boolean().default(false),
+  /** The site's permission profile asks for Exchange Online's EWS.AccessAsUser.All; when not, the step is `notUsed`. */
+  usesEws: z.boolean().default(true),
 });
 export type AllowEwsAccessInput = z.input<typeof allowEwsAccessInput>;
 
@@ -47,6 +50,8 @@ export async function allowEwsAccess(rawInput: AllowEwsAccessInput, deps: Activi
   const now = deps.now();
   const mode = deps.ewsAccess ?? "check";
   const base = { mode, checkedAt: now.toISOString(), tenantId: null as string | null, actions: [] as string[] };
+  // Nothing to allow: the app does not call EWS (its permission profile has no EWS.AccessAsUser.All).
+  if (!input.usesEws) return { ...base, ews: "notUsed", reason: "The site's permission profile does not use Exchange Online EWS." };
   if (ewsRetired(now)) return { ...base, ews: "retired", reason: `EWS in Exchange Online was shut down on ${EWS_SHUTDOWN_ON}.` };
   if (mode === "off" || !deps.exchange) return { ...base, ews: "unknown", reason: "EWS_ACCESS is off" };
   const exchange = deps.exchange;

@@ -1,23 +1,30 @@
 import { z } from "zod";
 import { graphGetOrUndefined, graphUpsert, graphCall, isNotFound, odataString, GraphCallError } from "../clients/graph";
 import { applicationUniqueNameFor, redirectUriFor } from "../domain/site";
-import { REQUIRED_RESOURCES } from "../domain/permissions";
+import { CREATIO_EWS_PROFILE, permissionProfileSchema, resourceName, retiredScopes } from "../domain/permissions";
 import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
 
 /**
  * Step 2 (manual steps 2-5): the app registration, upserted by uniqueName
  * (`PATCH /applications(uniqueName='...')` + `Prefer: create-if-missing`, learn.microsoft.com/graph/api/application-upsert).
- * Single tenant, Creatio's redirect URI, delegated EWS.AccessAsUser.All and User.Read with scope
- * ids read from the resource service principals. A re-run repairs what was removed by hand and
- * keeps what an admin added (other redirect URIs, other permissions).
+ * Single tenant, the profile's redirect URI and delegated scopes (src/domain/permissions.ts; by
+ * default creatio-ews: EWS.AccessAsUser.All and User.Read) with scope ids read from the resource
+ * service principals. A re-run repairs what was removed by hand and keeps what an admin added
+ * (other redirect URIs, other permissions). When the site moves from `previousProfile` to another
+ * profile, only what the old profile asked for and the new one does not (its scopes, its redirect
+ * URI) is taken away; the result names those scopes (`retired`) so grantAdminConsent narrows the grants.
  */
 export const ENSURE_APPLICATION = "ensureApplication";
 
 export const ensureApplicationInput = z.object({
   host: z.string().min(1),
   displayName: z.string().min(1),
+  /** What the app asks for; creatio-ews when absent (an input from before profiles). */
+  profile: permissionProfileSchema.default(CREATIO_EWS_PROFILE),
+  /** The profile the site was onboarded with before (its tags); absent on a first onboarding. */
+  previousProfile: permissionProfileSchema.optional(),
 });
-export type EnsureApplicationInput = z.infer<typeof ensureApplicationInput>;
+export type EnsureApplicationInput = z.input<typeof ensureApplicationInput>;
 
 export interface ResolvedResource {
   name: string;
@@ -35,6 +42,8 @@ export interface EnsureApplicationResult {
   /** Fields written on an existing application (drift repaired); empty when nothing changed. */
   repaired: string[];
   resources: ResolvedResource[];
+  /** Scopes of the previous profile the profile no longer asks for, now gone from requiredResourceAccess. */
+  retired: ResolvedResource[];
 }
 
 // Hand-typed, unlike the passwords and grants (@microsoft/microsoft-graph-types): there resourceAppId,
@@ -58,28 +67,46 @@ interface GraphApplication {
 
 const APP_SELECT = "$select=id,appId,displayName,signInAudience,web,requiredResourceAccess";
 
-/** Looks up each resource's service principal and the ids of the scopes Creatio needs. */
-export async function resolveResources(deps: Pick<ActivityDeps, "graph">): Promise<ResolvedResource[]> {
+type WantedResource = { name?: string; appId: string; scopes: readonly string[] };
+
+/**
+ * Looks up each resource's service principal and the ids of the scopes a profile asks for. With
+ * `lenient` (scopes being taken away), a scope the resource no longer publishes is skipped: there is
+ * nothing of it to remove.
+ */
+export async function resolveResources(deps: Pick<ActivityDeps, "graph">, wanted: readonly WantedResource[], lenient = false): Promise<ResolvedResource[]> {
   const resolved: ResolvedResource[] = [];
-  for (const resource of REQUIRED_RESOURCES) {
+  for (const resource of wanted) {
+    const name = resourceName(resource);
     const path = `/servicePrincipals(appId=${odataString(resource.appId)})?$select=id,appId,displayName,oauth2PermissionScopes`;
     const sp = await graphGetOrUndefined<{ id: string; oauth2PermissionScopes?: { id: string; value: string }[] }>(deps.graph, path);
     if (!sp) {
-      throw new Error(`${resource.name} (appId ${resource.appId}) has no service principal in this tenant; Exchange Online must be available to the tenant.`);
+      if (lenient) continue;
+      throw new Error(`${name} (appId ${resource.appId}) has no service principal in this tenant; the resource must be available to the tenant.`);
     }
-    const scopes = resource.scopes.map((wanted) => {
-      const scope = sp.oauth2PermissionScopes?.find((s) => s.value === wanted.value);
-      if (!scope) throw new Error(`${resource.name} does not publish the delegated scope ${wanted.value}`);
-      return { value: scope.value, id: scope.id };
-    });
-    resolved.push({ name: resource.name, appId: resource.appId, servicePrincipalId: sp.id, scopes });
+    const scopes: { value: string; id: string }[] = [];
+    for (const value of resource.scopes) {
+      const scope = sp.oauth2PermissionScopes?.find((s) => s.value === value);
+      if (scope) scopes.push({ value: scope.value, id: scope.id });
+      else if (!lenient) throw new Error(`${name} does not publish the delegated scope ${value}`);
+    }
+    if (scopes.length > 0) resolved.push({ name, appId: resource.appId, servicePrincipalId: sp.id, scopes });
   }
   return resolved;
 }
 
-/** requiredResourceAccess with ours merged in; entries an admin added stay. */
-export function mergeRequiredResourceAccess(existing: RequiredResourceAccess[], resources: ResolvedResource[]): RequiredResourceAccess[] {
-  const merged = existing.map((r) => ({ resourceAppId: r.resourceAppId, resourceAccess: r.resourceAccess.map((a) => ({ id: a.id, type: a.type })) }));
+/**
+ * requiredResourceAccess with the retired scopes (the old profile's, not the new one's) taken out
+ * and ours merged in; entries an admin added stay. A resource entry left empty by the removal goes.
+ */
+export function mergeRequiredResourceAccess(existing: RequiredResourceAccess[], resources: ResolvedResource[], retired: ResolvedResource[] = []): RequiredResourceAccess[] {
+  const isRetired = (appId: string, access: ResourceAccess) =>
+    access.type === "Scope" && retired.some((r) => r.appId.toLowerCase() === appId.toLowerCase() && r.scopes.some((s) => s.id === access.id));
+  const merged = existing
+    .map((r) => ({ resourceAppId: r.resourceAppId, resourceAccess: r.resourceAccess.map((a) => ({ id: a.id, type: a.type })) }))
+    .map((r) => ({ ...r, removed: r.resourceAccess.some((a) => isRetired(r.resourceAppId, a)), resourceAccess: r.resourceAccess.filter((a) => !isRetired(r.resourceAppId, a)) }))
+    .filter((r) => !(r.removed && r.resourceAccess.length === 0))
+    .map(({ resourceAppId, resourceAccess }) => ({ resourceAppId, resourceAccess }));
   for (const resource of resources) {
     let entry = merged.find((r) => r.resourceAppId === resource.appId);
     if (!entry) {
@@ -96,9 +123,12 @@ export function mergeRequiredResourceAccess(existing: RequiredResourceAccess[], 
 export async function ensureApplication(rawInput: EnsureApplicationInput, deps: ActivityDeps = defaultDeps()): Promise<EnsureApplicationResult> {
   const input = ensureApplicationInput.parse(rawInput);
   const uniqueName = applicationUniqueNameFor(input.host);
-  const redirectUri = redirectUriFor(input.host);
+  const redirectUri = redirectUriFor(input.host, input.profile);
+  // The old profile's redirect URI goes only when the new profile uses another path.
+  const retiredRedirectUri = input.previousProfile && input.previousProfile.redirectPath !== input.profile.redirectPath ? redirectUriFor(input.host, input.previousProfile) : undefined;
   const keyPath = `/applications(uniqueName=${odataString(uniqueName)})`;
-  const resources = await resolveResources(deps);
+  const resources = await resolveResources(deps, input.profile.resources);
+  const retired = await resolveResources(deps, retiredScopes(input.previousProfile, input.profile), true);
 
   const existing = await graphGetOrUndefined<GraphApplication>(deps.graph, `${keyPath}?${APP_SELECT}`);
   if (!existing) {
@@ -111,7 +141,7 @@ export async function ensureApplication(rawInput: EnsureApplicationInput, deps: 
     const upsert = await graphUpsert<GraphApplication>(deps.graph, keyPath, body);
     if (upsert.created && upsert.body) {
       // Use the ids the write returned: a read right after a create may not see it yet.
-      return { uniqueName, appId: upsert.body.appId, appObjectId: upsert.body.id, redirectUri, created: true, repaired: [], resources };
+      return { uniqueName, appId: upsert.body.appId, appObjectId: upsert.body.id, redirectUri, created: true, repaired: [], resources, retired };
     }
     // 204: created concurrently by an earlier attempt between our read and write; read it back.
     const app = await whileReplicating(deps, isNotFound, async () => {
@@ -119,23 +149,24 @@ export async function ensureApplication(rawInput: EnsureApplicationInput, deps: 
       if (!found) throw new GraphCallError(`GET ${keyPath}`, 404, "Request_ResourceNotFound", "not visible yet");
       return found;
     });
-    return { uniqueName, appId: app.appId, appObjectId: app.id, redirectUri, created: false, repaired: ["displayName", "signInAudience", "web", "requiredResourceAccess"], resources };
+    return { uniqueName, appId: app.appId, appObjectId: app.id, redirectUri, created: false, repaired: ["displayName", "signInAudience", "web", "requiredResourceAccess"], resources, retired };
   }
 
   const patch: Record<string, unknown> = {};
   if (existing.displayName !== input.displayName) patch.displayName = input.displayName;
   if (existing.signInAudience !== "AzureADMyOrg") patch.signInAudience = "AzureADMyOrg";
   const redirectUris = existing.web?.redirectUris ?? [];
-  if (!redirectUris.includes(redirectUri)) {
+  if (!redirectUris.includes(redirectUri) || (retiredRedirectUri && redirectUris.includes(retiredRedirectUri))) {
     // `web` is a complex value: send the parts we read back so PATCH keeps them.
-    const web: Record<string, unknown> = { redirectUris: [...redirectUris, redirectUri] };
+    const kept = redirectUris.filter((u) => u !== retiredRedirectUri);
+    const web: Record<string, unknown> = { redirectUris: kept.includes(redirectUri) ? kept : [...kept, redirectUri] };
     if (existing.web?.homePageUrl) web.homePageUrl = existing.web.homePageUrl;
     if (existing.web?.logoutUrl) web.logoutUrl = existing.web.logoutUrl;
     if (existing.web?.implicitGrantSettings) web.implicitGrantSettings = existing.web.implicitGrantSettings;
     patch.web = web;
   }
   const currentAccess = existing.requiredResourceAccess ?? [];
-  const mergedAccess = mergeRequiredResourceAccess(currentAccess, resources);
+  const mergedAccess = mergeRequiredResourceAccess(currentAccess, resources, retired);
   if (JSON.stringify(mergedAccess) !== JSON.stringify(currentAccess.map((r) => ({ resourceAppId: r.resourceAppId, resourceAccess: r.resourceAccess.map((a) => ({ id: a.id, type: a.type })) })))) {
     patch.requiredResourceAccess = mergedAccess;
   }
@@ -144,7 +175,7 @@ export async function ensureApplication(rawInput: EnsureApplicationInput, deps: 
     const path = `/applications/${existing.id}`;
     await graphCall(`PATCH ${path}`, () => deps.graph.api(path).patch(patch));
   }
-  return { uniqueName, appId: existing.appId, appObjectId: existing.id, redirectUri, created: false, repaired, resources };
+  return { uniqueName, appId: existing.appId, appObjectId: existing.id, redirectUri, created: false, repaired, resources, retired };
 }
 
 export const ensureApplicationActivity = {

@@ -7,6 +7,11 @@ import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
  * Step 4 (manual step 6, "Grant admin consent"): one `AllPrincipals` oauth2PermissionGrant per
  * resource, keyed by clientId + resourceId (docs/architecture.md, "Every activity is idempotent"). Created with exactly the needed
  * scopes, or widened with `PATCH /oauth2PermissionGrants/{id}`; scopes an admin added stay.
+ * `narrow` lists the scopes of the site's previous permission profile that its profile no longer
+ * asks for: those, and only those, leave the grants (PATCH of the scope string,
+ * learn.microsoft.com/graph/api/oauth2permissiongrant-update). A grant left with no scope held only
+ * scopes this product asked for, so it is deleted (learn.microsoft.com/graph/api/oauth2permissiongrant-delete);
+ * one that still holds a scope an admin added stays.
  */
 export const GRANT_ADMIN_CONSENT = "grantAdminConsent";
 
@@ -21,14 +26,24 @@ export const grantAdminConsentInput = z.object({
       }),
     )
     .min(1),
+  narrow: z
+    .array(
+      z.object({
+        resourceName: z.string(),
+        resourceServicePrincipalId: z.string().min(1),
+        scopes: z.array(z.string().min(1)).min(1),
+      }),
+    )
+    .default([]),
 });
-export type GrantAdminConsentInput = z.infer<typeof grantAdminConsentInput>;
+export type GrantAdminConsentInput = z.input<typeof grantAdminConsentInput>;
 
 export interface GrantResult {
   grantId: string;
   resourceServicePrincipalId: string;
   scopes: string[];
-  action: "created" | "widened" | "unchanged";
+  /** widened: scopes added; narrowed: retired scopes removed; changed: both; deleted: the grant held only retired scopes. */
+  action: "created" | "widened" | "narrowed" | "changed" | "deleted" | "unchanged";
 }
 
 export interface GrantAdminConsentResult {
@@ -56,13 +71,21 @@ export function scopeList(scope: string | null | undefined): string[] {
 export async function grantAdminConsent(rawInput: GrantAdminConsentInput, deps: ActivityDeps = defaultDeps()): Promise<GrantAdminConsentResult> {
   const input = grantAdminConsentInput.parse(rawInput);
   const results: GrantResult[] = [];
-  for (const wanted of input.grants) {
-    // Read before every write: an earlier attempt may have created the grant already.
-    const result = await whileReplicating(deps, isLagOrConflict, async () => {
+  const targets = [
+    ...input.grants.map((g) => ({ ...g, remove: input.narrow.find((n) => n.resourceServicePrincipalId === g.resourceServicePrincipalId)?.scopes ?? [] })),
+    // Resources the profile no longer uses at all: only take scopes away.
+    ...input.narrow
+      .filter((n) => !input.grants.some((g) => g.resourceServicePrincipalId === n.resourceServicePrincipalId))
+      .map((n) => ({ resourceName: n.resourceName, resourceServicePrincipalId: n.resourceServicePrincipalId, scopes: [] as string[], remove: n.scopes })),
+  ];
+  for (const wanted of targets) {
+    // Read before every write: an earlier attempt may have created (or deleted) the grant already.
+    const result = await whileReplicating(deps, isLagOrConflict, async (): Promise<GrantResult | undefined> => {
       const listPath = `/oauth2PermissionGrants?$filter=clientId eq ${odataString(input.servicePrincipalId)}`;
       const list = await graphCall(`GET ${listPath}`, () => deps.graph.api(listPath).get() as Promise<{ value: PermissionGrant[] }>);
       const grant = list.value.find((g) => g.consentType === "AllPrincipals" && g.resourceId === wanted.resourceServicePrincipalId);
       if (!grant) {
+        if (wanted.scopes.length === 0) return undefined;
         const body = {
           clientId: input.servicePrincipalId,
           consentType: "AllPrincipals",
@@ -74,20 +97,26 @@ export async function grantAdminConsent(rawInput: GrantAdminConsentInput, deps: 
       }
       const current = scopeList(grant.scope);
       const missing = wanted.scopes.filter((s) => !current.includes(s));
-      if (missing.length === 0) {
+      const removed = current.filter((s) => wanted.remove.includes(s) && !wanted.scopes.includes(s));
+      if (missing.length === 0 && removed.length === 0) {
         return { grantId: grant.id, resourceServicePrincipalId: wanted.resourceServicePrincipalId, scopes: current, action: "unchanged" as const };
       }
-      const scopes = [...current, ...missing];
+      const scopes = [...current.filter((s) => !removed.includes(s)), ...missing];
       const path = `/oauth2PermissionGrants/${grant.id}`;
+      if (scopes.length === 0) {
+        await graphCall(`DELETE ${path}`, () => deps.graph.api(path).delete());
+        return { grantId: grant.id, resourceServicePrincipalId: wanted.resourceServicePrincipalId, scopes: [], action: "deleted" as const };
+      }
       await graphCall(`PATCH ${path}`, () => deps.graph.api(path).patch({ scope: scopes.join(" ") }));
-      return { grantId: grant.id, resourceServicePrincipalId: wanted.resourceServicePrincipalId, scopes, action: "widened" as const };
+      const action = missing.length > 0 && removed.length > 0 ? ("changed" as const) : missing.length > 0 ? ("widened" as const) : ("narrowed" as const);
+      return { grantId: grant.id, resourceServicePrincipalId: wanted.resourceServicePrincipalId, scopes, action };
     }).catch((error: unknown) => {
       if (error instanceof GraphCallError) {
-        throw new Error(`Admin consent for ${wanted.resourceName} (${wanted.scopes.join(" ")}) failed: ${error.message}`);
+        throw new Error(`Admin consent for ${wanted.resourceName} (${[...wanted.scopes, ...wanted.remove.map((s) => `-${s}`)].join(" ")}) failed: ${error.message}`);
       }
       throw error;
     });
-    results.push(result);
+    if (result) results.push(result);
   }
   return { grants: results };
 }

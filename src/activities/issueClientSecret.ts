@@ -34,6 +34,8 @@ export const issueClientSecretInput = z.object({
   creatioCredentialSecretName: z.string().min(1),
   mailServerId: z.string().min(1),
   scopes: z.array(z.string()).optional(),
+  /** The site's permission profile (onboarding); a rotation leaves the recorded one as it is. */
+  permissionProfile: z.string().min(1).optional(),
 });
 export type IssueClientSecretInput = z.infer<typeof issueClientSecretInput>;
 
@@ -148,6 +150,7 @@ function siteTagsFor(input: IssueClientSecretInput, stored: StoredSecret, keyId:
     creatioCredential: stored.siteTags?.creatioCredential ?? input.creatioCredentialSecretName,
     mailServerId: stored.siteTags?.mailServerId ?? input.mailServerId,
     scopes: input.scopes?.join(" ") ?? undefined,
+    permissionProfile: input.permissionProfile ?? undefined,
   };
 }
 

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { KEY_VAULT_NAME_PATTERN, parseCreatioUrl } from "../domain/site";
 import { unsafeTextProblem } from "../domain/text";
 import { ewsStates } from "../domain/ews";
+import { DEFAULT_PERMISSION_PROFILE } from "../domain/permissions";
 
 /**
  * Request and response schemas of the tenants HTTP API (docs/architecture.md, "Layers"). They are the single
@@ -62,6 +63,16 @@ export const onboardRequestSchema = z
       .meta({
         description:
           "With EWS_ACCESS=manage: also set the tenant's Exchange Online EwsEnabled to $true when it is not. Off by default: EwsEnabled is never changed, and a tenant whose EWS is disabled ends the onboarding with mail.ews = ewsDisabled.",
+      }),
+    permissionProfile: z
+      .string()
+      .min(1)
+      .max(63)
+      .default(DEFAULT_PERMISSION_PROFILE)
+      .meta({
+        description:
+          "Name of the permission profile: which delegated scopes the app asks for and Creatio's redirect path. creatio-ews (default) is Creatio's Office 365 procedure (Exchange Online EWS.AccessAsUser.All, Microsoft Graph User.Read); others come from the PERMISSION_PROFILES setting. Onboarding a site again with another profile adds what it needs and removes only the old profile's scopes it does not have; an unknown name is a 400 listing the known ones.",
+        example: DEFAULT_PERMISSION_PROFILE,
       }),
   })
   .meta({ id: "OnboardRequest", description: "Onboard a Creatio site for Office 365 OAuth." });
@@ -145,7 +156,7 @@ export const mailStatusSchema = z
   .object({
     ews: z.enum(ewsStates).meta({
       description:
-        "allowed: the tenant lets this app use EWS; notAllowListed: EwsEnabled is $true but the app id is not in EwsAllowedAppIDs; ewsDisabled: EwsEnabled is $false (or unset); unknown: not checked or the identity may not read it (reason says why); retired: EWS in Exchange Online was shut down (2027-04-01).",
+        "allowed: the tenant lets this app use EWS; notUsed: the site's permission profile does not use EWS, so neither the allow-list nor the shutdown concern it; notAllowListed: EwsEnabled is $true but the app id is not in EwsAllowedAppIDs; ewsDisabled: EwsEnabled is $false (or unset); unknown: not checked or the identity may not read it (reason says why); retired: EWS in Exchange Online was shut down (2027-04-01).",
     }),
     checkedAt: z.string().nullable().meta({ description: "When the tenant was last read (onboarding or the sweep)." }),
     reason: z.string().nullable().meta({ description: "Why the site is not allowed; null when it is." }),
@@ -215,6 +226,7 @@ export const tenantStatusSchema = z
     host: z.string(),
     creatioUrl: z.string(),
     redirectUri: z.string().meta({ description: "Web redirect URI registered on the app." }),
+    permissionProfile: z.string().nullable().meta({ description: "Permission profile the site was last onboarded with (creatio-ews for a site onboarded before profiles existed); null when the site's tags cannot be read." }),
     appId: z.string().nullable(),
     applicationObjectId: z.string().nullable(),
     servicePrincipalId: z.string().nullable(),

@@ -16,7 +16,8 @@ const SHUTDOWN_MS = Date.parse(`${EWS_SHUTDOWN_ON}T00:00:00Z`);
 /** An allowed site counts as at risk this many days before the shutdown. */
 export const EWS_SHUTDOWN_WARNING_DAYS = 60;
 
-export const ewsStates = ["allowed", "notAllowListed", "ewsDisabled", "unknown", "retired"] as const;
+/** notUsed: the site's permission profile does not use EWS (src/domain/permissions.ts), so neither the list nor the shutdown matter. */
+export const ewsStates = ["allowed", "notAllowListed", "ewsDisabled", "unknown", "retired", "notUsed"] as const;
 export type EwsState = (typeof ewsStates)[number];
 
 /** What a look at the tenant found for one app (stored in the site's `mail` tag; no secrets). */
@@ -37,7 +38,7 @@ export const daysToEwsShutdown = (now: Date): number => Math.max(0, Math.floor((
  * effect, and Microsoft switched such tenants to blocked from 1 October 2026 (MC1227454), so it is
  * treated as disabled (an interpretation: a tenant still reading $null is not documented).
  */
-export function ewsVerdict(config: { EwsEnabled: boolean | null; EwsAllowedAppIDs: string[] }, appId: string): { ews: Exclude<EwsState, "unknown" | "retired">; reason?: string } {
+export function ewsVerdict(config: { EwsEnabled: boolean | null; EwsAllowedAppIDs: string[] }, appId: string): { ews: Exclude<EwsState, "unknown" | "retired" | "notUsed">; reason?: string } {
   if (config.EwsEnabled !== true) {
     return {
       ews: "ewsDisabled",
@@ -50,7 +51,7 @@ export function ewsVerdict(config: { EwsEnabled: boolean | null; EwsAllowedAppID
 
 /** The exact PowerShell an Exchange administrator runs (Connect-ExchangeOnline first) to let this app use EWS. */
 export function ewsFix(state: EwsState, appId: string | null): string | null {
-  if (state === "allowed" || state === "retired" || !appId) return null;
+  if (state === "allowed" || state === "retired" || state === "notUsed" || !appId) return null;
   const add = `Set-OrganizationConfig -EwsAllowedAppIDs @{Add="${appId}"}`;
   return state === "ewsDisabled" ? `Set-OrganizationConfig -EwsEnabled $true; ${add}` : add;
 }
@@ -66,6 +67,9 @@ export interface MailStatus {
 }
 
 export function mailStatus(readiness: MailReadiness | undefined, appId: string | null, now: Date): MailStatus {
+  if (readiness?.ews === "notUsed") {
+    return { ews: "notUsed", checkedAt: readiness.checkedAt, reason: readiness.reason ?? null, fix: null, ewsShutdownOn: EWS_SHUTDOWN_ON, daysToShutdown: daysToEwsShutdown(now) };
+  }
   const retired = ewsRetired(now);
   const ews: EwsState = retired ? "retired" : (readiness?.ews ?? "unknown");
   const reason = retired

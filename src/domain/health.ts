@@ -35,7 +35,8 @@ export function siteHealth(
   const atRisk: string[] = [];
   const stops = plan.expiresOn?.toISOString() ?? null;
   const shutdown = new Date(`${EWS_SHUTDOWN_ON}T00:00:00Z`);
-  const ewsFirst = plan.expiresOn !== undefined && shutdown < plan.expiresOn;
+  // A site whose permission profile does not use EWS (mail.ews notUsed) is not stopped by its shutdown.
+  const ewsFirst = options.mail?.ews !== "notUsed" && plan.expiresOn !== undefined && shutdown < plan.expiresOn;
   const rotate = `POST /api/tenants/${plan.host}/rotate`;
 
   if (!tags.creatioSyncedKeyId) {
@@ -87,7 +88,7 @@ export function siteHealth(
       broken.push(mail.reason ?? `EWS in Exchange Online was shut down on ${EWS_SHUTDOWN_ON}.`);
     } else if (mail.ews === "unknown") {
       atRisk.push(`Whether Exchange Online lets this app use EWS is unknown: ${mail.reason ?? "not checked"}.${fix}`);
-    } else if (mail.daysToShutdown <= EWS_SHUTDOWN_WARNING_DAYS) {
+    } else if (mail.ews !== "notUsed" && mail.daysToShutdown <= EWS_SHUTDOWN_WARNING_DAYS) {
       atRisk.push(`Microsoft shuts EWS in Exchange Online down on ${EWS_SHUTDOWN_ON} (${mail.daysToShutdown} days): Creatio's Office 365 mail sync through EWS stops then; plan the move to a Microsoft Graph based integration.`);
     }
   }

@@ -1,3 +1,4 @@
+import { CREATIO_EWS_PROFILE } from "./permissions";
 import { creatioAddressProblem, ipLiteralOf } from "./address";
 import { unsafeTextProblem } from "./text";
 
@@ -163,9 +164,9 @@ export function rotationInstanceIdFor(host: string): string {
   return `rotate-${host}`;
 }
 
-/** The redirect URI Creatio's Office 365 authenticator listens on (manual procedure step 2-3). */
-export function redirectUriFor(host: string): string {
-  return `https://${host}/0/rest/Office365OAuthAuthenticator/ProcessAuthenticationCode`;
+/** The redirect URI Creatio's Office 365 authenticator listens on (manual procedure step 2-3), at the profile's path (src/domain/permissions.ts). */
+export function redirectUriFor(host: string, profile: { redirectPath: string } = CREATIO_EWS_PROFILE): string {
+  return `https://${host}${profile.redirectPath}`;
 }
 
 /** Creatio cloud convention for the Identity Service host: `https://<site>-is.creatio.com` (docs/architecture.md, "External services" > "Creatio"). */

@@ -7,7 +7,8 @@ import { mailReadinessSchema } from "./ews";
  * when, which Creatio credential secret to use, and how the last run ended. Key Vault allows at
  * most 15 tags of at most 512 characters each
  * (learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates#object-types), so
- * related facts share one tag as compact JSON (`creatio`, `rotation` with `previousKeyId`, `lastRun`,
+ * related facts share one tag as compact JSON (`creatio`, `rotation` with `previousKeyId`, `permissions`
+ * with the profile name and granted scopes, `lastRun`,
  * `creatioCheck`, `mail`);
  * the codec hides that: callers see one flat object (SiteTags). The codec has no field for the
  * secret value, and callers assert no tag carries it.
@@ -60,6 +61,7 @@ export const siteTagsSchema = z.object({
   creatioCredential: z.string().min(1).describe("Name of the Key Vault secret with the Creatio API credential; changes only when an onboarding succeeds."),
   mailServerId: guidish.describe("Creatio MailServer row linked to the OAuth application."),
   scopes: z.string().optional().describe("Granted delegated scopes, space separated, e.g. `EWS.AccessAsUser.All User.Read`."),
+  permissionProfile: z.string().min(1).max(63).optional().describe("Name of the permission profile the site was last onboarded with (src/domain/permissions.ts); absent means creatio-ews, the only profile before there were others."),
   creatioSyncedAt: isoDate.optional().describe("When Creatio last received the client id and secret."),
   creatioSyncedKeyId: guidish.optional().describe("keyId Creatio last received."),
   creatioSyncedExpiresOn: isoDate.optional().describe("Expiry of the password Creatio holds: the day its mail sync stops unless a rotation delivers a newer one."),
@@ -78,12 +80,15 @@ const PACKED = {
   creatio: { keyId: "creatioSyncedKeyId", at: "creatioSyncedAt", expiresOn: "creatioSyncedExpiresOn" },
   // previousKeyId moved in here when the `mail` tag came (issue 8), to keep two of the 15 tags free.
   rotation: { state: "rotationState", at: "rotationUpdatedAt", prev: "previousKeyId" },
+  // The profile name joined the granted scopes in one tag when profiles came (issue 8, item 5): the
+  // flat `scopes` tag of earlier versions became this one, so the count stays at 13 of 15.
+  permissions: { profile: "permissionProfile", scopes: "scopes" },
 } as const satisfies Record<string, Record<string, keyof SiteTags>>;
 /** Logical fields stored whole as a JSON tag: logical name -> tag name. */
 const JSON_FIELDS = { lastRun: "lastRun", creatioCheck: "creatioCheck", mailReadiness: "mail" } as const satisfies Partial<Record<keyof SiteTags, string>>;
 const JSON_TAG_NAMES: ReadonlySet<string> = new Set(Object.values(JSON_FIELDS));
 /** Tag names written by earlier versions, read when the packed tag is absent and dropped on the next write. */
-const LEGACY_TAGS = ["creatioSyncedAt", "creatioSyncedKeyId", "rotationState", "rotationUpdatedAt", "instanceId", "previousKeyId"] as const;
+const LEGACY_TAGS = ["creatioSyncedAt", "creatioSyncedKeyId", "rotationState", "rotationUpdatedAt", "instanceId", "previousKeyId", "scopes"] as const;
 
 const PACKED_FIELDS = new Set<string>(Object.values(PACKED).flatMap((p) => Object.values(p)));
 /** Every tag name the codec owns; any other tag is an administrator's and is kept. */

@@ -42,8 +42,11 @@ export interface MailCheckSummary {
   skippedRunning: number;
 }
 
-export async function recheckMailReadiness(client: DurableClient, context: InvocationContext, sites: ManagedSecret[], deps: MailCheckDeps): Promise<MailCheckSummary> {
+export async function recheckMailReadiness(client: DurableClient, context: InvocationContext, allSites: ManagedSecret[], deps: MailCheckDeps): Promise<MailCheckSummary> {
   const summary: MailCheckSummary = { organizationReads: 0, checked: 0, notMailReady: 0, skippedRunning: 0 };
+  // A site whose permission profile does not use EWS was recorded `notUsed` by its onboarding
+  // (allowEwsAccess): the allow-list does not concern it. Onboarding it with an EWS profile records a verdict again.
+  const sites = allSites.filter((site) => site.tags.mailReadiness?.ews !== "notUsed");
   if (deps.ewsAccess === "off" || !deps.exchange || sites.length === 0) return summary;
   const checkedAt = deps.now.toISOString();
 

@@ -15,6 +15,7 @@ import { mailStatus } from "../domain/ews";
 import { onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor } from "../domain/site";
 import { ourSecret } from "../domain/managedSecret";
 import { decodeSiteTags, type CreatioCheck, type SiteTags } from "../domain/tags";
+import { DEFAULT_PERMISSION_PROFILE, findProfile, knownProfiles, type PermissionProfile } from "../domain/permissions";
 import { bySoonestExpiry, DAY_MS, daysLeft, lastRotationFromTags, planSite, type SitePlan } from "../domain/rotationPlan";
 import { HEALTH_ORDER, siteHealth, unmanagedHealth } from "../domain/health";
 import { publicMessage } from "../domain/failure";
@@ -43,6 +44,8 @@ export interface TenantsDeps {
   checkCreatio?: (tags: SiteTags, now: Date) => Promise<CreatioCheck>;
   /** CREATIO_ALLOW_LOOPBACK: a creatioUrl may be a loopback address; false when omitted. */
   allowLoopback?: boolean;
+  /** PERMISSION_PROFILES: the operator's profiles beside the built-in ones; none when omitted. */
+  permissionProfiles?: PermissionProfile[];
 }
 
 const DEFAULT_ROTATE_DAYS = 30;
@@ -55,6 +58,7 @@ const defaultDeps = (): TenantsDeps => {
     now: () => new Date(),
     rotateDaysBeforeExpiry: s.ROTATE_DAYS_BEFORE_EXPIRY,
     allowLoopback: s.CREATIO_ALLOW_LOOPBACK,
+    permissionProfiles: s.PERMISSION_PROFILES,
     checkCreatio: (tags, now) => checkCreatioLink(secrets, tags, now),
   };
 };
@@ -95,6 +99,12 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
   const request_ = parsed.data;
   const site = parseCreatioUrl(request_.creatioUrl, { allowLoopback: deps.allowLoopback ?? false });
   if (!site.ok) return badRequest("Invalid request", [{ path: "creatioUrl", message: `creatioUrl ${site.problem}` }]);
+  // The profile is resolved here, so the orchestrator gets data and reads no setting ("Orchestrators are deterministic").
+  const profile = findProfile(request_.permissionProfile, deps.permissionProfiles);
+  if (!profile) {
+    const known = knownProfiles(deps.permissionProfiles).map((p) => p.name);
+    return badRequest("Invalid request", [{ path: "permissionProfile", message: `permissionProfile ${request_.permissionProfile} is not a known profile; known: ${known.join(", ")}` }]);
+  }
 
   // Checked here so a typo, or a credential not bound to this site, answers 400 now.
   try {
@@ -111,6 +121,22 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
     return keyVaultUnavailable(context, request_.creatioCredentialSecretName, error);
   }
 
+  // The profile the site has now (its tags; creatio-ews before profiles existed): what a change of
+  // profile takes away. A profile no longer defined cannot be narrowed: nothing is taken away.
+  let previousProfile: PermissionProfile | undefined;
+  const secretName = secretNameFor(site.site.host);
+  try {
+    // getSecret is the only single-secret read; the value is dropped here and never leaves.
+    const decoded = decodeSiteTags((await deps.secrets.getSecret(secretName)).properties.tags);
+    if (decoded.ok) {
+      const name = decoded.tags.permissionProfile ?? DEFAULT_PERMISSION_PROFILE;
+      previousProfile = findProfile(name, deps.permissionProfiles);
+      if (!previousProfile) context.warn(`${site.site.host} was onboarded with the permission profile ${name}, which is no longer defined: its scopes are not taken away.`);
+    }
+  } catch (error) {
+    if (!isSecretNotFound(error)) return keyVaultUnavailable(context, secretName, error);
+  }
+
   const input: OnboardTenantInput = {
     host: site.site.host,
     creatioCredentialSecretName: request_.creatioCredentialSecretName,
@@ -120,6 +146,8 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
     allowUserConsent: request_.allowUserConsent,
     takeOver: request_.takeOver,
     enableEwsForTenant: request_.enableEwsForTenant,
+    profile,
+    ...(previousProfile ? { previousProfile } : {}),
   };
   const result = await startExclusive(client, "onboard", ONBOARD_TENANT, site.site.host, input);
   if (!result.started) {
@@ -158,7 +186,7 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
   const decoded = properties ? decodeSiteTags(properties.tags) : undefined;
   const tags = decoded?.ok ? decoded.tags : undefined;
   const output = (status?.runtimeStatus === "Completed" ? status.output : undefined) as
-    | { appId?: string; applicationObjectId?: string; servicePrincipalId?: string; grantedScopes?: string[]; creatio?: { passwordMailboxesCleared?: number | null } }
+    | { appId?: string; applicationObjectId?: string; servicePrincipalId?: string; grantedScopes?: string[]; permissionProfile?: string; creatio?: { passwordMailboxesCleared?: number | null } }
     | undefined;
   const passwordMailboxesCleared = output?.creatio?.passwordMailboxesCleared ?? null;
   const now = deps.now();
@@ -166,10 +194,12 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
   // What Creatio's mail uses now, read live: the tags only say what was written.
   const check = tags && deps.checkCreatio ? await deps.checkCreatio(tags, now) : null;
   const assessed = tags ? assess(host, secretName, tags, properties?.expiresOn, now, window, check) : undefined;
+  const permissionProfile = tags ? (tags.permissionProfile ?? DEFAULT_PERMISSION_PROFILE) : (output?.permissionProfile ?? null);
   const body: TenantStatus = {
     host,
     creatioUrl: `https://${host}`,
-    redirectUri: redirectUriFor(host),
+    redirectUri: redirectUriFor(host, findProfile(permissionProfile ?? undefined, deps.permissionProfiles)),
+    permissionProfile,
     appId: tags?.appId ?? output?.appId ?? null,
     applicationObjectId: tags?.appObjectId ?? output?.applicationObjectId ?? null,
     servicePrincipalId: tags?.servicePrincipalId ?? output?.servicePrincipalId ?? null,

@@ -10,6 +10,7 @@ import { ISSUE_CLIENT_SECRET, type SecretReference } from "../activities/issueCl
 import { CONFIGURE_CREATIO, type ConfigureCreatioResult } from "../activities/configureCreatio";
 import { ALLOW_USER_CONSENT, type AllowUserConsentResult } from "../activities/allowUserConsent";
 import { redirectUriFor } from "../domain/site";
+import { CREATIO_EWS_PROFILE, permissionProfileSchema, profileUsesEws } from "../domain/permissions";
 import { EVENTS, logEvent } from "../observability";
 import { recordSiteStateQuietly, StepError, stepRunner, type StepRetry } from "./steps";
 
@@ -32,6 +33,14 @@ export const onboardTenantInput = z.object({
   takeOver: z.boolean().default(false),
   /** allowEwsAccess may set the tenant's EwsEnabled to $true (EWS_ACCESS=manage only). */
   enableEwsForTenant: z.boolean().default(false),
+  /**
+   * What the app asks for (src/domain/permissions.ts), resolved by POST /api/tenants from its name
+   * and PERMISSION_PROFILES, so no setting is read here; an input without it (a run started before
+   * profiles) is creatio-ews.
+   */
+  profile: permissionProfileSchema.default(CREATIO_EWS_PROFILE),
+  /** The profile the site's tags name (absent: never onboarded, or a profile no longer defined). */
+  previousProfile: permissionProfileSchema.optional(),
 });
 export type OnboardTenantInput = z.input<typeof onboardTenantInput>;
 
@@ -41,6 +50,7 @@ export interface OnboardTenantOutput {
   applicationObjectId: string;
   servicePrincipalId: string;
   redirectUri: string;
+  permissionProfile: string;
   grantedScopes: string[];
   secret: Omit<SecretReference, "removedLeftovers">;
   creatio: {
@@ -90,7 +100,12 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
     });
 
     // Manual steps 2-5: app registration, redirect URI, delegated permissions.
-    const app: EnsureApplicationResult = yield* steps.run(ENSURE_APPLICATION, GRAPH_RETRY, { host: input.host, displayName: input.displayName });
+    const app: EnsureApplicationResult = yield* steps.run(ENSURE_APPLICATION, GRAPH_RETRY, {
+      host: input.host,
+      displayName: input.displayName,
+      profile: input.profile,
+      ...(input.previousProfile ? { previousProfile: input.previousProfile } : {}),
+    });
 
     // Manual step 6, first half: the app's service principal in this tenant.
     const sp: EnsureServicePrincipalResult = yield* steps.run(ENSURE_SERVICE_PRINCIPAL, GRAPH_RETRY, { appId: app.appId, displayName: input.displayName });
@@ -99,12 +114,20 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
     const consent: GrantAdminConsentResult = yield* steps.run(GRANT_ADMIN_CONSENT, GRAPH_RETRY, {
       servicePrincipalId: sp.servicePrincipalId,
       grants: app.resources.map((r) => ({ resourceName: r.name, resourceServicePrincipalId: r.servicePrincipalId, scopes: r.scopes.map((s) => s.value) })),
+      // The previous profile's scopes the profile no longer asks for leave the grants too.
+      narrow: (app.retired ?? []).map((r) => ({ resourceName: r.name, resourceServicePrincipalId: r.servicePrincipalId, scopes: r.scopes.map((s) => s.value) })),
     });
     const grantedScopes = [...new Set(consent.grants.flatMap((g) => g.scopes))];
 
     // Exchange Online lets the app use EWS, before Creatio is told about it. "Not mail-ready" is a
     // result the status reports with the fix, not a failed onboarding.
-    const ews: AllowEwsAccessResult = yield* steps.run(ALLOW_EWS_ACCESS, EXCHANGE_RETRY, { host: input.host, appId: app.appId, enableEwsForTenant: input.enableEwsForTenant });
+    const ews: AllowEwsAccessResult = yield* steps.run(ALLOW_EWS_ACCESS, EXCHANGE_RETRY, {
+      host: input.host,
+      appId: app.appId,
+      enableEwsForTenant: input.enableEwsForTenant,
+      // A profile without Exchange Online's EWS.AccessAsUser.All does not need the allow-list: notUsed.
+      usesEws: profileUsesEws(input.profile),
+    });
     mail = ews;
 
     // Manual steps 7-8: client secret, straight into Key Vault.
@@ -120,6 +143,7 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
       creatioCredentialSecretName: input.creatioCredentialSecretName,
       mailServerId: input.mailServerId,
       scopes: grantedScopes,
+      permissionProfile: input.profile.name,
     });
 
     // Manual step 10: client id and secret into Creatio's Office 365 mail server settings.
@@ -146,7 +170,8 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
       appId: app.appId,
       applicationObjectId: app.appObjectId,
       servicePrincipalId: sp.servicePrincipalId,
-      redirectUri: redirectUriFor(input.host),
+      redirectUri: redirectUriFor(input.host, input.profile),
+      permissionProfile: input.profile.name,
       grantedScopes,
       secret: secretReference,
       creatio: {

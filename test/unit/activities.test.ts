@@ -1,3 +1,4 @@
+import { CREATIO_EWS_PROFILE } from "../../src/domain/permissions";
 import { ensureApplication } from "../../src/activities/ensureApplication";
 import { ensureServicePrincipal } from "../../src/activities/ensureServicePrincipal";
 import { grantAdminConsent } from "../../src/activities/grantAdminConsent";
@@ -104,6 +105,117 @@ describe("ensureApplication", () => {
     const result = await ensureApplication({ host: "acme.creatio.com", displayName: "Creatio" }, deps(graph, new FakeSecretStore()));
     expect(calls.every((c) => c.method === "GET")).toBe(true);
     expect(result.repaired).toEqual([]);
+  });
+});
+
+describe("permission profiles: moving a site to another profile", () => {
+  const MAIL_SEND_ID = "e383f46e-2787-4529-855e-0e479a3ffac0";
+  const graphProfile = { name: "creatio-graph", redirectPath: "/0/rest/Office365OAuthAuthenticator/ProcessAuthenticationCode", resources: [{ appId: MSGRAPH, scopes: ["Mail.Send", "User.Read"] }] };
+  const sps = (call: RecordedCall): Reply | undefined => {
+    if (call.method === "GET" && call.path.startsWith(`/servicePrincipals(appId='${MSGRAPH}')`)) {
+      return { status: 200, body: { id: "sp-graph", appId: MSGRAPH, oauth2PermissionScopes: [{ id: USER_READ_ID, value: "User.Read" }, { id: MAIL_SEND_ID, value: "Mail.Send" }] } };
+    }
+    return resourceSps(call);
+  };
+
+  it("ensureApplication adds the new profile's scopes, removes the old profile's others and keeps an admin's; the emptied Exchange entry goes", async () => {
+    const existing = {
+      id: "app-obj",
+      appId: "app-id",
+      displayName: "Creatio",
+      signInAudience: "AzureADMyOrg",
+      web: { redirectUris: [REDIRECT] },
+      requiredResourceAccess: [
+        { resourceAppId: EXO, resourceAccess: [{ id: EWS_ID, type: "Scope" }] },
+        { resourceAppId: MSGRAPH, resourceAccess: [{ id: USER_READ_ID, type: "Scope" }, { id: "admin-scope", type: "Scope" }] },
+      ],
+    };
+    const { graph, calls } = recordingGraph((call) => sps(call) ?? (call.method === "GET" ? { status: 200, body: existing } : { status: 204 }));
+    const result = await ensureApplication({ host: "acme.creatio.com", displayName: "Creatio", profile: graphProfile, previousProfile: CREATIO_EWS_PROFILE }, deps(graph, new FakeSecretStore()));
+    const patches = calls.filter((c) => c.method === "PATCH");
+    expect(patches).toHaveLength(1);
+    expect(patches[0]!.path).toBe("/applications/app-obj");
+    expect(patches[0]!.body).toEqual({
+      requiredResourceAccess: [{ resourceAppId: MSGRAPH, resourceAccess: [{ id: USER_READ_ID, type: "Scope" }, { id: "admin-scope", type: "Scope" }, { id: MAIL_SEND_ID, type: "Scope" }] }],
+    });
+    expect(result.retired).toEqual([{ name: "Office 365 Exchange Online", appId: EXO, servicePrincipalId: "sp-exo", scopes: [{ value: "EWS.AccessAsUser.All", id: EWS_ID }] }]);
+
+    // Converged: the same move again writes nothing.
+    const converged = { ...existing, requiredResourceAccess: (patches[0]!.body as { requiredResourceAccess: unknown }).requiredResourceAccess };
+    const again = recordingGraph((call) => sps(call) ?? { status: 200, body: converged });
+    const second = await ensureApplication({ host: "acme.creatio.com", displayName: "Creatio", profile: graphProfile, previousProfile: graphProfile }, deps(again.graph, new FakeSecretStore()));
+    expect(again.calls.every((c) => c.method === "GET")).toBe(true);
+    expect(second).toMatchObject({ repaired: [], retired: [] });
+  });
+
+  it("ensureApplication keeps an Exchange entry that still holds a permission an admin added, and swaps the redirect URI when the path changes", async () => {
+    const existing = {
+      id: "app-obj",
+      appId: "app-id",
+      displayName: "Creatio",
+      signInAudience: "AzureADMyOrg",
+      web: { redirectUris: ["https://admin.example/cb", REDIRECT] },
+      requiredResourceAccess: [{ resourceAppId: EXO, resourceAccess: [{ id: EWS_ID, type: "Scope" }, { id: "dc890d15-9560-4a4c-9b7f-a736ec74ec40", type: "Role" }] }],
+    };
+    const { graph, calls } = recordingGraph((call) => sps(call) ?? (call.method === "GET" ? { status: 200, body: existing } : { status: 204 }));
+    await ensureApplication({ host: "acme.creatio.com", displayName: "Creatio", profile: { ...graphProfile, redirectPath: "/0/rest/Graph/Callback" }, previousProfile: CREATIO_EWS_PROFILE }, deps(graph, new FakeSecretStore()));
+    expect(calls.find((c) => c.method === "PATCH")!.body).toEqual({
+      web: { redirectUris: ["https://admin.example/cb", "https://acme.creatio.com/0/rest/Graph/Callback"] },
+      requiredResourceAccess: [
+        { resourceAppId: EXO, resourceAccess: [{ id: "dc890d15-9560-4a4c-9b7f-a736ec74ec40", type: "Role" }] },
+        { resourceAppId: MSGRAPH, resourceAccess: [{ id: MAIL_SEND_ID, type: "Scope" }, { id: USER_READ_ID, type: "Scope" }] },
+      ],
+    });
+  });
+
+  it("grantAdminConsent removes only the old profile's scopes: PATCH of the scope string, DELETE of a grant that held nothing else", async () => {
+    const grants = [
+      { id: "g-exo", clientId: "sp-app", consentType: "AllPrincipals", resourceId: "sp-exo", scope: "EWS.AccessAsUser.All" },
+      { id: "g-graph", clientId: "sp-app", consentType: "AllPrincipals", resourceId: "sp-graph", scope: "User.Read Mail.Read" },
+    ];
+    const { graph, calls } = recordingGraph((call) => (call.method === "GET" ? { status: 200, body: { value: grants } } : { status: 204 }));
+    const result = await grantAdminConsent(
+      {
+        servicePrincipalId: "sp-app",
+        grants: [{ resourceName: "Microsoft Graph", resourceServicePrincipalId: "sp-graph", scopes: ["Mail.Send", "User.Read"] }],
+        narrow: [{ resourceName: "Office 365 Exchange Online", resourceServicePrincipalId: "sp-exo", scopes: ["EWS.AccessAsUser.All"] }],
+      },
+      deps(graph, new FakeSecretStore()),
+    );
+    const writes = calls.filter((c) => c.method !== "GET").map((c) => ({ method: c.method, path: c.path, body: c.body }));
+    expect(writes).toEqual([
+      { method: "PATCH", path: "/oauth2PermissionGrants/g-graph", body: { scope: "User.Read Mail.Read Mail.Send" } },
+      { method: "DELETE", path: "/oauth2PermissionGrants/g-exo", body: undefined },
+    ]);
+    expect(result.grants.map((g) => [g.grantId, g.action, g.scopes])).toEqual([
+      ["g-graph", "widened", ["User.Read", "Mail.Read", "Mail.Send"]],
+      ["g-exo", "deleted", []],
+    ]);
+  });
+
+  it("grantAdminConsent keeps a grant an admin widened: PATCH without the retired scope; an absent grant is left absent", async () => {
+    const grants = [
+      { id: "g-exo", clientId: "sp-app", consentType: "AllPrincipals", resourceId: "sp-exo", scope: "EWS.AccessAsUser.All full_access_by_admin" },
+      { id: "g-graph", clientId: "sp-app", consentType: "AllPrincipals", resourceId: "sp-graph", scope: "User.Read Mail.Send Calendars.ReadWrite" },
+    ];
+    const { graph, calls } = recordingGraph((call) => (call.method === "GET" ? { status: 200, body: { value: grants } } : { status: 204 }));
+    const result = await grantAdminConsent(
+      {
+        servicePrincipalId: "sp-app",
+        grants: [{ resourceName: "Microsoft Graph", resourceServicePrincipalId: "sp-graph", scopes: ["Mail.Send", "User.Read", "offline_access"] }],
+        narrow: [
+          { resourceName: "Microsoft Graph", resourceServicePrincipalId: "sp-graph", scopes: ["Calendars.ReadWrite"] },
+          { resourceName: "Office 365 Exchange Online", resourceServicePrincipalId: "sp-exo", scopes: ["EWS.AccessAsUser.All"] },
+          { resourceName: "Other", resourceServicePrincipalId: "sp-none", scopes: ["X.Read"] },
+        ],
+      },
+      deps(graph, new FakeSecretStore()),
+    );
+    expect(calls.filter((c) => c.method !== "GET").map((c) => ({ method: c.method, path: c.path, body: c.body }))).toEqual([
+      { method: "PATCH", path: "/oauth2PermissionGrants/g-graph", body: { scope: "User.Read Mail.Send offline_access" } },
+      { method: "PATCH", path: "/oauth2PermissionGrants/g-exo", body: { scope: "full_access_by_admin" } },
+    ]);
+    expect(result.grants.map((g) => g.action)).toEqual(["changed", "narrowed"]);
   });
 });
 
@@ -217,7 +329,7 @@ describe("issueClientSecret", () => {
       keyId: "k-new",
       creatioCredential: "creatio-api-acme",
       mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b",
-      scopes: "EWS.AccessAsUser.All User.Read",
+      permissions: JSON.stringify({ scopes: "EWS.AccessAsUser.All User.Read" }),
       rotation: JSON.stringify({ state: "idle" }),
     });
     expect(result).toEqual({ secretName: "creatio-o365-acme--creatio--com", version: "v1", keyId: "k-new", expiresOn: "2028-11-27T12:00:00.000Z", hint: "S3c", reused: false, removedLeftovers: ["k-left"] });

@@ -1,6 +1,8 @@
 import { createExchangeClient, ExchangeAccessError, ExchangeCallError, type ExchangeAdmin, type OrganizationEwsConfig } from "../../src/clients/exchange";
 import { allowEwsAccess } from "../../src/activities/allowEwsAccess";
 import { ewsFix, mailStatus } from "../../src/domain/ews";
+import { siteHealth } from "../../src/domain/health";
+import { planSite } from "../../src/domain/rotationPlan";
 import type { ActivityDeps } from "../../src/activities/shared";
 
 const TENANT = { tenantId: "11111111-2222-4333-8444-555555555555", initialDomain: "contoso.onmicrosoft.com" };
@@ -186,5 +188,36 @@ describe("mail status", () => {
     });
     expect(mailStatus(undefined, APP, now)).toMatchObject({ ews: "unknown", fix: `Set-OrganizationConfig -EwsAllowedAppIDs @{Add="${APP}"}` });
     expect(mailStatus({ ews: "allowed", checkedAt: now.toISOString() }, APP, new Date("2027-04-02T00:00:00Z"))).toMatchObject({ ews: "retired", fix: null, daysToShutdown: 0 });
+  });
+});
+
+describe("a site whose permission profile does not use EWS", () => {
+  it("allowEwsAccess reports notUsed without asking Exchange Online, whatever EWS_ACCESS says", async () => {
+    const org = fakeExchange({ EwsEnabled: false, EwsAllowedAppIDs: [] });
+    expect(await allowEwsAccess({ host: "acme.creatio.com", appId: APP, usesEws: false }, deps(org.exchange, "manage"))).toEqual({
+      mode: "manage",
+      ews: "notUsed",
+      reason: "The site's permission profile does not use Exchange Online EWS.",
+      checkedAt: "2026-12-01T00:00:00.000Z",
+      tenantId: null,
+      actions: [],
+    });
+    expect(org.calls).toEqual([]);
+  });
+
+  it("status has no fix, and health flags neither EWS nor its shutdown (not even after it)", () => {
+    const checkedAt = "2026-12-01T00:00:00.000Z";
+    for (const now of [new Date("2027-03-01T00:00:00Z"), new Date("2027-04-02T00:00:00Z")]) {
+      const mail = mailStatus({ ews: "notUsed", checkedAt }, APP, now);
+      expect(mail).toMatchObject({ ews: "notUsed", fix: null, checkedAt });
+      const expiresOn = new Date("2028-01-01T00:00:00Z");
+      const tags = { site: "acme.creatio.com", appId: APP, appObjectId: "o", keyId: "k", creatioCredential: "c", mailServerId: "m", creatioSyncedKeyId: "k", creatioSyncedAt: checkedAt, rotationState: "idle" as const };
+      const plan = planSite({ host: "acme.creatio.com", secretName: "creatio-o365-acme--creatio--com", expiresOn, tags }, now, 30);
+      expect(siteHealth(plan, tags, { rotateDaysBeforeExpiry: 30, now, mail })).toEqual({ state: "healthy", mailStopsOn: expiresOn.toISOString(), daysUntilMailStops: plan.daysLeft, problems: [] });
+      // The same site on an EWS profile is stopped by the shutdown first.
+      const ews = siteHealth(plan, tags, { rotateDaysBeforeExpiry: 30, now, mail: mailStatus({ ews: "allowed", checkedAt }, APP, now) });
+      expect(ews.mailStopsOn).toBe("2027-04-01T00:00:00.000Z");
+      expect(ews.state).not.toBe("healthy");
+    }
   });
 });

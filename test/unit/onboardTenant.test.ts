@@ -40,7 +40,7 @@ describe("onboardTenant", () => {
       ["configureCreatio", { step: "configureCreatio", stepNumber: 7, totalSteps: 7, attempt: 1 }],
       ["recordSiteState", { step: "configureCreatio", stepNumber: 7, totalSteps: 7, attempt: 1 }],
     ]);
-    expect(activities[4]!.input).toEqual({ host: "acme.creatio.com", appId: "app-id", enableEwsForTenant: false });
+    expect(activities[4]!.input).toEqual({ host: "acme.creatio.com", appId: "app-id", enableEwsForTenant: false, usesEws: true });
     expect(activities[0]!.input).toEqual({ host: "acme.creatio.com", creatioCredentialSecretName: "creatio-api-acme", mailServerId: input.mailServerId, takeOver: false });
     expect(activities[5]!.input).toMatchObject({ instanceId: "onboard-acme.creatio.com", runId: "2026-11-27T12:00:00.000Z", purpose: "onboard", secretLifetimeDays: 365 });
     expect(activities[6]!.input).toEqual({

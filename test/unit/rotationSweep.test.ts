@@ -114,3 +114,21 @@ test("the EWS readiness re-check reads the organization once per tenant, records
   expect(events(second.lines, "siteNotMailReady").map((e) => e.outcome)).toEqual(["unknown", "unknown", "unknown", "unknown"]);
   expect(tagsOf("a.example.com")).toMatchObject({ ok: true, tags: { mailReadiness: { ews: "unknown", reason: expect.stringMatching(/Exchange\.ManageAsApp/) } } });
 });
+
+test("the EWS re-check leaves a site whose permission profile does not use EWS (mail notUsed) alone: no verdict, no siteNotMailReady", async () => {
+  const vault = new MemoryVault();
+  const notUsed = { ews: "notUsed" as const, checkedAt: inDays(-1).toISOString(), reason: "The site's permission profile does not use Exchange Online EWS." };
+  vault.site("graph.example.com", inDays(300), { mailReadiness: notUsed, permissionProfile: "creatio-graph" });
+  vault.site("ews.example.com", inDays(300));
+  const exchange = {
+    homeTenant: async () => ({ tenantId: "t-home", initialDomain: "contoso.onmicrosoft.com" }),
+    getOrganizationConfig: async () => ({ EwsEnabled: true, EwsAllowedAppIDs: [] }),
+    addEwsAllowedAppIds: async () => undefined,
+    setEwsEnabled: async () => undefined,
+  };
+  const run = recordingContext("rotationSweep");
+  const summary = await runRotationSweep(fakeDurableClient().client, run.context, { ...deps(vault), exchange, ewsAccess: "check" });
+  expect(summary.mail).toEqual({ organizationReads: 1, checked: 1, notMailReady: 1, skippedRunning: 0 });
+  expect(events(run.lines, "siteNotMailReady").map((e) => e.site)).toEqual(["ews.example.com"]);
+  expect(decodeSiteTags(vault.latest(secretNameFor("graph.example.com"))!.properties.tags)).toMatchObject({ ok: true, tags: { mailReadiness: notUsed, permissionProfile: "creatio-graph" } });
+});

@@ -1,4 +1,4 @@
-import { parseSettings } from "../../src/settings";
+import { parseSettings, settingsProblems } from "../../src/settings";
 
 const minimal = { AzureWebJobsStorage: "UseDevelopmentStorage=true", KEY_VAULT_URL: "https://kv.vault.azure.net/" };
 
@@ -16,7 +16,29 @@ describe("settings", () => {
       CREATIO_ALLOW_LOOPBACK: false,
       EWS_ACCESS: "check",
       EXCHANGE_ADMIN_URL: "https://outlook.office365.com",
+      PERMISSION_PROFILES: [],
     });
+  });
+
+  it("PERMISSION_PROFILES: a JSON array or an object by name of profiles; every problem names the setting", () => {
+    const graph = { resources: [{ appId: "00000003-0000-0000-c000-000000000000", scopes: ["Mail.Send", "User.Read"] }] };
+    const expected = [{ name: "creatio-graph", redirectPath: "/0/rest/Office365OAuthAuthenticator/ProcessAuthenticationCode", ...graph }];
+    expect(parseSettings({ ...minimal, PERMISSION_PROFILES: JSON.stringify([{ name: "creatio-graph", ...graph }]) }).PERMISSION_PROFILES).toEqual(expected);
+    expect(parseSettings({ ...minimal, PERMISSION_PROFILES: JSON.stringify({ "creatio-graph": graph }) }).PERMISSION_PROFILES).toEqual(expected);
+    expect(parseSettings({ ...minimal, PERMISSION_PROFILES: " " }).PERMISSION_PROFILES).toEqual([]);
+    const problem = (value: unknown) => settingsProblems({ ...minimal, PERMISSION_PROFILES: typeof value === "string" ? value : JSON.stringify(value) });
+    expect(problem("[{")).toEqual([{ name: "PERMISSION_PROFILES", message: expect.stringMatching(/^PERMISSION_PROFILES is not JSON: set it to a JSON array of profiles/) }]);
+    expect(problem("42")[0]!.message).toMatch(/^PERMISSION_PROFILES must be a JSON array of profiles/);
+    expect(problem({ "creatio-graph": { resources: [{ appId: "graph", scopes: ["User.Read"] }] } })).toEqual([
+      { name: "PERMISSION_PROFILES", message: 'PERMISSION_PROFILES profile "creatio-graph": resources.0.appId must be a GUID' },
+    ]);
+    expect(problem([{ name: "x", resources: [{ appId: graph.resources[0]!.appId, scopes: ["Mail Send"] }] }])[0]!.message).toBe("PERMISSION_PROFILES profile [0]: resources.0.scopes.0 must be a scope value such as Mail.Send");
+    expect(problem([{ name: "Graph Profile", ...graph }])[0]!.message).toBe("PERMISSION_PROFILES profile [0]: name must be lower-case letters, digits and hyphens (at most 63)");
+    expect(problem([{ name: "creatio-ews", ...graph }])[0]!.message).toBe("PERMISSION_PROFILES profile [0]: the name creatio-ews is built in; pick another");
+    expect(problem([{ name: "a", ...graph }, { name: "a", ...graph }])[0]!.message).toBe("PERMISSION_PROFILES profile [1]: the name a is used twice; pick another");
+    expect(problem({ a: { name: "b", ...graph } })[0]!.message).toBe('PERMISSION_PROFILES profile "a": its name differs from its key');
+    expect(problem([{ name: "a", resources: [] }])[0]!.message).toMatch(/^PERMISSION_PROFILES profile \[0\]: resources /);
+    expect(() => parseSettings({ ...minimal, PERMISSION_PROFILES: "[{" })).toThrow(/Invalid app settings: PERMISSION_PROFILES is not JSON/);
   });
 
   it("EWS_ACCESS is manage, check or off; EXCHANGE_ADMIN_URL an https URL", () => {

@@ -24,6 +24,7 @@ describe("site tag codec", () => {
       servicePrincipalId: guid,
       previousKeyId: guid,
       scopes: "EWS.AccessAsUser.All User.Read offline_access",
+      permissionProfile: "p".repeat(63),
       creatioSyncedAt: at,
       creatioSyncedKeyId: guid,
       creatioSyncedExpiresOn: at,
@@ -52,6 +53,21 @@ describe("site tag codec", () => {
     const merged = mergeSiteTags(legacy, { mailReadiness });
     expect(merged.previousKeyId).toBeUndefined();
     expect(JSON.parse(merged.rotation)).toEqual({ state: "idle", prev });
+  });
+
+  it("stores the permission profile with the granted scopes in one `permissions` tag; reads the flat `scopes` tag of earlier versions", () => {
+    const tags = encodeSiteTags({ ...base, scopes: "Mail.Send User.Read", permissionProfile: "creatio-graph" });
+    expect(tags.scopes).toBeUndefined();
+    expect(JSON.parse(tags.permissions)).toEqual({ profile: "creatio-graph", scopes: "Mail.Send User.Read" });
+    expect(Object.keys(tags).sort()).toEqual([...Object.keys(base), "permissions", "rotation"].sort());
+    const legacy = { ...encodeSiteTags(base), scopes: "EWS.AccessAsUser.All User.Read" };
+    expect(decodeSiteTags(legacy)).toMatchObject({ ok: true, tags: { scopes: "EWS.AccessAsUser.All User.Read" } });
+    expect((decodeSiteTags(legacy) as { tags: object }).tags).not.toHaveProperty("permissionProfile");
+    const merged = mergeSiteTags(legacy, { permissionProfile: "creatio-ews" });
+    expect(merged.scopes).toBeUndefined();
+    expect(JSON.parse(merged.permissions)).toEqual({ profile: "creatio-ews", scopes: "EWS.AccessAsUser.All User.Read" });
+    // A rotation writes no profile: the recorded one stays.
+    expect(JSON.parse(mergeSiteTags(merged, { keyId: "k2" }).permissions)).toEqual({ profile: "creatio-ews", scopes: "EWS.AccessAsUser.All User.Read" });
   });
 
   it("reads the flat tags earlier versions wrote, and drops them on the next write", () => {

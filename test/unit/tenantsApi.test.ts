@@ -1,3 +1,4 @@
+import { CREATIO_EWS_PROFILE } from "../../src/domain/permissions";
 import { HttpRequest, InvocationContext } from "@azure/functions";
 import type { DurableClient } from "durable-functions";
 import { createTenant, getTenant, listTenants } from "../../src/functions/tenants";
@@ -62,10 +63,33 @@ describe("POST /api/tenants", () => {
             allowUserConsent: false,
             takeOver: false,
             enableEwsForTenant: false,
+            profile: CREATIO_EWS_PROFILE,
           },
         },
       },
     ]);
+  });
+
+  it("passes a profile from PERMISSION_PROFILES and the site's current one (its tags) to the orchestration; an unknown name is a 400 listing the known ones", async () => {
+    const graphProfile = { name: "creatio-graph", redirectPath: CREATIO_EWS_PROFILE.redirectPath, resources: [{ appId: "00000003-0000-0000-c000-000000000000", scopes: ["Mail.Send", "User.Read"] }] };
+    const secrets = vaultWithCredential();
+    // The site was onboarded before profiles: its tags name none, so it has creatio-ews.
+    secrets.seed("creatio-o365-acme--creatio--com", "value", {
+      contentType: "text/plain; creatio-o365-oauth",
+      tags: encodeSiteTags({ site: "acme.creatio.com", appId: "a", appObjectId: "o", keyId: "k", creatioCredential: "creatio-api-acme", mailServerId: "m" }),
+    });
+    const { client, started } = fakeClient();
+    const ok = await createTenant(post(JSON.stringify({ ...valid, permissionProfile: "creatio-graph" })), client, context(), { secrets, now, permissionProfiles: [graphProfile] });
+    expect(ok.status).toBe(202);
+    expect((started[0]!.options as { input: unknown }).input).toMatchObject({ profile: graphProfile, previousProfile: CREATIO_EWS_PROFILE });
+
+    const unknown = await createTenant(post(JSON.stringify({ ...valid, permissionProfile: "creatio-grph" })), client, context(), { secrets, now, permissionProfiles: [graphProfile] });
+    expect(unknown.status).toBe(400);
+    expect(unknown.jsonBody).toEqual({
+      error: "Invalid request",
+      errors: [{ path: "permissionProfile", message: "permissionProfile creatio-grph is not a known profile; known: creatio-ews, creatio-graph" }],
+    });
+    expect(started).toHaveLength(1);
   });
 
   it("answers 409 while an onboarding of the site runs", async () => {

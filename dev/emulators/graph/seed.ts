@@ -58,6 +58,9 @@ export const GRAPH_SCOPES: PermissionScope[] = [
   scope("64a6cdd6-aab1-4aaf-94b8-3cc8405e90d0", "email", "User", "View users' email address"),
   scope("9769c687-087d-48ac-9cb3-c37dde652038", "EWS.AccessAsUser.All", "User", "Access mailboxes as the signed-in user via Exchange Web Services"),
   scope("570282fd-fa5c-430d-a7fd-fc8dc98a9dca", "Mail.Read", "User", "Read user mail"),
+  // Mail.ReadWrite (DelegatedWork) as in microsoft-graph-devx-content permissions/new/provisioningInfo.json; for
+  // the Graph-based permission profile of the e2e tests (README, "Permission profiles").
+  scope("024d486e-b451-40bb-833d-3e66d98c5c73", "Mail.ReadWrite", "User", "Read and write access to user mail"),
   scope("e383f46e-2787-4529-855e-0e479a3ffac0", "Mail.Send", "User", "Send mail as a user"),
   scope("1ec239c2-d7c9-4623-a91a-a9775856bb36", "Calendars.ReadWrite", "User", "Have full access to user calendars"),
 ];
