@@ -280,6 +280,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       ROTATION_SCHEDULE: rotationSchedule
       ROTATE_DAYS_BEFORE_EXPIRY: string(rotateDaysBeforeExpiry)
       OLD_SECRET_GRACE_HOURS: string(oldSecretGraceHours)
+      ROTATION_SWEEP_CONCURRENCY: '8'
       AZURE_AUTHORITY_HOST: environment().authentication.loginEndpoint
       AZURE_DISABLE_INSTANCE_DISCOVERY: 'false'
       KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION: 'false'

@@ -93,6 +93,9 @@ export const settingsSchema = z
   ROTATE_DAYS_BEFORE_EXPIRY: z.preprocess(emptyToUndefined, number().int({ error: "must be a whole number" }).min(1, { error: "must be at least 1" }).max(700, { error: "must be at most 700" }).default(30)),
   // Fractions allowed so tests can use a grace period of seconds (0.001 h = 3.6 s).
   OLD_SECRET_GRACE_HOURS: z.preprocess(emptyToUndefined, number().min(0, { error: "must be at least 0" }).max(24 * 30, { error: "must be at most 720" }).default(24)),
+  // How many due rotations the sweep starts at once. Starting one is a few calls to the Durable
+  // extension's HTTP API; the rotations then run in parallel anyway, so this bounds the burst.
+  ROTATION_SWEEP_CONCURRENCY: z.preprocess(emptyToUndefined, number().int({ error: "must be a whole number" }).min(1, { error: "must be at least 1" }).max(64, { error: "must be at most 64" }).default(8)),
   AZURE_AUTHORITY_HOST: z.preprocess(emptyToUndefined, httpsUrl("AZURE_AUTHORITY_HOST").optional()),
   AZURE_DISABLE_INSTANCE_DISCOVERY: z.preprocess(emptyToUndefined, envBoolean.default(false)),
   // The Key Vault SDK checks that a challenge's `resource` is a parent domain of the vault's host

@@ -28,6 +28,8 @@ export interface SweepDeps {
   now: () => Date;
   rotateDaysBeforeExpiry: number;
   gracePeriodHours: number;
+  /** ROTATION_SWEEP_CONCURRENCY: due rotations started at once; 1 when omitted. */
+  concurrency?: number;
   /** Exchange Online admin API for the EWS readiness re-check; skipped when omitted. */
   exchange?: ExchangeAdmin;
   /** EWS_ACCESS; off (no re-check) when omitted. */
@@ -55,6 +57,7 @@ const defaultDeps = (): SweepDeps => {
     now: () => new Date(),
     rotateDaysBeforeExpiry: s.ROTATE_DAYS_BEFORE_EXPIRY,
     gracePeriodHours: s.OLD_SECRET_GRACE_HOURS,
+    concurrency: s.ROTATION_SWEEP_CONCURRENCY,
     exchange: getExchangeClient(),
     ewsAccess: s.EWS_ACCESS,
   };
@@ -86,18 +89,17 @@ export async function runRotationSweep(client: DurableClient, context: Invocatio
     summary.managed = managed.length;
     summary.unreadable = unreadable;
     const plans = planRotations(managed, now, deps.rotateDaysBeforeExpiry);
-    for (const plan of plans) {
-      let outcome = "ok";
+    // Starts fan out, at most `concurrency` at once; the lines below keep the plan's order.
+    const outcomes = await mapBounded(plans, deps.concurrency ?? 1, (plan) => (plan.due ? startFor(client, context, plan, deps, summary) : Promise.resolve("ok")));
+    for (const [i, plan] of plans.entries()) {
+      const outcome = outcomes[i]!;
       if (plan.expired) {
         summary.expired += 1;
         context.warn(
           `EXPIRED: the client secret Creatio holds for ${plan.host} expired on ${plan.expiresOn?.toISOString() ?? "(unknown)"}; its mail sync is failing until the rotation started now completes.`,
         );
       }
-      if (plan.due) {
-        summary.due += 1;
-        outcome = await startFor(client, context, plan, deps, summary);
-      }
+      if (plan.due) summary.due += 1;
       // expiresOn and daysLeft are those of the secret Creatio holds: the day its mail stops, which the
       // 7-day alert reads (infra/app/alerts.bicep); creatioConfigured false means it holds none.
       logEvent(context, EVENTS.secretExpiry, {
@@ -126,6 +128,20 @@ export async function runRotationSweep(client: DurableClient, context: Invocatio
   }
   logEvent(context, EVENTS.sweepFinished, { outcome: "succeeded", ...summary });
   return summary;
+}
+
+/** `fn` over `items` with at most `limit` calls in flight; results in the items' order. */
+export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return results;
 }
 
 async function startFor(client: DurableClient, context: InvocationContext, plan: SitePlan, deps: SweepDeps, summary: SweepSummary): Promise<string> {

@@ -132,3 +132,26 @@ test("the EWS re-check leaves a site whose permission profile does not use EWS (
   expect(events(run.lines, "siteNotMailReady").map((e) => e.site)).toEqual(["ews.example.com"]);
   expect(decodeSiteTags(vault.latest(secretNameFor("graph.example.com"))!.properties.tags)).toMatchObject({ ok: true, tags: { mailReadiness: notUsed, permissionProfile: "creatio-graph" } });
 });
+
+test("the sweep starts due rotations concurrently, never more than ROTATION_SWEEP_CONCURRENCY at once, and logs in the plan's order", async () => {
+  const vault = new MemoryVault();
+  const hosts = Array.from({ length: 10 }, (_, i) => `s${String(i).padStart(2, "0")}.example.com`);
+  hosts.forEach((host, i) => vault.site(host, inDays(1 + i)));
+  const { client, started } = fakeDurableClient();
+  let inFlight = 0;
+  let most = 0;
+  const startNew = client.startNew.bind(client);
+  (client as unknown as { startNew: typeof startNew }).startNew = async (...args: Parameters<typeof startNew>) => {
+    inFlight += 1;
+    most = Math.max(most, inFlight);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    inFlight -= 1;
+    return startNew(...args);
+  };
+  const { context, lines } = recordingContext("rotationSweep");
+  const summary = await runRotationSweep(client, context, { ...deps(vault), concurrency: 3 });
+  expect(summary).toMatchObject({ managed: 10, due: 10, started: 10 });
+  expect(started).toHaveLength(10);
+  expect(most).toBe(3);
+  expect(events(lines, "secret.expiry").map((e) => e.site)).toEqual(hosts);
+});
