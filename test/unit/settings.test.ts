@@ -10,6 +10,7 @@ describe("settings", () => {
       GRAPH_BASE_URL: "https://graph.microsoft.com",
       ROTATION_SCHEDULE: "0 0 3 * * *",
       ROTATE_DAYS_BEFORE_EXPIRY: 30,
+      ROTATION_SWEEP_CONCURRENCY: 8,
       OLD_SECRET_GRACE_HOURS: 24,
       AZURE_DISABLE_INSTANCE_DISCOVERY: false,
       KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION: false,
