@@ -109,6 +109,8 @@ export interface CreatioClientOptions {
   sleep?: (ms: number) => Promise<void>;
   maxRetries?: number;
   baseDelayMs?: number;
+  /** Abort each request after this many ms (status reads must answer even when Creatio does not). */
+  timeoutMs?: number;
 }
 
 const IDEMPOTENT = new Set(["GET", "PATCH", "PUT", "DELETE"]);
@@ -147,7 +149,9 @@ export class CreatioClient {
   private odataBase: string | undefined;
 
   constructor(private readonly options: CreatioClientOptions) {
-    this.fetchImpl = options.fetch ?? fetch;
+    const base = options.fetch ?? fetch;
+    const timeoutMs = options.timeoutMs;
+    this.fetchImpl = timeoutMs === undefined ? base : (input, init) => base(input, { ...init, signal: AbortSignal.timeout(timeoutMs) });
     this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.maxRetries = options.maxRetries ?? 4;
     this.baseDelayMs = options.baseDelayMs ?? 500;
@@ -413,13 +417,16 @@ function causeText(error: Error): string {
   return cause ? `${error.message} (${cause.code ?? ""} ${cause.message ?? ""})`.replace(/\s+\)/, ")") : error.message;
 }
 
-/** Clients per site and credential, made once; a cached session is reused across activity runs. */
+/**
+ * Clients per site, credential and retry behaviour, made once; a cached session is reused across
+ * activity runs and status reads. (Injected fetch/sleep are for tests, which construct clients directly.)
+ */
 const clients = new Map<string, CreatioClient>();
 
 export function getCreatioClient(options: CreatioClientOptions): CreatioClient {
   const c = options.credential;
   // Keyed by a hash so the map holds no credential in clear beyond the client itself.
-  const key = createHash("sha256").update(JSON.stringify([options.origin, c])).digest("hex");
+  const key = createHash("sha256").update(JSON.stringify([options.origin, c, options.maxRetries ?? null, options.timeoutMs ?? null])).digest("hex");
   let client = clients.get(key);
   if (!client) {
     client = new CreatioClient(options);

@@ -1,5 +1,4 @@
-import { createHash } from "node:crypto";
-import { CreatioClient, readSiteCredential } from "../clients/creatio";
+import { getCreatioClient, readSiteCredential } from "../clients/creatio";
 import type { SecretStore } from "../clients/keyVault";
 import { publicMessage, redactError } from "../domain/failure";
 import { defaultIdentityServerUrlFor } from "../domain/site";
@@ -18,7 +17,6 @@ import type { CreatioCheck, SiteTags } from "../domain/tags";
 const FAILURE_CACHE_MS = 60_000;
 const TIMEOUT_MS = 5_000;
 const failures = new Map<string, { until: number; check: CreatioCheck }>();
-const clients = new Map<string, CreatioClient>();
 
 export async function checkCreatioLink(secrets: SecretStore, tags: SiteTags, now: Date): Promise<CreatioCheck> {
   const key = [tags.site, tags.appId, tags.mailServerId, tags.creatioCredential].join(" ");
@@ -36,20 +34,14 @@ async function readLink(secrets: SecretStore, tags: SiteTags, now: Date): Promis
   try {
     const site = await readSiteCredential(secrets, tags.creatioCredential, tags.site);
     secretParts = site.secretParts;
-    const credential = site.credential;
-    // Keyed by a hash so the map holds no credential in clear beyond the client itself.
-    const clientKey = createHash("sha256").update(JSON.stringify([tags.site, credential])).digest("hex");
-    let creatio = clients.get(clientKey);
-    if (!creatio) {
-      creatio = new CreatioClient({
-        origin: `https://${tags.site}`,
-        credential,
-        defaultIdentityServerUrl: defaultIdentityServerUrlFor(tags.site),
-        maxRetries: 0,
-        fetch: (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(TIMEOUT_MS) }),
-      });
-      clients.set(clientKey, creatio);
-    }
+    // One quick attempt per request; the session is kept with the client (getCreatioClient's cache).
+    const creatio = getCreatioClient({
+      origin: `https://${tags.site}`,
+      credential: site.credential,
+      defaultIdentityServerUrl: defaultIdentityServerUrlFor(tags.site),
+      maxRetries: 0,
+      timeoutMs: TIMEOUT_MS,
+    });
     const link = await creatio.mailServerLink(tags.mailServerId);
     if (!link.mailServer) return { at, state: "drift", detail: `Creatio has no MailServer row ${tags.mailServerId}` };
     if (!link.application) return { at, state: "drift", detail: "the mail server is not linked to an OAuth application" };

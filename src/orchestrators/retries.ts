@@ -9,10 +9,3 @@ export function retryPolicy(firstMs: number, attempts: number, maxMs = 60_000): 
   return options;
 }
 
-/** The upstream message of a failed activity, without the SDK's "Error: " prefix. */
-export function upstreamMessage(error: unknown): string {
-  const details = (error as { failureDetails?: { errorMessage?: string } }).failureDetails;
-  if (details?.errorMessage) return details.errorMessage;
-  const message = error instanceof Error ? error.message : String(error);
-  return message.replace(/^Error: /, "");
-}
