@@ -221,6 +221,16 @@ export const tenantSummarySchema = z
 
 export const tenantListSchema = z.array(tenantSummarySchema).meta({ id: "TenantList" });
 
+/** One of the site's orchestrations (onboard-<host>, rotate-<host>), from Durable's status. */
+const orchestrationRunSchema = z.object({
+  instanceId: z.string(),
+  runtimeStatus: z.string().meta({ description: "Durable runtime status: Pending, Running, Completed, Failed, Terminated..." }),
+  currentStep: stepProgressSchema.nullable(),
+  error: z.string().nullable().meta({ description: "Failure message naming the step, when Failed." }),
+  createdTime: z.string().nullable(),
+  lastUpdatedTime: z.string().nullable(),
+});
+
 export const tenantStatusSchema = z
   .object({
     host: z.string(),
@@ -258,28 +268,14 @@ export const tenantStatusSchema = z
     }),
     rotationState: z.string().nullable(),
     rotation: rotationStatusSchema.nullable().meta({ description: "Last rotation, keyIds, expiry and when the next rotation is due." }),
-    rotationRun: z
-      .object({
-        instanceId: z.string(),
-        runtimeStatus: z.string(),
+    rotationRun: orchestrationRunSchema
+      .extend({
         currentStep: stepProgressSchema.nullable().meta({ description: "Step of rotateSecret running now (custom status)." }),
         graceEndsAt: z.string().nullable(),
-        error: z.string().nullable(),
-        createdTime: z.string().nullable(),
-        lastUpdatedTime: z.string().nullable(),
       })
       .nullable()
       .meta({ description: "The site's latest rotateSecret orchestration (rotate-<host>), if any." }),
-    onboarding: z
-      .object({
-        instanceId: z.string(),
-        runtimeStatus: z.string().meta({ description: "Durable runtime status: Pending, Running, Completed, Failed, Terminated..." }),
-        currentStep: stepProgressSchema.nullable(),
-        error: z.string().nullable().meta({ description: "Failure message naming the step, when Failed." }),
-        createdTime: z.string().nullable(),
-        lastUpdatedTime: z.string().nullable(),
-      })
-      .nullable(),
+    onboarding: orchestrationRunSchema.nullable(),
     health: healthSchema,
     mail: mailStatusSchema.nullable().meta({ description: "Exchange Online EWS readiness of the site's app, as last checked; null when the site's tags cannot be read." }),
     lastRun: lastRunSchema.nullable(),
