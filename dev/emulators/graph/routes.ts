@@ -373,6 +373,26 @@ export function createGraphApi(options: GraphApiOptions) {
       store.secrets.delete(body.keyId);
       return noContent();
     });
+
+    // application-post-federatedidentitycredentials.md: {name, issuer, subject, audiences}; 201. At most 20
+    // per application; name unique (federatedidentitycredential.md "Properties").
+    route("POST", `${addr}/federatedIdentityCredentials`, (call, params) => {
+      const stored = appForWrite(call, params);
+      const body = jsonBody(call);
+      for (const field of ["name", "issuer", "subject"])
+        if (typeof body[field] !== "string" || !body[field]) throw badRequest(`Property '${field}' is required.`, [{ code: "Required", message: `${field} is required`, target: field }]);
+      if (!Array.isArray(body.audiences) || body.audiences.length !== 1) throw invalidValue("audiences", "FederatedIdentityCredential");
+      const list = store.federatedCredentials.get(stored.object.id) ?? [];
+      if (list.some((f) => f.name === body.name)) throw conflict("name");
+      if (list.length >= 20) throw badRequest("An application can have at most 20 federated identity credentials.");
+      const credential = { id: randomUUID(), name: body.name, issuer: body.issuer, subject: body.subject, audiences: [...body.audiences], description: body.description ?? null };
+      store.federatedCredentials.set(stored.object.id, [...list, credential]);
+      return created(call, `applications('${stored.object.id}')/federatedIdentityCredentials`, credential, `applications/${stored.object.id}/federatedIdentityCredentials/${credential.id}`);
+    });
+    route("GET", `${addr}/federatedIdentityCredentials`, (call, params) => {
+      const stored = appForRead(call, params);
+      return { status: 200, body: { "@odata.context": context(call, `applications('${stored.object.id}')/federatedIdentityCredentials`), value: store.federatedCredentials.get(stored.object.id) ?? [] } };
+    });
   }
 
   // ---------- servicePrincipals ----------
@@ -553,9 +573,9 @@ export function createGraphApi(options: GraphApiOptions) {
   route("GET", "/organization", (call) => {
     if (!has(call.caller, "Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")) throw forbidden();
     const org: Json = {
-      id: store.identity.tenantId,
-      displayName: "Sandbox",
-      verifiedDomains: [{ capabilities: "Email, OfficeCommunicationsOnline", isDefault: true, isInitial: true, name: "sandbox.onmicrosoft.com", type: "Managed" }],
+      id: store.tenant.tenantId,
+      displayName: store.tenant.displayName,
+      verifiedDomains: [{ capabilities: "Email, OfficeCommunicationsOnline", isDefault: true, isInitial: true, name: store.tenant.domain, type: "Managed" }],
     };
     const select = parseSelect(call.query.get("$select"), org, "organization");
     return { status: 200, body: { "@odata.context": context(call, select ? `organization(${select.join(",")})` : "organization"), value: [project(org, select)] } };
