@@ -5,6 +5,7 @@ import { createTenant, getTenant, listTenants } from "../../src/functions/tenant
 import { getRotationPlan } from "../../src/functions/rotationPlan";
 import { runRotationSweep } from "../../src/functions/rotationSweep";
 import { startRotation } from "../../src/functions/startRotation";
+import { rotateTenant } from "../../src/functions/rotate";
 import { SWEEP_RECORD_SECRET } from "../../src/functions/sweepRecord";
 import { encodeSiteTags, SECRET_CONTENT_TYPE, type SiteTagsInput } from "../../src/domain/tags";
 import { FakeSecretStore } from "./fakes";
@@ -136,6 +137,10 @@ describe("DELETE /api/tenants/{host}", () => {
     const { client, started } = clientWith({ [`offboard-${HOST}`]: { runtimeStatus: "Failed" } });
     expect((await offboardTenantRequest(del(HOST, JSON.stringify({ confirm: HOST })), client, context(), { secrets })).status).toBe(202);
     expect(started).toHaveLength(1);
+    const rotate = new HttpRequest({ method: "POST", url: `http://localhost/api/tenants/${HOST}/rotate`, params: { host: HOST } });
+    const refused = await rotateTenant(rotate, clientWith().client, context(), { secrets, defaultGracePeriodHours: () => 24 });
+    expect(refused.status).toBe(409);
+    expect((refused.jsonBody as any).error).toMatch(/being offboarded.*DELETE \/api\/tenants\/acme\.creatio\.com again/);
     const sweep = clientWith();
     const summary = await runRotationSweep(sweep.client, context(), { secrets, now: () => NOW, rotateDaysBeforeExpiry: 30, gracePeriodHours: 24 });
     expect(summary).toMatchObject({ managed: 0, due: 0, started: 0, offboarded: 1 });
