@@ -62,12 +62,13 @@ export async function unlinkCreatio(rawInput: UnlinkCreatioInput, deps: Activity
     const actions: UnlinkCreatioResult["actions"] = [];
     const link = await creatio.mailServerLink(mailServerId);
     const linked = link.application;
-    if (linked?.ClientId && linked.ClientId.toLowerCase() !== appId.toLowerCase()) {
+    if (linked && linked.ClientId?.toLowerCase() !== appId.toLowerCase()) {
+      // Linked to a row that is not ours (another client id, or none): not ours to undo.
       return {
         actions,
-        linkedToOtherClientId: linked.ClientId,
+        linkedToOtherClientId: linked.ClientId || null,
         note:
-          `Creatio's mail server ${mailServerId} is linked to the application with client id ${linked.ClientId}, not this site's ${appId}: ` +
+          `Creatio's mail server ${mailServerId} is linked to the application with client id ${linked.ClientId || "(none)"}, not this site's ${appId}: ` +
           `the mail server and that OAuth application were left as they are.`,
       };
     }
@@ -75,7 +76,7 @@ export async function unlinkCreatio(rawInput: UnlinkCreatioInput, deps: Activity
     if (!link.mailServer) note = `Creatio has no mail server ${mailServerId}: nothing to unlink.`;
     const linkedId = link.mailServer?.OAuthApplicationId;
     if (link.mailServer && linkedId && linkedId !== EMPTY_GUID) {
-      // Linked to our row (or to a row that no longer exists): clear the link.
+      // Linked to our row, or to a row that no longer exists: clear the link.
       await creatio.patch(`/MailServer(${mailServerId})`, { OAuthApplicationId: EMPTY_GUID });
       actions.push("unlinked-mail-server");
     }

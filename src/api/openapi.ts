@@ -110,7 +110,6 @@ export const API_ROUTES: readonly ApiRoute[] = [
     description:
       "Starts the offboardTenant orchestration (offboard-<host>): unlinks Creatio's Office 365 mail server and deletes our OAuth application row in Creatio (only while it holds this site's client id), removes the app id from the tenant's EwsAllowedAppIDs (EWS_ACCESS=manage), deletes the app registration (restorable in Entra for 30 days) and soft-deletes the site's Key Vault secret (recoverable for the vault's retention). This disconnects every user's Office 365 mailbox in that Creatio. The body must repeat the host. Resumes a failed offboarding; a site already offboarded answers 200 and nothing is done.",
     requestBody: offboardRequestSchema,
-    requestBodyOptional: true,
     responses: {
       "202": { description: "Started; follow statusQueryGetUri (also in Location).", schema: checkStatusResponseSchema, location: true },
       "200": { description: "Already offboarded: nothing was done; `message` says when and how to restore.", schema: offboardedResponseSchema },

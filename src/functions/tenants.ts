@@ -127,7 +127,7 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
   // profile takes away. A profile no longer defined cannot be narrowed: nothing is taken away.
   let previousProfile: PermissionProfile | undefined;
   const secretName = secretNameFor(site.site.host);
-  // An offboarded site (docs/architecture.md, "Offboarding"): its secret is soft-deleted, and Key
+  // An offboarded site (docs/architecture.md, "Offboarding"), or one whose secret was deleted by hand: its secret is soft-deleted, and Key
   // Vault keeps the name reserved until it is recovered or purged (purge protection forbids the
   // purge). Recover it, so the onboarding writes its new version there; a restored app is reused
   // (issueClientSecret keeps a live password), a gone one is registered anew.

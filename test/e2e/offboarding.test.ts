@@ -214,3 +214,37 @@ test("a Creatio mail server linked to another app is left alone, and the result 
   expect(aliasStatus.body).toMatchObject({ state: "managed", appId: aliasAppId });
   expect(await allowList()).toContain(aliasAppId);
 }, 300_000);
+
+test("Creatio down: the offboarding retries, fails at step 1 saying how to resume, leaves everything else in place; the same DELETE finishes it", async () => {
+  const site = await newCreatio();
+  const onboarded = await onboard({ creatioUrl: site.url });
+  expect(onboarded.runtimeStatus).toBe("Completed");
+  const appId: string = (onboarded.output as any).appId;
+  const setFaults = (body?: object) => fetch(`${site.url}/_emulator/faults`, body ? { method: "POST", headers: json, body: JSON.stringify(body) } : { method: "DELETE" });
+  await setFaults({ down: true });
+  try {
+    const failed = await offboard(site.host);
+    expect(failed.runtimeStatus).toBe("Failed");
+    expect(String(failed.output)).toMatch(
+      new RegExp(`Step 1 of 4 \\(unlinkCreatio\\) failed after 3 attempts: .*DELETE /api/tenants/${site.host.replace(/[.]/g, "\\.")} again with \\{"confirm":"${site.host.replace(/[.]/g, "\\.")}"\\}: it resumes`),
+    );
+    const status = (await api(`/api/tenants/${site.host}`)).body;
+    expect(status).toMatchObject({ state: "offboarding", offboarded: null, offboarding: { runtimeStatus: "Failed" }, lastRun: { kind: "offboard", outcome: "failed", step: "unlinkCreatio" } });
+    // Nothing after the failing step ran.
+    expect((await graphState()).applications.find((a: any) => a.appId === appId)).toBeDefined();
+    expect(await allowList()).toContain(appId);
+    expect((await secrets.getSecret(secretNameFor(site.host))).properties.version).toBeDefined();
+    // Listed as offboarding; neither the plan nor a manual rotation touches it.
+    expect((await api("/api/tenants")).body.find((t: any) => t.host === site.host)).toMatchObject({ state: "offboarding" });
+    expect((await api("/api/rotation-plan")).body.sites.map((s: any) => s.host)).not.toContain(site.host);
+    expect((await api(`/api/tenants/${site.host}/rotate`, { method: "POST" })).status).toBe(409);
+  } finally {
+    await setFaults();
+  }
+  const resumed = await offboard(site.host);
+  expect(resumed.runtimeStatus).toBe("Completed");
+  expect((await api(`/api/tenants/${site.host}`)).body).toMatchObject({ state: "offboarded", offboarding: { runtimeStatus: "Completed" } });
+  expect(await allowList()).not.toContain(appId);
+  const creatio = await creatioState(site.url);
+  expect(creatio.OAuthApplications.filter((r: any) => r.ClientId === appId)).toEqual([]);
+}, 300_000);

@@ -90,6 +90,13 @@ describe("unlinkCreatio", () => {
     expect(site.state.rows).toEqual([{ Id: ROW, ClientId: OTHER_APP }]);
   });
 
+  it("a mail server linked to a row without a client id is not ours either: left alone", async () => {
+    const site = fakeCreatio({ link: ROW, rows: [{ Id: ROW, ClientId: "" }] });
+    const result = await unlinkCreatio(input, deps(noGraph, vaultWithCredential(), { creatio: site.creatio }));
+    expect(result).toMatchObject({ actions: [], linkedToOtherClientId: null, note: expect.stringMatching(/left as they are/) });
+    expect(site.requests.filter((r) => !r.startsWith("GET"))).toEqual([]);
+  });
+
   it("an unlinked mail server: deletes a leftover row holding our client id, nothing else", async () => {
     const site = fakeCreatio({ link: EMPTY, rows: [{ Id: ROW, ClientId: APP }] });
     const result = await unlinkCreatio(input, deps(noGraph, vaultWithCredential(), { creatio: site.creatio }));
