@@ -6,7 +6,6 @@ import {
   toFieldErrors,
   type ErrorResponse,
   type RotationStatus,
-  type TenantStatus as TenantStatusBody,
   type TenantStatus,
   type TenantSummary,
 } from "../api/schemas";
@@ -127,10 +126,11 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
   // profile takes away. A profile no longer defined cannot be narrowed: nothing is taken away.
   let previousProfile: PermissionProfile | undefined;
   const secretName = secretNameFor(site.site.host);
-  // An offboarded site (docs/architecture.md, "Offboarding"), or one whose secret was deleted by hand: its secret is soft-deleted, and Key
-  // Vault keeps the name reserved until it is recovered or purged (purge protection forbids the
-  // purge). Recover it, so the onboarding writes its new version there; a restored app is reused
-  // (issueClientSecret keeps a live password), a gone one is registered anew.
+  // An offboarded site (docs/architecture.md, "Offboarding"), or one whose secret was deleted by
+  // hand: its secret is soft-deleted, and Key Vault keeps the name reserved until it is recovered or
+  // purged (purge protection forbids the purge). Recover it, so the onboarding writes its new
+  // version there; a restored app is reused (issueClientSecret keeps a live password), a gone one is
+  // registered anew.
   const recovered = await recoverOffboardedSecret(client, context, deps, site.site.host, secretName);
   if (recovered !== "ok") return recovered;
   try {
@@ -235,7 +235,7 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
   const tags = decoded?.ok ? decoded.tags : undefined;
   // A live secret means the site is not offboarded, whatever an earlier offboarding did.
   const offboarded = properties ? null : offboardedInfo(host, secretName, deleted, status, offboardRun);
-  const state: TenantStatusBody["state"] = offboarded ? "offboarded" : isActive(offboardRun) || offboardingRequested(properties ? tags : undefined) ? "offboarding" : "managed";
+  const state: TenantStatus["state"] = offboarded ? "offboarded" : isActive(offboardRun) || offboardingRequested(properties ? tags : undefined) ? "offboarding" : "managed";
   const output = (status?.runtimeStatus === "Completed" ? status.output : undefined) as
     | { appId?: string; applicationObjectId?: string; servicePrincipalId?: string; grantedScopes?: string[]; permissionProfile?: string; creatio?: { passwordMailboxesCleared?: number | null } }
     | undefined;
@@ -378,7 +378,7 @@ function offboardedInfo(
   deleted: DeletedSiteSecret | undefined,
   onboarding: DurableOrchestrationStatus | undefined,
   offboarding: DurableOrchestrationStatus | undefined,
-): TenantStatusBody["offboarded"] {
+): TenantStatus["offboarded"] {
   if (deleted) {
     return {
       at: deleted.offboardedAt,
