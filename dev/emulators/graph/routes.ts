@@ -306,11 +306,13 @@ export function createGraphApi(options: GraphApiOptions) {
     });
 
     // application-delete.md. Deleting the app also removes its service principal in the home tenant and that
-    // principal's delegated grants.
+    // principal's delegated grants. The app goes to the directory's deleted items with its
+    // deletedDateTime, restorable for 30 days (directory-deleteditems-restore.md); its issued
+    // secrets are kept for a restore (the token endpoint only accepts live apps).
     route("DELETE", addr, (call, params) => {
       const stored = appForWrite(call, params);
       store.applications.delete(stored.object.id);
-      for (const p of stored.object.passwordCredentials as Json[]) store.secrets.delete(p.keyId);
+      store.deletedApplications.set(stored.object.id, { ...stored, object: { ...stored.object, deletedDateTime: graphNow() } });
       const sp = store.spByAppId(stored.object.appId);
       if (sp) {
         store.servicePrincipals.delete(sp.object.id);
@@ -502,6 +504,30 @@ export function createGraphApi(options: GraphApiOptions) {
       return noContent();
     });
   }
+
+  // ---------- directory deleted items (applications only) ----------
+  // directory-deleteditems-list.md, -get.md, -restore.md. The service principal is not restored
+  // with the app (Entra soft-deletes it separately); onboarding again upserts a new one.
+  route("GET", "/directory/deletedItems/microsoft.graph.application", (call) => {
+    if (!has(call.caller, ...APP_READ_ROLES, OWNED_BY)) throw forbidden();
+    return listResponse(call, "directory/deletedItems/microsoft.graph.application", [...store.deletedApplications.values()].map((s) => s.object), newApplication({}), "application");
+  });
+  route("GET", "/directory/deletedItems/(?<id>[^/]+)", (call, params) => {
+    if (!has(call.caller, ...APP_READ_ROLES, OWNED_BY)) throw forbidden();
+    const found = store.deletedApplications.get(params.id!);
+    if (!found) throw notFound(params.id!);
+    return entityResponse(call, "directory/deletedItems", found.object, "application");
+  });
+  route("POST", "/directory/deletedItems/(?<id>[^/]+)/restore", (call, params) => {
+    const found = store.deletedApplications.get(params.id!);
+    if (!found) throw notFound(params.id!);
+    if (!canWriteApp(call.caller, found)) throw forbidden();
+    if (found.object.uniqueName && store.appByUniqueName(found.object.uniqueName)) throw badRequest(`An application with uniqueName ${found.object.uniqueName} already exists.`);
+    store.deletedApplications.delete(params.id!);
+    const restored = { ...found, object: { ...found.object, deletedDateTime: null } };
+    store.applications.set(params.id!, restored);
+    return { status: 200, body: { "@odata.context": context(call, "directoryObjects/$entity"), "@odata.type": "#microsoft.graph.application", ...restored.object } };
+  });
 
   // ---------- oauth2PermissionGrants (delegated permission grants: admin consent) ----------
   const GRANT_KEYS = new Set(["clientId", "consentType", "principalId", "resourceId", "scope"]);

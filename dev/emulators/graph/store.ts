@@ -35,6 +35,8 @@ export interface IssuedSecret {
 
 export class GraphStore {
   applications = new Map<string, Stored<Json>>();
+  /** Deleted applications (directory deleted items), restorable for 30 days in Entra; kept here until reset. */
+  deletedApplications = new Map<string, Stored<Json>>();
   servicePrincipals = new Map<string, Stored<Json>>();
   grants = new Map<string, Stored<Json>>();
   /** keyId → the secret issued by addPassword (kept only for state and the token endpoint). */
@@ -65,6 +67,7 @@ export class GraphStore {
 
   reset() {
     this.applications.clear();
+    this.deletedApplications.clear();
     this.servicePrincipals.clear();
     this.grants.clear();
     this.secrets.clear();
@@ -98,6 +101,7 @@ export class GraphStore {
         ...object,
         passwordCredentials: (object.passwordCredentials as Json[]).map((p) => ({ ...p, secretText: this.secrets.get(p.keyId)?.secretText ?? null })),
       })),
+      deletedApplications: [...this.deletedApplications.values()].map((s) => s.object),
       servicePrincipals: [...this.servicePrincipals.values()].map((s) => s.object),
       oauth2PermissionGrants: [...this.grants.values()].map((s) => s.object),
       authorizationPolicy: this.authorizationPolicy,
