@@ -52,6 +52,16 @@ const keyVaultUnavailable = {
 const tooLarge = { description: "The body is larger than 64 KiB.", schema: errorResponseSchema };
 const conflict = { description: "An orchestration for that site is already running; `instanceId` names it.", schema: errorResponseSchema };
 
+/** What every route that starts an orchestration answers: 202 with the status URLs, or why not. */
+const startsOrchestration = {
+  "202": { description: "Started; follow statusQueryGetUri (also in Location).", schema: checkStatusResponseSchema, location: true },
+  "400": badRequest,
+  "401": unauthorized,
+  "413": tooLarge,
+  "409": conflict,
+  "503": keyVaultUnavailable,
+};
+
 /**
  * Every route the app serves under /api. The app must register exactly these (test/infra/openapi.test.ts).
  */
@@ -64,14 +74,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     description:
       "Starts the onboardTenant orchestration: app registration, permissions, admin consent, client secret in Key Vault, Creatio settings. The instance id is derived from the site host.",
     requestBody: onboardRequestSchema,
-    responses: {
-      "202": { description: "Started; follow statusQueryGetUri (also in Location).", schema: checkStatusResponseSchema, location: true },
-      "400": badRequest,
-      "401": unauthorized,
-      "413": tooLarge,
-      "409": conflict,
-      "503": keyVaultUnavailable,
-    },
+    responses: startsOrchestration,
   },
   {
     method: "GET",
@@ -111,14 +114,10 @@ export const API_ROUTES: readonly ApiRoute[] = [
       "Starts the offboardTenant orchestration (offboard-<host>): unlinks Creatio's Office 365 mail server and deletes our OAuth application row in Creatio (only while it holds this site's client id), removes the app id from the tenant's EwsAllowedAppIDs (EWS_ACCESS=manage), deletes the app registration (restorable in Entra for 30 days) and soft-deletes the site's Key Vault secret (recoverable for the vault's retention). This disconnects every user's Office 365 mailbox in that Creatio. The body must repeat the host. Resumes a failed offboarding; a site already offboarded answers 200 and nothing is done.",
     requestBody: offboardRequestSchema,
     responses: {
-      "202": { description: "Started; follow statusQueryGetUri (also in Location).", schema: checkStatusResponseSchema, location: true },
+      ...startsOrchestration,
       "200": { description: "Already offboarded: nothing was done; `message` says when and how to restore.", schema: offboardedResponseSchema },
       "400": { description: "The host is invalid, or `confirm` is missing or not the host (`errors` names the field).", schema: errorResponseSchema },
-      "401": unauthorized,
-      "413": tooLarge,
       "404": notFound,
-      "409": conflict,
-      "503": keyVaultUnavailable,
     },
   },
   {
@@ -139,15 +138,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
       "Starts the rotateSecret orchestration (e.g. after a suspected leak): new secret, Key Vault version, Creatio update, then the old secret is removed after the grace period (`gracePeriodHours`, default OLD_SECRET_GRACE_HOURS; 0 removes it as soon as Creatio has the new one).",
     requestBody: rotateRequestSchema,
     requestBodyOptional: true,
-    responses: {
-      "202": { description: "Started; follow statusQueryGetUri (also in Location).", schema: checkStatusResponseSchema, location: true },
-      "400": badRequest,
-      "401": unauthorized,
-      "413": tooLarge,
-      "404": notFound,
-      "409": conflict,
-      "503": keyVaultUnavailable,
-    },
+    responses: { ...startsOrchestration, "404": notFound },
   },
   {
     method: "GET",

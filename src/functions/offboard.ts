@@ -2,14 +2,14 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/fu
 import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 import { httpTriggerFor } from "../api/openapi";
-import { offboardRequestSchema, toFieldErrors, type ErrorResponse, type OffboardedResponse } from "../api/schemas";
+import { offboardRequestSchema, type ErrorResponse, type OffboardedResponse } from "../api/schemas";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { ourSecret } from "../domain/managedSecret";
 import { restoreAdvice } from "../domain/offboarding";
-import { offboardingInstanceIdFor, onboardingInstanceIdFor, parseSiteHost, secretNameFor } from "../domain/site";
+import { offboardingInstanceIdFor, onboardingInstanceIdFor, secretNameFor } from "../domain/site";
 import { OFFBOARD_TENANT, type OffboardTenantInput } from "../orchestrators/offboardTenant";
-import { answeringSettingsErrors, badRequest, decodeHostParam, json, keyVaultUnavailable } from "./responses";
-import { readJsonBody } from "./requestBody";
+import { answeringSettingsErrors, badRequest, json, keyVaultUnavailable } from "./responses";
+import { readSiteRequest } from "./requestBody";
 import { conflictMessage, instanceStatus, startExclusive } from "./startExclusive";
 import { offboardedWithoutSecretAt, readDeletedSiteSecret } from "./tenants";
 
@@ -31,20 +31,12 @@ export interface OffboardDeps {
 const defaultDeps = (): OffboardDeps => ({ secrets: getSecretClient() });
 
 export async function offboardTenantRequest(request: HttpRequest, client: DurableClient, context: InvocationContext, deps: OffboardDeps = defaultDeps()): Promise<HttpResponseInit> {
-  const parsedHost = parseSiteHost(decodeHostParam(request.params.host ?? ""));
-  if (!parsedHost.ok) return badRequest("Invalid host", [{ path: "host", message: `host ${parsedHost.problem}` }]);
-  const { host } = parsedHost.site;
-
-  // An empty body is read as {}, so a missing confirm is named as such rather than as a content type.
-  const read = await readJsonBody(request, { optional: true });
+  const read = await readSiteRequest(request, offboardRequestSchema, (site) => ({
+    confirm: `confirm is required: send {"confirm":"${site}"} to offboard ${site}, which disconnects every user's Office 365 mailbox in that Creatio`,
+  }));
   if (!read.ok) return read.response;
-  const parsed = offboardRequestSchema.safeParse(read.body);
-  const confirmMissing = `confirm is required: send {"confirm":"${host}"} to offboard ${host}, which disconnects every user's Office 365 mailbox in that Creatio`;
-  if (!parsed.success) {
-    const errors = toFieldErrors(parsed.error).map((e) => (e.path === "confirm" ? { path: "confirm", message: confirmMissing } : e));
-    return badRequest("Invalid request", errors);
-  }
-  if (parsed.data.confirm.trim().toLowerCase() !== host) {
+  const { host } = read;
+  if (read.body.confirm.trim().toLowerCase() !== host) {
     return badRequest("Invalid request", [{ path: "confirm", message: `confirm must be the site's host ${host}` }]);
   }
 

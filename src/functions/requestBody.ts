@@ -1,6 +1,7 @@
 import type { HttpRequest, HttpResponseInit } from "@azure/functions";
-import { findPasswordLikeField, findUnsafeString, isNestedTooDeeply, MAX_JSON_DEPTH, type ErrorResponse } from "../api/schemas";
-import { badRequest, json, malformedJsonMessage } from "./responses";
+import type { z } from "zod";
+import { findPasswordLikeField, findUnsafeString, isNestedTooDeeply, MAX_JSON_DEPTH, toFieldErrors, type ErrorResponse } from "../api/schemas";
+import { badRequest, json, malformedJsonMessage, routeHost } from "./responses";
 
 /**
  * The one reader of JSON request bodies (POST /api/tenants, POST /api/tenants/{host}/rotate).
@@ -97,4 +98,26 @@ export async function readJsonBody(request: HttpRequest, options: ReadJsonOption
   const unsafe = findUnsafeString(body);
   if (unsafe) return fail(badRequest("Invalid request", [{ path: unsafe.path, message: `${unsafe.path || "body"} ${unsafe.problem}` }]));
   return { ok: true, body };
+}
+
+/**
+ * What a request on one site (`/tenants/{host}/...`) starts with: the route's host, and its optional
+ * JSON body (none, or an empty one, is read as {}) checked by `schema`. `messages` replaces a field's
+ * message, for a field whose fix names the host.
+ */
+export async function readSiteRequest<S extends z.ZodType>(
+  request: HttpRequest,
+  schema: S,
+  messages: (host: string) => Record<string, string> = () => ({}),
+): Promise<{ ok: true; host: string; body: z.output<S> } | { ok: false; response: HttpResponseInit }> {
+  const route = routeHost(request);
+  if (!route.ok) return route;
+  const read = await readJsonBody(request, { optional: true });
+  if (!read.ok) return read;
+  const parsed = schema.safeParse(read.body);
+  if (!parsed.success) {
+    const replaced = messages(route.host);
+    return { ok: false, response: badRequest("Invalid request", toFieldErrors(parsed.error).map((e) => (replaced[e.path] ? { path: e.path, message: replaced[e.path] } : e))) };
+  }
+  return { ok: true, host: route.host, body: parsed.data };
 }

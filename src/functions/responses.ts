@@ -1,5 +1,6 @@
-import type { HttpResponseInit, InvocationContext } from "@azure/functions";
+import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 import type { ErrorResponse } from "../api/schemas";
+import { parseSiteHost } from "../domain/site";
 
 /** Answers and request helpers shared by the HTTP functions. */
 
@@ -85,4 +86,11 @@ export function decodeHostParam(raw: string): string {
   } catch {
     return raw;
   }
+}
+
+/** The `{host}` route parameter as a site host, or the 400 that names `host`. */
+export function routeHost(request: HttpRequest): { ok: true; host: string } | { ok: false; response: HttpResponseInit } {
+  const parsed = parseSiteHost(decodeHostParam(request.params.host ?? ""));
+  if (!parsed.ok) return { ok: false, response: badRequest("Invalid host", [{ path: "host", message: `host ${parsed.problem}` }]) };
+  return { ok: true, host: parsed.site.host };
 }

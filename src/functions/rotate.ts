@@ -2,15 +2,15 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/fu
 import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 import { httpTriggerFor } from "../api/openapi";
-import { rotateRequestSchema, toFieldErrors, type ErrorResponse } from "../api/schemas";
+import { rotateRequestSchema, type ErrorResponse } from "../api/schemas";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
-import { parseSiteHost, secretNameFor } from "../domain/site";
+import { secretNameFor } from "../domain/site";
 import { ourSecret } from "../domain/managedSecret";
 import { offboardingRequested } from "../domain/offboarding";
 import { settings } from "../settings";
 import { startRotation } from "./startRotation";
-import { answeringSettingsErrors, badRequest, decodeHostParam, json, keyVaultUnavailable } from "./responses";
-import { readJsonBody } from "./requestBody";
+import { answeringSettingsErrors, json, keyVaultUnavailable } from "./responses";
+import { readSiteRequest } from "./requestBody";
 import { conflictMessage } from "./startExclusive";
 
 /**
@@ -31,15 +31,10 @@ export interface RotateDeps {
 const defaultDeps = (): RotateDeps => ({ secrets: getSecretClient(), defaultGracePeriodHours: () => settings().OLD_SECRET_GRACE_HOURS });
 
 export async function rotateTenant(request: HttpRequest, client: DurableClient, context: InvocationContext, deps: RotateDeps = defaultDeps()): Promise<HttpResponseInit> {
-  const parsedHost = parseSiteHost(decodeHostParam(request.params.host ?? ""));
-  if (!parsedHost.ok) return badRequest("Invalid host", [{ path: "host", message: `host ${parsedHost.problem}` }]);
-  const { host } = parsedHost.site;
-
   // The body is optional: none (or an empty one) means the defaults.
-  const read = await readJsonBody(request, { optional: true });
+  const read = await readSiteRequest(request, rotateRequestSchema);
   if (!read.ok) return read.response;
-  const parsed = rotateRequestSchema.safeParse(read.body);
-  if (!parsed.success) return badRequest("Invalid request", toFieldErrors(parsed.error));
+  const { host } = read;
 
   // Managed here: our secret, with a site's tags (properties only; the value is dropped).
   const secretName = secretNameFor(host);
@@ -60,7 +55,7 @@ export async function rotateTenant(request: HttpRequest, client: DurableClient, 
     return keyVaultUnavailable(context, secretName, error);
   }
 
-  const gracePeriodHours = parsed.data.gracePeriodHours ?? deps.defaultGracePeriodHours();
+  const gracePeriodHours = read.body.gracePeriodHours ?? deps.defaultGracePeriodHours();
   const result = await startRotation(client, { host, gracePeriodHours, trigger: "manual" });
   if (!result.started) {
     return json(409, { error: conflictMessage(host, result), instanceId: result.blockedBy } satisfies ErrorResponse);

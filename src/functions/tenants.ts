@@ -12,7 +12,7 @@ import {
 import { CreatioCredentialError, readSiteCredential } from "../clients/creatio";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { mailStatus } from "../domain/ews";
-import { offboardingInstanceIdFor, onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor } from "../domain/site";
+import { offboardingInstanceIdFor, onboardingInstanceIdFor, parseCreatioUrl, redirectUriFor, secretNameFor } from "../domain/site";
 import { applicationRestorableUntil, offboardedMark, offboardingRequested, restoreAdvice } from "../domain/offboarding";
 import { ourSecret } from "../domain/managedSecret";
 import { decodeSiteTags, type CreatioCheck, type SiteTags } from "../domain/tags";
@@ -23,7 +23,7 @@ import { publicMessage } from "../domain/failure";
 import type { StepProgress } from "../orchestrators/steps";
 import { checkCreatioLink } from "./creatioLink";
 import { rotationStatus } from "./startRotation";
-import { answeringSettingsErrors, badRequest, decodeHostParam, json, keyVaultUnavailable } from "./responses";
+import { answeringSettingsErrors, badRequest, json, keyVaultUnavailable, routeHost } from "./responses";
 import { readJsonBody } from "./requestBody";
 import { activeSiteInstance, conflictMessage, instanceStatus, isActive, startExclusive } from "./startExclusive";
 import { settings } from "../settings";
@@ -204,9 +204,9 @@ function iso(date: Date | string | undefined | null): string | null {
 
 /** GET /api/tenants/{host}: Key Vault tags + Durable status of the site's onboarding. */
 export async function getTenant(request: HttpRequest, client: DurableClient, context: InvocationContext, deps: TenantsDeps = defaultDeps()): Promise<HttpResponseInit> {
-  const parsedHost = parseSiteHost(decodeHostParam(request.params.host ?? ""));
-  if (!parsedHost.ok) return badRequest("Invalid host", [{ path: "host", message: `host ${parsedHost.problem}` }]);
-  const { host } = parsedHost.site;
+  const route = routeHost(request);
+  if (!route.ok) return route.response;
+  const { host } = route;
   const secretName = secretNameFor(host);
 
   let properties: { version?: string; createdOn?: Date; expiresOn?: Date; tags?: Record<string, string> } | undefined;
