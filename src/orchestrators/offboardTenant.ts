@@ -6,7 +6,7 @@ import { REMOVE_EWS_ACCESS, type RemoveEwsAccessResult } from "../activities/rem
 import { DELETE_APPLICATION, type DeleteApplicationResult } from "../activities/deleteApplication";
 import { DELETE_SITE_SECRET, type DeleteSiteSecretResult } from "../activities/deleteSiteSecret";
 import { EVENTS, logEvent } from "../observability";
-import { GRAPH_RETRY, recordSiteStateQuietly, StepError, stepRunner, type StepRetry } from "./steps";
+import { CREATIO_RETRY, EXCHANGE_RETRY, GRAPH_RETRY, recordSiteStateQuietly, StepError, stepRunner } from "./steps";
 
 /**
  * Offboarding a site (DELETE /api/tenants/{host}; docs/architecture.md, "Offboarding"): the
@@ -43,10 +43,6 @@ export interface OffboardTenantOutput {
   keyVault: DeleteSiteSecretResult;
 }
 
-/** Exchange Online: throttling and outages (401/403 are a result, not an error). */
-const EXCHANGE_RETRY: StepRetry = { attempts: 5, firstDelayMs: 2_000 };
-/** Creatio: a site that is down is reported soon rather than retried for long; a later DELETE resumes. */
-const CREATIO_RETRY: StepRetry = { attempts: 3, firstDelayMs: 2_000 };
 const TOTAL_STEPS = 4;
 
 export const offboardTenant: OrchestrationHandler = function* (context: OrchestrationContext) {

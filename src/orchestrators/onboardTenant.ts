@@ -12,7 +12,7 @@ import { ALLOW_USER_CONSENT, type AllowUserConsentResult } from "../activities/a
 import { redirectUriFor } from "../domain/site";
 import { CREATIO_EWS_PROFILE, permissionProfileSchema, profileUsesEws } from "../domain/permissions";
 import { EVENTS, logEvent } from "../observability";
-import { GRAPH_RETRY, recordSiteStateQuietly, StepError, stepRunner, type StepRetry } from "./steps";
+import { CREATIO_RETRY, EXCHANGE_RETRY, GRAPH_RETRY, recordSiteStateQuietly, StepError, stepRunner } from "./steps";
 
 /**
  * The manual "Office 365 OAuth for Creatio" procedure as one orchestration, step by step
@@ -67,10 +67,6 @@ export interface OnboardTenantOutput {
   mail: { ews: AllowEwsAccessResult["ews"]; checkedAt: string; reason: string | null; actions: string[] };
 }
 
-/** Exchange Online: throttling and outages (401/403 are a result, not an error). */
-const EXCHANGE_RETRY: StepRetry = { attempts: 5, firstDelayMs: 2_000 };
-/** Creatio: a site that is down is reported soon rather than retried for long; a later POST resumes. */
-const CREATIO_RETRY: StepRetry = { attempts: 3, firstDelayMs: 2_000 };
 
 export const onboardTenant: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = onboardTenantInput.parse(context.df.getInput());

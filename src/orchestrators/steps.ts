@@ -47,6 +47,10 @@ export class StepError extends Error {
 
 /** Graph and Key Vault steps: throttling and Entra replication lag clear within a minute or so. */
 export const GRAPH_RETRY: StepRetry = { attempts: 5, firstDelayMs: 2_000 };
+/** Exchange Online: throttling and outages (401/403 are a result, not an error). */
+export const EXCHANGE_RETRY: StepRetry = { attempts: 5, firstDelayMs: 2_000 };
+/** Creatio, when an administrator is waiting: a site that is down is reported soon rather than retried for long; the same request again resumes. */
+export const CREATIO_RETRY: StepRetry = { attempts: 3, firstDelayMs: 2_000 };
 
 export interface StepRunner {
   /** The orchestration's instance id. */
