@@ -21,6 +21,17 @@ export interface Progress {
 export interface Writer {
   write(text: string): unknown;
   isTTY?: boolean;
+  /** A terminal's width; 0 or missing on a pseudo-terminal without a size. */
+  columns?: number;
+}
+
+/**
+ * A spinner needs a terminal with a width: ora redraws by counting the lines its text takes, which
+ * never ends on a terminal whose width is 0 (a pseudo-terminal without a size, e.g. `script` with
+ * no terminal behind it). Anywhere else progress is plain lines.
+ */
+export function canSpin(stream: Writer): boolean {
+  return Boolean(stream.isTTY) && typeof stream.columns === "number" && stream.columns > 0;
 }
 
 /** Plain lines, for pipes, logs, CI and --output json (there on stderr). */

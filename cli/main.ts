@@ -1,7 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { Api, CliError, DEFAULT_URL, EXIT, errorText, httpError, type ApiResponse, type Fetch } from "./api";
 import { setCredential, type CredentialStore } from "./credential";
-import { follow, lineProgress, spinnerProgress, type Progress, type Writer } from "./follow";
+import { canSpin, follow, lineProgress, spinnerProgress, type Progress, type Writer } from "./follow";
 import { colourEnabled, failureText, formatPlan, formatSite, formatSites, offboardSummary, onboardSummary, painter, rotateSummary, type Paint } from "./format";
 
 /**
@@ -111,7 +111,7 @@ export function buildProgram(io: Io): Command {
   /** Progress lines go to stdout, or stderr under --output json (stdout then holds only the JSON); a spinner only on a terminal. */
   const progressFor = async (cmd: Command): Promise<Progress> => {
     const stream = json(cmd) ? io.stderr : io.stdout;
-    return stream.isTTY ? spinnerProgress(stream) : lineProgress(stream);
+    return canSpin(stream) ? spinnerProgress(stream) : lineProgress(stream);
   };
   const sub = (name: string) => program.command(name).exitOverride().configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) });
 

@@ -18,6 +18,7 @@ import {
   sortSites,
   stepLabel,
 } from "../../cli/format";
+import { canSpin } from "../../cli/follow";
 
 const site = (host: string, state: string, daysLeft: number | null, extra: Record<string, unknown> = {}) => ({
   host,
@@ -62,6 +63,15 @@ describe("colour", () => {
     expect(colourEnabled({ isTTY: true }, { NO_COLOR: "1" })).toBe(false);
     // no-color.org: an empty NO_COLOR does not count.
     expect(colourEnabled({ isTTY: true }, { NO_COLOR: "" })).toBe(true);
+  });
+});
+
+describe("spinner", () => {
+  it("only on a terminal with a width (ora never finishes redrawing on a width of 0)", () => {
+    expect(canSpin({ write: () => true, isTTY: true, columns: 80 })).toBe(true);
+    expect(canSpin({ write: () => true, isTTY: true, columns: 0 })).toBe(false);
+    expect(canSpin({ write: () => true, isTTY: true })).toBe(false);
+    expect(canSpin({ write: () => true, isTTY: false, columns: 80 })).toBe(false);
   });
 });
 
