@@ -17,6 +17,8 @@ export class CliError extends Error {
     readonly exitCode: number = EXIT.failed,
     /** The API's error body, for --output json. */
     readonly body?: unknown,
+    /** --output json already printed the answer (a run's final status): print no error object after it. */
+    readonly jsonPrinted = false,
   ) {
     super(message);
   }

@@ -124,7 +124,7 @@ export function buildProgram(io: Io): Command {
     const status = await follow(api(cmd), uri, { progress, sleep: io.sleep, laterHint: `Look with: creatio-o365 site ${host}` });
     if (json(cmd)) printJson(status);
     if (status.runtimeStatus !== "Completed") {
-      throw new CliError(`${failureText(kind, status)}`, EXIT.failed, json(cmd) ? "printed" : undefined);
+      throw new CliError(failureText(kind, status), EXIT.failed, undefined, json(cmd));
     }
     if (!json(cmd)) out(await summary(status));
   };
@@ -294,10 +294,10 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       // Help and version are exits with code 0; commander has already printed its own message otherwise.
       return error.exitCode === 0 ? 0 : EXIT.usage;
     }
-    const asJson = argv.some((a, i) => (a === "--output" || a === "-o") && argv[i + 1] === "json") || argv.includes("--output=json") || argv.includes("-ojson");
+    const asJson = program.opts().output === "json";
     if (error instanceof CliError) {
       io.stderr.write(`creatio-o365: ${error.message}\n`);
-      if (asJson && error.body !== "printed") io.stdout.write(`${JSON.stringify({ error: error.message, ...(error.body && typeof error.body === "object" ? { response: error.body } : {}) }, null, 2)}\n`);
+      if (asJson && !error.jsonPrinted) io.stdout.write(`${JSON.stringify({ error: error.message, ...(error.body && typeof error.body === "object" ? { response: error.body } : {}) }, null, 2)}\n`);
       return error.exitCode;
     }
     io.stderr.write(`creatio-o365: ${(error as Error)?.message ?? String(error)}\n`);
