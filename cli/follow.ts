@@ -88,11 +88,12 @@ export async function follow(api: Api, statusUri: string, options: FollowOptions
   try {
     for (;;) {
       const r = await api.request("GET", statusUri);
-      if (r.status === 404 && misses < 20) {
+      // 202 while it runs, 200 once it ended; a failed run may also answer 400 or 500 (Durable
+      // Functions HTTP API, "Get instance status"): any answer with a runtimeStatus is the status.
+      if (typeof r.body?.runtimeStatus !== "string") {
         // Just started: the instance may not be visible yet.
-        misses++;
-      } else if (r.status !== 200 && r.status !== 202) {
-        throw httpError("reading the run's status", r);
+        if (r.status === 404 && misses < 20) misses++;
+        else throw httpError("reading the run's status", r);
       } else {
         const status = r.body;
         const custom = status?.customStatus ?? undefined;

@@ -121,6 +121,13 @@ describe("onboard", () => {
     expect(h.err()).toBe("creatio-o365: onboarding failed: Step 7 of 8 (configureCreatio) failed after 3 attempts: Creatio 503. Fix it, then onboard again.\n");
   });
 
+  it("a failed run answered 400 (as Azure's Durable status API may) is still read as the run's end", async () => {
+    const failed = { runtimeStatus: "Failed", customStatus: { step: "checkCreatioSite", stepNumber: 1, totalSteps: 8, error: "Step 1 of 8 (checkCreatioSite) failed: Creatio refused the login." }, output: "x" };
+    const h = harness((call) => (call.method === "POST" ? started("onboard-acme.example") : { status: 400, body: failed }));
+    expect(await h.run("onboard", "https://acme.example", "--credential", "c")).toBe(1);
+    expect(h.err()).toBe("creatio-o365: onboarding failed: Step 1 of 8 (checkCreatioSite) failed: Creatio refused the login.\n");
+  });
+
   it("409: says which run is active and how to follow it", async () => {
     const h = harness(() => ({ status: 409, body: { error: "An onboarding of acme.example is running.", instanceId: "onboard-acme.example" } }));
     expect(await h.run("onboard", "https://acme.example", "--credential", "c")).toBe(1);
