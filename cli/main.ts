@@ -58,6 +58,9 @@ function numberArg(name: string, min: number, max: number) {
   };
 }
 
+/** The text ending with a full stop, so another sentence can follow. */
+const sentence = (text: string) => (/[.!?]$/.test(text.trim()) ? text.trim() : `${text.trim()}.`);
+
 /** A site argument: its host, or the site's URL (whose host is taken). */
 export function hostArg(text: string): string {
   if (/^https?:\/\//i.test(text)) {
@@ -131,7 +134,7 @@ export function buildProgram(io: Io): Command {
 
   const conflict = (host: string, r: ApiResponse) =>
     new CliError(
-      `${errorText(r)}${r.body?.instanceId ? ` Active run: ${r.body.instanceId}.` : ""} Follow it with \`creatio-o365 site ${host}\` (section Runs) and try again when it has ended.`,
+      `${sentence(errorText(r))}${r.body?.instanceId ? ` Active run: ${r.body.instanceId}.` : ""} Follow it with \`creatio-o365 site ${host}\` (section Runs) and try again when it has ended.`,
       EXIT.failed,
       r.body,
     );

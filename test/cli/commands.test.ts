@@ -129,7 +129,7 @@ describe("onboard", () => {
   });
 
   it("409: says which run is active and how to follow it", async () => {
-    const h = harness(() => ({ status: 409, body: { error: "An onboarding of acme.example is running.", instanceId: "onboard-acme.example" } }));
+    const h = harness(() => ({ status: 409, body: { error: "An onboarding of acme.example is running", instanceId: "onboard-acme.example" } }));
     expect(await h.run("onboard", "https://acme.example", "--credential", "c")).toBe(1);
     expect(h.err()).toMatch(/An onboarding of acme\.example is running\. Active run: onboard-acme\.example\. Follow it with `creatio-o365 site acme\.example`/);
   });
