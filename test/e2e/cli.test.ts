@@ -134,6 +134,22 @@ describe("creatio-o365 against the local stack", () => {
     expect(state.secrets["creatio-api-unsigned"]).toBeUndefined();
   }, 90_000);
 
+  it("credential set when the identity lacks the vault role: Key Vault's 403 and the role to ask for; nothing stored", async () => {
+    const setRoles = (roles: string[]) =>
+      fetch(`${stack.keyVaultUrl}/_emulator/role-assignments/${stack.identity.objectId}`, { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ roles }) });
+    await setRoles([]);
+    let r: Run;
+    try {
+      r = await cli(["credential", "set", "creatio-api-norole", "--site", site], { stdin: JSON.stringify({ username: "u", password: "p" }) });
+    } finally {
+      await setRoles(["Key Vault Secrets Officer"]);
+    }
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^creatio-o365: https:\/\/localhost:\d+ refused to store the secret \(403 [\w ]*\): your identity needs the Key Vault Secrets Officer role on the vault\n$/);
+    const state: any = await (await fetch(`${stack.keyVaultUrl}/_emulator/state`)).json();
+    expect(state.secrets["creatio-api-norole"]).toBeUndefined();
+  }, 90_000);
+
   it("onboard with that credential: live progress (step k of n, a retry and why), then a summary; exit 0", async () => {
     // Graph throttles the application lookups more often than the client retries (5 retries, 1 s
     // apart), so the ensureApplication step fails once, the orchestration waits to retry it, and its
