@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { MAX_GRACE_PERIOD_HOURS } from "../src/api/schemas";
 import { Api, CliError, DEFAULT_URL, EXIT, errorText, httpError, type ApiResponse, type Fetch } from "./api";
 import { setCredential, type CredentialStore } from "./credential";
 import { canSpin, follow, lineProgress, spinnerProgress, type Progress, type Writer } from "./follow";
@@ -198,7 +199,11 @@ export function buildProgram(io: Io): Command {
   sub("rotate")
     .description("rotate a site's client secret now and follow the run (new secret, Creatio updated, old one removed after the grace period)")
     .argument("<host>", "the site's host or URL")
-    .option("--grace-hours <h>", "hours the old secret stays valid after Creatio has the new one (0-720; default the app's OLD_SECRET_GRACE_HOURS)", numberArg("--grace-hours", 0, 720))
+    .option(
+      "--grace-hours <h>",
+      `hours the old secret stays valid after Creatio has the new one (0-${MAX_GRACE_PERIOD_HOURS}; default the app's OLD_SECRET_GRACE_HOURS)`,
+      numberArg("--grace-hours", 0, MAX_GRACE_PERIOD_HOURS),
+    )
     .addHelpText("after", "\nExamples:\n  $ creatio-o365 rotate acme.creatio.com\n  $ creatio-o365 rotate acme.creatio.com --grace-hours 0   # a suspected leak")
     .action(async (hostText: string, opts, cmd: Command) => {
       const host = hostArg(hostText);
