@@ -83,7 +83,7 @@ export function formatSites(sites: any[], paint: Paint = plain): string {
     const bar = daysBar(days);
     const daysStyle: Style | undefined = days === null || days < 7 ? "red" : days <= 30 ? "yellow" : undefined;
     const daysCell = `${bar ? `${bar} ` : ""}${daysText(days)}`;
-    const offboarded = s?.offboarded === true ? " (offboarded)" : "";
+    const offboarded = siteStateNote(s);
     table.push([
       `${s?.host ?? ""}${offboarded}`,
       tenantOf(s),
@@ -96,6 +96,12 @@ export function formatSites(sites: any[], paint: Paint = plain): string {
   return table.toString();
 }
 
+/** " (offboarded)" or " (offboarding)" for a site that is not simply managed (TenantSummary/TenantStatus `state`); else "". */
+export function siteStateNote(site: any): string {
+  const state = site?.state ?? (site?.offboarded === true ? "offboarded" : undefined);
+  return state === "offboarded" || state === "offboarding" ? ` (${state})` : "";
+}
+
 function section(title: string, rows: [string, unknown][], paint: Paint): string[] {
   const shown = rows.filter(([, v]) => v !== undefined);
   if (shown.length === 0) return [];
@@ -106,7 +112,7 @@ function section(title: string, rows: [string, unknown][], paint: Paint): string
 /** `creatio-o365 site <host>`: everything GET /api/tenants/{host} says, by section. */
 export function formatSite(t: any, paint: Paint = plain): string {
   const state = String(t?.health?.state ?? "unknown");
-  const lines: string[] = [`${paint("bold", t?.host ?? "")}  ${STATE_STYLE[state] ? paint(STATE_STYLE[state]!, state) : state}${t?.offboarded ? "  (offboarded)" : ""}`];
+  const lines: string[] = [`${paint("bold", t?.host ?? "")}  ${STATE_STYLE[state] ? paint(STATE_STYLE[state]!, state) : state}${siteStateNote(t)}`];
   lines.push(
     ...section(
       "Health",
@@ -122,7 +128,23 @@ export function formatSite(t: any, paint: Paint = plain): string {
   if (problems.length > 0) lines.push("  problems:", ...problems.map((p) => `    - ${p}`));
   const warnings: string[] = t?.warnings ?? [];
   if (warnings.length > 0) lines.push("  warnings:", ...warnings.map((w) => `    - ${w}`));
-  if (t?.offboarded) lines.push(...section("Offboarded", [["at", t?.offboardedAt ?? null], ["restore", t?.restore ?? t?.message]], paint));
+  const off = t?.offboarded;
+  if (off && typeof off === "object") {
+    lines.push(
+      ...section(
+        "Offboarded",
+        [
+          ["at", off.at ?? null],
+          ["instance", off.instanceId ?? undefined],
+          ["secret deleted", off.secretDeletedOn ?? undefined],
+          ["secret recoverable until", off.secretPurgeOn ?? undefined],
+          ["app restorable until", off.applicationRestorableUntil ?? undefined],
+          ["restore", off.restore ?? undefined],
+        ],
+        paint,
+      ),
+    );
+  }
 
   lines.push(
     ...section(
@@ -328,15 +350,33 @@ export function rotateSummary(output: any, tenant: any | undefined, paint: Paint
   return lines.join("\n");
 }
 
-export function offboardSummary(host: string, output: any, paint: Paint = plain): string {
+/**
+ * Final lines of a completed offboarding, from offboardTenant's output (per step: Creatio, Exchange,
+ * Entra, Key Vault) and, when the status answered, how to restore the site.
+ */
+export function offboardSummary(host: string, output: any, tenant: any | undefined = undefined, paint: Paint = plain): string {
   const lines = [paint("green", `offboarded ${host}`)];
-  if (typeof output === "string") lines.push(`  ${output}`);
+  const known = output && typeof output === "object" && ["creatio", "exchange", "application", "keyVault"].some((k) => k in output);
+  if (known) {
+    const actions = (x: any, none: string) => (Array.isArray(x?.actions) && x.actions.length > 0 ? x.actions.join(", ") : none);
+    const c = output.creatio;
+    if (c) lines.push(`  Creatio     ${actions(c, "nothing changed")}${c.note ? `: ${c.note}` : ""}`);
+    const e = output.exchange;
+    if (e) lines.push(`  Exchange    ${actions(e, "nothing removed")}${e.note ? `: ${e.note}` : ""}`);
+    const a = output.application;
+    if (a) lines.push(`  Entra app   ${a.outcome ?? "?"}${a.appId ? ` (${a.appId})` : ""}${a.restorableUntil ? `, restorable until ${a.restorableUntil}` : ""}`);
+    const k = output.keyVault;
+    if (k) lines.push(`  Key Vault   secret ${k.secretName ?? ""} ${k.outcome ?? "?"}${k.scheduledPurgeDate ? `, recoverable until ${k.scheduledPurgeDate}` : ""}`);
+    if (Array.isArray(c?.actions) && c.actions.includes("unlinked-mail-server")) lines.push("  Every user's Office 365 mailbox in that Creatio is disconnected.");
+  } else if (typeof output === "string") lines.push(`  ${output}`);
   else if (output && typeof output === "object") {
     for (const [k, v] of Object.entries(output)) {
       if (k === "host") continue;
       lines.push(`  ${k}: ${typeof v === "object" ? JSON.stringify(v) : String(v)}`);
     }
   }
+  const restore = tenant?.offboarded?.restore;
+  if (typeof restore === "string") lines.push(`  restore: ${restore}`);
   return lines.join("\n");
 }
 
@@ -360,8 +400,15 @@ export function formatPlan(plan: any, paint: Paint = plain): string {
   return lines.join("\n");
 }
 
+/** The last sweep (LastSweep: at, outcome, the counts, error) in one line. */
 export function lastSweepLine(sweep: any): string {
   if (!sweep) return "Last sweep: none recorded yet.";
   const n = (k: string) => (typeof sweep[k] === "number" ? sweep[k] : "?");
-  return `Last sweep: ${sweep.at ?? "?"}: ${n("managed")} managed, ${n("due")} due, ${n("started")} started, ${n("skipped")} skipped, ${n("expired")} expired, ${n("notMailReady")} not mail-ready.`;
+  const failed = sweep.outcome === "failed" ? ` FAILED${sweep.error ? ` (${sweep.error})` : ""}` : "";
+  const mail = sweep.mailChecked === false ? "mail readiness not checked" : `${n("notMailReady")} not mail-ready`;
+  const extra = [
+    typeof sweep.offboarded === "number" && sweep.offboarded > 0 ? `${sweep.offboarded} offboarded left alone` : "",
+    typeof sweep.unreadable === "number" && sweep.unreadable > 0 ? `${sweep.unreadable} unreadable` : "",
+  ].filter(Boolean);
+  return `Last sweep: ${sweep.at ?? "?"}${failed}: ${n("managed")} managed, ${n("due")} due, ${n("started")} started, ${n("skipped")} skipped, ${n("expired")} expired, ${mail}${extra.length > 0 ? `, ${extra.join(", ")}` : ""}.`;
 }

@@ -241,7 +241,7 @@ export function buildProgram(io: Io): Command {
       if (r.status === 404) throw notFound(host, r);
       if (r.status === 409) throw conflict(host, r);
       if (r.status !== 202) throw httpError(`offboarding ${host}`, r);
-      await followRun(cmd, "offboarding", host, r, async (status) => offboardSummary(host, status.output, paint));
+      await followRun(cmd, "offboarding", host, r, async (status) => offboardSummary(host, status.output, await tenantStatus(cmd, host), paint));
     });
 
   sub("plan")

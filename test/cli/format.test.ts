@@ -101,6 +101,13 @@ describe("sites table", () => {
     expect(formatSites([])).toMatch(/No managed sites.*creatio-o365 onboard/);
   });
 
+  it("marks an offboarded or offboarding site (?include=offboarded)", () => {
+    const text = formatSites([site("gone.example", "broken", null, { state: "offboarded", offboardedAt: "2026-12-01T00:00:00Z" }), site("going.example", "broken", 5, { state: "offboarding" }), site("here.example", "healthy", 600, { state: "managed" })]);
+    expect(text).toMatch(/gone\.example \(offboarded\)/);
+    expect(text).toMatch(/going\.example \(offboarding\)/);
+    expect(text).not.toMatch(/here\.example \(/);
+  });
+
   it("says 'no secret' when Creatio holds none", () => {
     expect(formatSites([site("new.example", "broken", null)])).toMatch(/new\.example.*no secret/);
   });
@@ -139,6 +146,22 @@ describe("one site", () => {
     expect(text).toMatch(/live check\s+drift \(linked client id other\)/);
     expect(text).toMatch(/next rotation due\s+2027-12-02/);
     expect(text).toMatch(/onboarding: onboard-acme\.example Completed, done/);
+  });
+});
+
+describe("an offboarded site", () => {
+  it("says so in its header and shows when, the restore windows and how to restore", () => {
+    const text = formatSite({
+      host: "gone.example",
+      state: "offboarded",
+      health: { state: "broken", problems: [] },
+      offboarded: { at: "2026-12-01T00:00:00Z", instanceId: "offboard-gone.example", secretDeletedOn: "2026-12-01T00:00:00Z", secretPurgeOn: "2027-03-01T00:00:00Z", applicationRestorableUntil: "2026-12-31T00:00:00Z", restore: "recover the secret, restore the app, POST again" },
+    });
+    expect(text).toMatch(/^gone\.example {2}broken \(offboarded\)/);
+    expect(text).toContain("\nOffboarded\n");
+    expect(text).toMatch(/secret recoverable until +2027-03-01T00:00:00Z/);
+    expect(text).toMatch(/app restorable until +2026-12-31T00:00:00Z/);
+    expect(text).toMatch(/restore +recover the secret, restore the app, POST again/);
   });
 });
 
@@ -196,8 +219,29 @@ describe("summaries", () => {
     ]);
   });
 
-  it("offboarding: each output field", () => {
-    expect(offboardSummary("acme.example", { host: "acme.example", creatio: "unlinked", restoreBy: "2027-01-01" })).toBe("offboarded acme.example\n  creatio: unlinked\n  restoreBy: 2027-01-01");
+  it("offboarding: what each step did (offboardTenant's output), the mailboxes disconnected, how to restore", () => {
+    const output = {
+      host: "acme.example",
+      outcome: "offboarded",
+      offboardedAt: "2026-12-02T10:00:00Z",
+      creatio: { actions: ["unlinked-mail-server", "deleted-oauth-application"], linkedToOtherClientId: null, note: null },
+      exchange: { mode: "manage", tenantId: "t", actions: [], note: "EWS_ACCESS is check: run Set-OrganizationConfig -EwsAllowedAppIDs @{Remove=\"app-1\"}" },
+      application: { uniqueName: "creatio-o365-acme--example", appId: "app-1", outcome: "deleted", restorableUntil: "2027-01-01T10:00:00Z" },
+      keyVault: { secretName: "creatio-o365-acme--example", outcome: "deleted", offboardedAt: "2026-12-02T10:00:00Z", deletedOn: "2026-12-02T10:00:00Z", scheduledPurgeDate: "2027-03-02T10:00:00Z" },
+    };
+    expect(offboardSummary("acme.example", output, { offboarded: { restore: "az keyvault secret recover ...; restore the app in Entra; POST /api/tenants again" } }).split("\n")).toEqual([
+      "offboarded acme.example",
+      "  Creatio     unlinked-mail-server, deleted-oauth-application",
+      '  Exchange    nothing removed: EWS_ACCESS is check: run Set-OrganizationConfig -EwsAllowedAppIDs @{Remove="app-1"}',
+      "  Entra app   deleted (app-1), restorable until 2027-01-01T10:00:00Z",
+      "  Key Vault   secret creatio-o365-acme--example deleted, recoverable until 2027-03-02T10:00:00Z",
+      "  Every user's Office 365 mailbox in that Creatio is disconnected.",
+      "  restore: az keyvault secret recover ...; restore the app in Entra; POST /api/tenants again",
+    ]);
+  });
+
+  it("offboarding with an output of another shape: each field", () => {
+    expect(offboardSummary("acme.example", { host: "acme.example", removed: "all", restoreBy: "2027-01-01" })).toBe("offboarded acme.example\n  removed: all\n  restoreBy: 2027-01-01");
   });
 });
 
@@ -222,6 +266,12 @@ describe("rotation plan (GET /api/rotation-plan contract)", () => {
     expect(rows[2]).toMatch(/later\.example\s+│ no\s+│\s+│ 2028-06-01\s+│ 2028-05-02\s+│ 546/);
     expect(lines).toContain("2 of 3 site(s) due: the next sweep starts those rotations.");
     expect(lines[lines.length - 1]).toBe("Last sweep: 2026-12-02T03:00:00.000Z: 3 managed, 2 due, 1 started, 1 skipped, 0 expired, 1 not mail-ready.");
+  });
+
+  it("a failed sweep says so with its error; offboarded sites it left alone and an unchecked mail readiness are named", () => {
+    expect(lastSweepLine({ at: "2026-12-02T03:00:00Z", outcome: "failed", error: "Key Vault 503", managed: 0, due: 0, started: 0, skipped: 0, expired: 0, notMailReady: 0, mailChecked: false, offboarded: 2, unreadable: 0 })).toBe(
+      "Last sweep: 2026-12-02T03:00:00Z FAILED (Key Vault 503): 0 managed, 0 due, 0 started, 0 skipped, 0 expired, mail readiness not checked, 2 offboarded left alone.",
+    );
   });
 
   it("says when no sweep has run yet, and when there is no site", () => {
