@@ -1,7 +1,8 @@
 #!/bin/sh
 # One-time step: give the app's managed identity the Microsoft Graph application permissions it needs,
 # and nothing more (docs/architecture.md, "Microsoft Graph and Entra ID"):
-#   Application.ReadWrite.OwnedBy           create the Creatio app registrations; manage only apps it owns
+#   Application.ReadWrite.OwnedBy           create the Creatio app registrations, delete them when a site is
+#                                           offboarded; manage only apps it owns
 #   Application.Read.All                    read the Microsoft Graph / Exchange Online service principals
 #   DelegatedPermissionGrant.ReadWrite.All  grant admin consent (oauth2PermissionGrants) - powerful, see README
 #   Policy.ReadWrite.Authorization          ONLY with --allow-user-consent (onboarding with allowUserConsent=true)

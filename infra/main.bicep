@@ -37,7 +37,7 @@ param exchangeAdminUrl string = 'https://outlook.office365.com'
 @description('PERMISSION_PROFILES: permission profiles beside the built-in creatio-ews, as JSON (README, "Permission profiles"); empty for none.')
 param permissionProfiles string = ''
 
-@description('ROTATION_SCHEDULE: six-field NCRONTAB of the rotation sweep timer. The "sweep did not run" alert assumes at least one run a day.')
+@description('ROTATION_SCHEDULE: six-field NCRONTAB of the rotation sweep timer. The "no sweep succeeded" alert assumes at least one run a day.')
 param rotationSchedule string = '0 0 3 * * *'
 
 @minValue(1)

@@ -141,7 +141,8 @@ resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
-// The app sets, reads, lists and deletes secrets on this vault and nowhere else.
+// The app sets, reads, lists, soft-deletes (offboarding) and recovers (onboarding an offboarded site
+// again) secrets on this vault and nowhere else; Key Vault Secrets Officer covers all of them.
 resource keyVaultIdentityRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(keyVault.id, identity.id, roles.keyVaultSecretsOfficer)
   scope: keyVault

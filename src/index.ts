@@ -5,8 +5,11 @@
 import "./activities";
 import "./orchestrators/onboardTenant";
 import "./orchestrators/rotateSecret";
+import "./orchestrators/offboardTenant";
 import "./functions/tenants";
 import "./functions/rotate";
+import "./functions/offboard";
+import "./functions/rotationPlan";
 import "./functions/rotationSweep";
 import "./functions/keyVaultEvents";
 import "./functions/openapi";

@@ -16,9 +16,12 @@ export const EVENTS = {
   onboardingFinished: "onboarding.finished",
   /** A rotateSecret orchestration ended. outcome "succeeded" | "failed"; on failure `step` and `error`. */
   rotationFinished: "rotation.finished",
+  /** An offboardTenant orchestration ended. outcome "succeeded" | "failed"; on failure `step` and `error`. */
+  offboardingFinished: "offboarding.finished",
   /** One step (activity) of an orchestration: outcome "started" | "succeeded" | "failed". Not alerted on (retries). */
   onboardingStep: "onboarding.step",
   rotationStep: "rotation.step",
+  offboardingStep: "offboarding.step",
   /** The rotation sweep (timer) began / ended. outcome on finished: "succeeded" | "failed". */
   sweepStarted: "sweep.started",
   sweepFinished: "sweep.finished",

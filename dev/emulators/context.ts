@@ -22,6 +22,27 @@ export const SANDBOX_IDENTITY: SandboxIdentity = {
   objectId: "a11ce000-0000-4000-8000-0000000000b0",
 };
 
+/** A directory of the sandbox besides the home tenant: a customer's Microsoft 365 tenant (issue 10). */
+export interface SandboxTenant {
+  tenantId: string;
+  /** Its initial verified domain, which names the tenant in Entra URLs as well as its id does. */
+  domain: string;
+  displayName: string;
+}
+
+/** The home tenant: where the app, its identity and Key Vault live. */
+export const SANDBOX_HOME_TENANT: SandboxTenant = { tenantId: SANDBOX_IDENTITY.tenantId, domain: "sandbox.onmicrosoft.com", displayName: "Sandbox (home)" };
+
+/** A customer's tenant: `npm start` serves it so a newcomer can onboard a site of another tenant. */
+export const SANDBOX_CUSTOMER_TENANT: SandboxTenant = { tenantId: "22222222-3333-4444-8555-666666666666", domain: "customer-b.onmicrosoft.com", displayName: "Customer B" };
+
+/**
+ * The header secret of the emulated App Service managed identity endpoint (IDENTITY_HEADER): Azure
+ * Functions sets IDENTITY_ENDPOINT and IDENTITY_HEADER for the app, and ManagedIdentityCredential
+ * sends the header back (learn.microsoft.com/azure/app-service/overview-managed-identity, "REST endpoint reference").
+ */
+export const SANDBOX_IDENTITY_HEADER = "sandbox-identity-header";
+
 /** Token audiences (the `aud` claim) for each resource, as Entra issues them for `<resource>/.default`. */
 export const AUDIENCES = {
   graph: ["https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"],
@@ -40,9 +61,11 @@ export interface EmulatorContext {
    * service whose scope is `<its URL>/.default` (Exchange Online: EXCHANGE_ADMIN_URL).
    */
   resourceAliases: Record<string, string>;
+  /** Directories besides the home tenant (SANDBOX_HOME_TENANT), each with its own objects. */
+  otherTenants: SandboxTenant[];
 }
 
 /** The context every emulator of the sandbox shares: its CA, its token signer, its tenant. */
 export function sandboxContext(sandboxDir: string = SANDBOX_DIR, faults?: Partial<FaultSettings>): EmulatorContext {
-  return { sandboxDir, tls: ensureSandboxTls(sandboxDir), signer: loadTokenSigner(sandboxDir), identity: SANDBOX_IDENTITY, faults, resourceAliases: {} };
+  return { sandboxDir, tls: ensureSandboxTls(sandboxDir), signer: loadTokenSigner(sandboxDir), identity: SANDBOX_IDENTITY, faults, resourceAliases: {}, otherTenants: [SANDBOX_CUSTOMER_TENANT] };
 }

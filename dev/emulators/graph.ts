@@ -2,7 +2,14 @@
 // local AZURE_AUTHORITY_HOST). Graph requests need a bearer token issued for Graph's audience; a Key Vault
 // token is refused, as the real Graph does.
 //
-// Admin API: the common /_emulator/{state,faults,requests,reset} (server.ts), plus
+// Tenants (issue 10): the home tenant (the app's identity, its Key Vault) and the others of
+// EmulatorContext.otherTenants (SANDBOX_CUSTOMER_TENANT), each its own directory; a token's `tid` picks the
+// directory a Graph request acts in. On the same server (graph/token.ts): the token endpoint per tenant (client
+// secret or a client assertion a federated credential trusts), the App Service managed identity endpoint
+// (/msi/token, IDENTITY_ENDPOINT + IDENTITY_HEADER), and /{tenant}/adminconsent for multi-tenant apps.
+//
+// Admin API: the common /_emulator/{state,faults,requests,reset} (server.ts; state holds the other
+// directories under `tenants`, by tenant id), plus
 //   GET   /_emulator/tenant   tenant settings: {identityGraphRoles, passwordLifetimeMaxDays}
 //   PATCH /_emulator/tenant   merge tenant settings (reset restores the defaults)
 // Fault `replicationLagMs` hides new applications, service principals and grants from reads, and makes
@@ -25,43 +32,59 @@ export interface GraphEmulatorOptions {
   tenant?: Partial<TenantSettings>;
 }
 
+/** One directory of the sandbox: its objects and the Graph API over them. */
+export interface GraphDirectory {
+  store: GraphStore;
+  api: ReturnType<typeof createGraphApi>;
+}
+
 export function createGraphEmulator(ctx: EmulatorContext, options: GraphEmulatorOptions = {}): EmulatorServer {
+  // The home tenant first; a token's `tid` picks the directory a Graph request acts in (issue 10).
   const store = new GraphStore(ctx.identity, options.tenant);
+  const stores = [store, ...(ctx.otherTenants ?? []).map((tenant) => new GraphStore(ctx.identity, options.tenant, tenant))];
   const server = new EmulatorServer({
     name: "graph",
     tls: ctx.tls,
-    state: () => store.state(),
-    reset: () => store.reset(),
+    // The home directory's objects at the top level (as before there were other tenants), the others by tenant id.
+    state: () => ({ ...store.state(), tenants: Object.fromEntries(stores.slice(1).map((s) => [s.tenant.tenantId, s.state()])) }),
+    reset: () => stores.forEach((s) => s.reset()),
     errorBody: (_status, code, message) => graphErrorBody(code, message),
     faults: ctx.faults,
   });
 
-  registerTokenEndpoint(server, ctx, store);
-
-  const api = createGraphApi({
-    store,
-    tenantId: ctx.identity.tenantId,
-    isLagging: (createdAtMs) => server.isLagging(createdAtMs),
-    faults: () => server.faults,
-    subRequestFault: (request) => server.faultFor(request),
-    onSubRequest: (call, response) =>
-      server.requests.push({
-        method: call.method,
-        path: `/v1.0${call.path}`,
-        query: call.query.toString() ? `?${call.query.toString()}` : "",
-        body: call.body,
-        status: response.status,
-        via: "/v1.0/$batch",
-      }),
-  });
+  const directories = new Map<string, GraphDirectory>(
+    stores.map((directoryStore) => [
+      directoryStore.tenant.tenantId,
+      {
+        store: directoryStore,
+        api: createGraphApi({
+          store: directoryStore,
+          tenantId: directoryStore.tenant.tenantId,
+          isLagging: (createdAtMs) => server.isLagging(createdAtMs),
+          faults: () => server.faults,
+          subRequestFault: (request) => server.faultFor(request),
+          onSubRequest: (call, response) =>
+            server.requests.push({
+              method: call.method,
+              path: `/v1.0${call.path}`,
+              query: call.query.toString() ? `?${call.query.toString()}` : "",
+              body: call.body,
+              status: response.status,
+              via: "/v1.0/$batch",
+            }),
+        }),
+      },
+    ]),
+  );
+  registerTokenEndpoint(server, ctx, directories);
 
   const handle = async (req: EmulatorRequest): Promise<EmulatorResponse> => {
     const clientRequestId = header(req, "client-request-id");
-    const caller = authenticate(req, ctx);
+    const caller = authenticate(req, ctx, directories);
     const response =
       "status" in caller
         ? caller
-        : await api.dispatch({
+        : await directories.get(caller.tenantId)!.api.dispatch({
             method: req.method,
             path: req.path.slice("/v1.0".length) || "/",
             query: req.query,
@@ -100,7 +123,7 @@ function header(req: EmulatorRequest, name: string): string | undefined {
  * Graph's token check: a bearer token signed by the tenant, unexpired, for Graph's audience and this tenant;
  * otherwise 401 InvalidAuthenticationToken with a WWW-Authenticate challenge (Graph errors.md, "401 Unauthorized").
  */
-function authenticate(req: EmulatorRequest, ctx: EmulatorContext): Caller | EmulatorResponse {
+function authenticate(req: EmulatorRequest, ctx: EmulatorContext, directories: Map<string, GraphDirectory>): (Caller & { tenantId: string }) | EmulatorResponse {
   const unauthorized = (message: string): EmulatorResponse => ({
     status: 401,
     headers: {
@@ -116,8 +139,9 @@ function authenticate(req: EmulatorRequest, ctx: EmulatorContext): Caller | Emul
     if (/expired/i.test(checked.reason)) return unauthorized("Lifetime validation failed, the token is expired.");
     return unauthorized("Access token validation failure.");
   }
-  if (checked.claims.tid !== ctx.identity.tenantId) return unauthorized("Access token validation failure. Invalid issuer or tenant.");
+  if (!directories.has(checked.claims.tid)) return unauthorized("Access token validation failure. Invalid issuer or tenant.");
   return {
+    tenantId: checked.claims.tid,
     objectId: checked.claims.oid,
     appId: checked.claims.appid,
     roles: new Set(Array.isArray(checked.claims.roles) ? checked.claims.roles : []),

@@ -139,12 +139,12 @@ resource notMailReadyAlert 'Microsoft.Insights/scheduledQueryRules@2022-06-15' =
 }
 
 resource sweepMissingAlert 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
-  name: 'alert-sweep-not-run-26h-${resourceToken}'
+  name: 'alert-sweep-not-succeeded-26h-${resourceToken}'
   location: location
   tags: tags
   properties: {
-    displayName: 'creatio-o365-oauth: rotation sweep did not run in 26 hours'
-    description: 'Neither a ${sweepFunctionName} invocation nor a sweep log line in 26 hours (the schedule is daily). Check that the app is running and ROTATION_SCHEDULE. Right after the first deployment this fires until the first sweep; run it once by hand (README, Deploy to Azure).'
+    displayName: 'creatio-o365-oauth: no rotation sweep succeeded in 26 hours'
+    description: 'No ${sweepFunctionName} run ended with sweep.finished outcome succeeded in 26 hours (the schedule is daily): the app is not running, ROTATION_SCHEDULE is wrong, the app settings are invalid (the timer then logs "Invalid app settings: ..." and does nothing, which Functions counts as a successful invocation), or Key Vault could not be listed (sweep.finished outcome failed names the error). Right after the first deployment this fires until the first sweep; run it once by hand (README, Deploy to Azure).'
     severity: 2
     enabled: true
     scopes: [workspaceId]
@@ -153,7 +153,7 @@ resource sweepMissingAlert 'Microsoft.Insights/scheduledQueryRules@2022-06-15' =
     criteria: {
       allOf: [
         {
-          query: '${events} union (AppRequests | where Name =~ "${sweepFunctionName}" | project TimeGenerated), (events | where event in ("sweep.started", "sweep.finished") | project TimeGenerated) | where TimeGenerated > ago(26h) | summarize runs = count() | where runs == 0'
+          query: '${events} events | where event == "sweep.finished" and outcome == "succeeded" and TimeGenerated > ago(26h) | summarize runs = count() | where runs == 0'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { ExchangeAccessError, type ExchangeAdmin, type ExchangeTenant } from "../clients/exchange";
 import { EWS_SHUTDOWN_ON, ewsRetired, ewsVerdict, type MailReadiness } from "../domain/ews";
 import { publicMessage } from "../domain/failure";
-import { defaultDeps, type ActivityDeps } from "./shared";
+import { activityFields, defaultDeps, type ActivityDeps } from "./shared";
 
 /**
  * Lets the site's app use Exchange Web Services in its tenant (docs/architecture.md, "Exchange
@@ -25,9 +25,7 @@ import { defaultDeps, type ActivityDeps } from "./shared";
  */
 export const ALLOW_EWS_ACCESS = "allowEwsAccess";
 
-export const allowEwsAccessInput = z.object({
-  host: z.string().min(1),
-  appId: z.string().min(1),
+export const allowEwsAccessInput = activityFields.pick({ host: true, appId: true }).extend({
   enableEwsForTenant: z.boolean().default(false),
   /** The site's permission profile asks for Exchange Online's EWS.AccessAsUser.All; when not, the step is `notUsed`. */
   usesEws: z.boolean().default(true),

@@ -5,7 +5,7 @@ import { DAY_MS, isFreshEnough, isInRotationWindow } from "../domain/rotationPla
 import { ourSecret } from "../domain/managedSecret";
 import { mergeSiteTags, type SiteTagsChange } from "../domain/tags";
 import { appPasswords, type AppPassword } from "./rotationPasswords";
-import { defaultDeps, siteCredentialFor, type ActivityDeps } from "./shared";
+import { activityFields, defaultDeps, siteCredentialFor, type ActivityDeps } from "./shared";
 
 /**
  * Rotation step 1: read the site from Key Vault (tags and expiry of the current version; the value
@@ -21,10 +21,7 @@ import { defaultDeps, siteCredentialFor, type ActivityDeps } from "./shared";
  */
 export const BEGIN_ROTATION = "beginRotation";
 
-export const beginRotationInput = z.object({
-  host: z.string().min(1),
-  instanceId: z.string().min(1),
-});
+export const beginRotationInput = activityFields.pick({ host: true, instanceId: true });
 export type BeginRotationInput = z.infer<typeof beginRotationInput>;
 
 export interface RotationSite {

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { CreatioError, CreatioLoginRefusedError, type OAuthApplicationRow } from "../clients/creatio";
 import { FinalError } from "../domain/failure";
 import { decodeSiteTags, mergeSiteTags, type SiteTagsChange } from "../domain/tags";
-import { creatioClientFor, creatioSiteInput, defaultDeps, redactError, type ActivityDeps } from "./shared";
+import { activityFields, creatioClientFor, creatioSiteInput, defaultDeps, redactError, type ActivityDeps } from "./shared";
 
 /**
  * Step 6 (manual step 10): what Creatio's own mail settings page writes for OAuth 2.0 (docs/architecture.md,
@@ -14,10 +14,9 @@ import { creatioClientFor, creatioSiteInput, defaultDeps, redactError, type Acti
 export const CONFIGURE_CREATIO = "configureCreatio";
 
 export const configureCreatioInput = creatioSiteInput.extend({
-  secretName: z.string().min(1),
+  ...activityFields.pick({ secretName: true, appId: true }).shape,
   /** The version issued by the previous step; Creatio gets exactly that value. Latest when omitted. */
   secretVersion: z.string().min(1).optional(),
-  appId: z.string().min(1),
 });
 export type ConfigureCreatioInput = z.input<typeof configureCreatioInput>;
 

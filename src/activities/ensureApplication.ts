@@ -2,7 +2,7 @@ import { z } from "zod";
 import { graphGetOrUndefined, graphUpsert, graphCall, isNotFound, odataString, GraphCallError } from "../clients/graph";
 import { applicationUniqueNameFor, redirectUriFor } from "../domain/site";
 import { CREATIO_EWS_PROFILE, permissionProfileSchema, resourceName, retiredScopes } from "../domain/permissions";
-import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
+import { activityFields, defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
 
 /**
  * Step 2 (manual steps 2-5): the app registration, upserted by uniqueName
@@ -16,9 +16,7 @@ import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
  */
 export const ENSURE_APPLICATION = "ensureApplication";
 
-export const ensureApplicationInput = z.object({
-  host: z.string().min(1),
-  displayName: z.string().min(1),
+export const ensureApplicationInput = activityFields.pick({ host: true, displayName: true }).extend({
   /** What the app asks for; creatio-ews when absent (an input from before profiles). */
   profile: permissionProfileSchema.default(CREATIO_EWS_PROFILE),
   /** The profile the site was onboarded with before (its tags); absent on a first onboarding. */

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { graphGetOrUndefined, graphUpsert, isReplicationLag, odataString, GraphCallError } from "../clients/graph";
-import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
+import { activityFields, defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
 
 /**
  * Step 3 (part of manual step 6): the app's service principal, upserted by appId
@@ -9,10 +9,7 @@ import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
  */
 export const ENSURE_SERVICE_PRINCIPAL = "ensureServicePrincipal";
 
-export const ensureServicePrincipalInput = z.object({
-  appId: z.string().min(1),
-  displayName: z.string().min(1),
-});
+export const ensureServicePrincipalInput = activityFields.pick({ appId: true, displayName: true });
 export type EnsureServicePrincipalInput = z.infer<typeof ensureServicePrincipalInput>;
 
 export interface EnsureServicePrincipalResult {

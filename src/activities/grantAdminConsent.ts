@@ -15,26 +15,17 @@ import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
  */
 export const GRANT_ADMIN_CONSENT = "grantAdminConsent";
 
+/** Delegated scopes of one resource (Exchange Online, Microsoft Graph): granted, or taken back. */
+const resourceScopes = z.object({
+  resourceName: z.string(),
+  resourceServicePrincipalId: z.string().min(1),
+  scopes: z.array(z.string().min(1)).min(1),
+});
+
 export const grantAdminConsentInput = z.object({
   servicePrincipalId: z.string().min(1),
-  grants: z
-    .array(
-      z.object({
-        resourceName: z.string(),
-        resourceServicePrincipalId: z.string().min(1),
-        scopes: z.array(z.string().min(1)).min(1),
-      }),
-    )
-    .min(1),
-  narrow: z
-    .array(
-      z.object({
-        resourceName: z.string(),
-        resourceServicePrincipalId: z.string().min(1),
-        scopes: z.array(z.string().min(1)).min(1),
-      }),
-    )
-    .default([]),
+  grants: z.array(resourceScopes).min(1),
+  narrow: z.array(resourceScopes).default([]),
 });
 export type GrantAdminConsentInput = z.input<typeof grantAdminConsentInput>;
 

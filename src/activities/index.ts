@@ -11,9 +11,13 @@ import { recordSiteStateActivity } from "./recordSiteState";
 import { checkCreatioSiteActivity } from "./checkCreatioSite";
 import { removeOldPasswordActivity } from "./removeOldPassword";
 import { removeStrayPasswordsActivity } from "./removeStrayPasswords";
+import { unlinkCreatioActivity } from "./unlinkCreatio";
+import { removeEwsAccessActivity } from "./removeEwsAccess";
+import { deleteApplicationActivity } from "./deleteApplication";
+import { deleteSiteSecretActivity } from "./deleteSiteSecret";
 
 /**
- * Every activity, registered once: onboarding and rotation share issueClientSecret and
+ * Every activity, registered once: onboarding, rotation and offboarding; onboarding and rotation share issueClientSecret and
  * configureCreatio, so registration lives here rather than in either orchestrator.
  */
 export const activities = [
@@ -29,6 +33,10 @@ export const activities = [
   recordSiteStateActivity,
   removeOldPasswordActivity,
   removeStrayPasswordsActivity,
+  unlinkCreatioActivity,
+  removeEwsAccessActivity,
+  deleteApplicationActivity,
+  deleteSiteSecretActivity,
 ] as const;
 
 for (const activity of activities) {

@@ -5,7 +5,7 @@ import { graphCall, isNotFound, isPasswordLifetimePolicyError, SendOnce, type Se
 import { isSecretNotFound } from "../clients/keyVault";
 import { secretNameFor } from "../domain/site";
 import { SECRET_CONTENT_TYPE, assertTagsFreeOf, decodeSiteTags, mergeSiteTags, type SiteTags } from "../domain/tags";
-import { defaultDeps, redactError, whileReplicating, type ActivityDeps } from "./shared";
+import { activityFields, defaultDeps, redactError, whileReplicating, type ActivityDeps } from "./shared";
 import { isFreshEnough } from "../domain/rotationPlan";
 import { removePassword, type AppPassword } from "./rotationPasswords";
 
@@ -21,18 +21,12 @@ import { removePassword, type AppPassword } from "./rotationPasswords";
  */
 export const ISSUE_CLIENT_SECRET = "issueClientSecret";
 
-export const issueClientSecretInput = z.object({
-  host: z.string().min(1),
-  instanceId: z.string().min(1),
+export const issueClientSecretInput = activityFields.pick({ host: true, instanceId: true, appId: true, appObjectId: true, creatioCredentialSecretName: true, mailServerId: true }).extend({
   /** Stable for one orchestration run (its start time); tells this run's passwords from earlier runs'. */
   runId: z.string().min(1),
   purpose: z.enum(["onboard", "rotate"]),
-  appId: z.string().min(1),
-  appObjectId: z.string().min(1),
   servicePrincipalId: z.string().min(1).optional(),
   secretLifetimeDays: z.number().int().min(1).max(730),
-  creatioCredentialSecretName: z.string().min(1),
-  mailServerId: z.string().min(1),
   scopes: z.array(z.string()).optional(),
   /** The site's permission profile (onboarding); a rotation leaves the recorded one as it is. */
   permissionProfile: z.string().min(1).optional(),

@@ -3,7 +3,7 @@ import { isSecretNotFound } from "../clients/keyVault";
 import { secretNameFor } from "../domain/site";
 import { lastRunSchema, mergeSiteTags, rotationStates, type SiteTagsChange } from "../domain/tags";
 import { mailReadinessSchema } from "../domain/ews";
-import { defaultDeps, type ActivityDeps } from "./shared";
+import { activityFields, defaultDeps, type ActivityDeps } from "./shared";
 
 /**
  * Records where a site stands in the tags of its current Key Vault version, so the sweep, the list
@@ -18,8 +18,7 @@ import { defaultDeps, type ActivityDeps } from "./shared";
  */
 export const RECORD_SITE_STATE = "recordSiteState";
 
-export const recordSiteStateInput = z.object({
-  host: z.string().min(1),
+export const recordSiteStateInput = activityFields.pick({ host: true }).extend({
   rotationState: z.enum(rotationStates).optional(),
   /** Sets previousKeyId when given (null removes it); left as is when omitted. */
   previousKeyId: z.string().min(1).nullable().optional(),

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { appPasswords, protectedKeyIds, removePassword } from "./rotationPasswords";
-import { defaultDeps, type ActivityDeps } from "./shared";
+import { activityFields, defaultDeps, type ActivityDeps } from "./shared";
 
 /**
  * Rotation step: when the grace period has ended, remove the password Creatio used before the
@@ -10,11 +10,7 @@ import { defaultDeps, type ActivityDeps } from "./shared";
  */
 export const REMOVE_OLD_PASSWORD = "removeOldPassword";
 
-export const removeOldPasswordInput = z.object({
-  host: z.string().min(1),
-  appObjectId: z.string().min(1),
-  keyId: z.string().min(1),
-});
+export const removeOldPasswordInput = activityFields.pick({ host: true, appObjectId: true, keyId: true });
 export type RemoveOldPasswordInput = z.infer<typeof removeOldPasswordInput>;
 
 export interface RemoveOldPasswordResult {

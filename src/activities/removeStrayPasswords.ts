@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { appPasswords, protectedKeyIds, removePassword } from "./rotationPasswords";
-import { defaultDeps, type ActivityDeps } from "./shared";
+import { activityFields, defaultDeps, type ActivityDeps } from "./shared";
 
 /**
  * Rotation step, last clean-up: remove every other password of the site's app, neither the
@@ -11,10 +11,7 @@ import { defaultDeps, type ActivityDeps } from "./shared";
  */
 export const REMOVE_STRAY_PASSWORDS = "removeStrayPasswords";
 
-export const removeStrayPasswordsInput = z.object({
-  host: z.string().min(1),
-  appObjectId: z.string().min(1),
-});
+export const removeStrayPasswordsInput = activityFields.pick({ host: true, appObjectId: true });
 export type RemoveStrayPasswordsInput = z.input<typeof removeStrayPasswordsInput>;
 
 export interface RemoveStrayPasswordsResult {

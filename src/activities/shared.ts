@@ -63,11 +63,28 @@ export async function whileReplicating<T>(
   }
 }
 
-/** The Creatio site, the Key Vault secret holding its credential and its mail server: what the Creatio steps share. */
-export const creatioSiteInput = z.object({
+/**
+ * Fields the activity inputs share, each defined once: an input picks the ones it takes
+ * (`activityFields.pick({ host: true, ... })`), so a site's host or an app's ids are validated the
+ * same way in every step.
+ */
+export const activityFields = z.object({
+  /** The site key: the Creatio site's lower-cased host. */
   host: z.string().min(1),
+  /** The orchestration instance the step runs for. */
+  instanceId: z.string().min(1),
+  appId: z.string().min(1),
+  appObjectId: z.string().min(1),
+  displayName: z.string().min(1),
+  /** A password of the app, by keyId. */
+  keyId: z.string().min(1),
+  secretName: z.string().min(1),
   creatioCredentialSecretName: z.string().min(1),
   mailServerId: z.string().min(1),
+});
+
+/** The Creatio site, the Key Vault secret holding its credential and its mail server: what the Creatio steps share. */
+export const creatioSiteInput = activityFields.pick({ host: true, creatioCredentialSecretName: true, mailServerId: true }).extend({
   /** Replace a link to another application's row (checkCreatioSite said so); otherwise that is a conflict. */
   takeOver: z.boolean().default(false),
 });

@@ -2,7 +2,10 @@ import { z } from "zod";
 import {
   checkStatusResponseSchema,
   errorResponseSchema,
+  offboardedResponseSchema,
+  offboardRequestSchema,
   onboardRequestSchema,
+  rotationPlanSchema,
   rotateRequestSchema,
   tenantListSchema,
   tenantStatusSchema,
@@ -20,7 +23,7 @@ import {
  * these routes.
  */
 
-export type HttpMethod = "GET" | "POST";
+export type HttpMethod = "GET" | "POST" | "DELETE";
 
 export interface ApiRoute {
   method: HttpMethod;
@@ -35,6 +38,8 @@ export interface ApiRoute {
   responses: Record<string, { description: string; schema?: z.ZodType; location?: boolean }>;
   /** false: anonymous (no function key). */
   secured?: boolean;
+  /** Query parameters, each optional. */
+  query?: { name: string; description: string; enum?: string[] }[];
 }
 
 const badRequest = { description: "Invalid request: `errors` lists each field path and problem.", schema: errorResponseSchema };
@@ -73,8 +78,15 @@ export const API_ROUTES: readonly ApiRoute[] = [
     route: "tenants",
     operationId: "listTenants",
     summary: "List managed sites",
-    description: "Every site that has a client secret in Key Vault, from the secrets' tags (values are never read).",
-    responses: { "200": { description: "Managed sites.", schema: tenantListSchema }, "401": unauthorized, "503": keyVaultUnavailable },
+    description:
+      "Every site that has a client secret in Key Vault, from the secrets' tags (values are never read). Offboarded sites only with ?include=offboarded (from the vault's deleted secrets).",
+    query: [{ name: "include", description: "offboarded: also list offboarded sites (state offboarded).", enum: ["offboarded"] }],
+    responses: {
+      "200": { description: "Managed sites.", schema: tenantListSchema },
+      "400": { description: "`include` is not `offboarded`.", schema: errorResponseSchema },
+      "401": unauthorized,
+      "503": keyVaultUnavailable,
+    },
   },
   {
     method: "GET",
@@ -89,6 +101,34 @@ export const API_ROUTES: readonly ApiRoute[] = [
       "404": notFound,
       "503": keyVaultUnavailable,
     },
+  },
+  {
+    method: "DELETE",
+    route: "tenants/{host}",
+    operationId: "offboardTenant",
+    summary: "Offboard a site",
+    description:
+      "Starts the offboardTenant orchestration (offboard-<host>): unlinks Creatio's Office 365 mail server and deletes our OAuth application row in Creatio (only while it holds this site's client id), removes the app id from the tenant's EwsAllowedAppIDs (EWS_ACCESS=manage), deletes the app registration (restorable in Entra for 30 days) and soft-deletes the site's Key Vault secret (recoverable for the vault's retention). This disconnects every user's Office 365 mailbox in that Creatio. The body must repeat the host. Resumes a failed offboarding; a site already offboarded answers 200 and nothing is done.",
+    requestBody: offboardRequestSchema,
+    responses: {
+      "202": { description: "Started; follow statusQueryGetUri (also in Location).", schema: checkStatusResponseSchema, location: true },
+      "200": { description: "Already offboarded: nothing was done; `message` says when and how to restore.", schema: offboardedResponseSchema },
+      "400": { description: "The host is invalid, or `confirm` is missing or not the host (`errors` names the field).", schema: errorResponseSchema },
+      "401": unauthorized,
+      "413": tooLarge,
+      "404": notFound,
+      "409": conflict,
+      "503": keyVaultUnavailable,
+    },
+  },
+  {
+    method: "GET",
+    route: "rotation-plan",
+    operationId: "getRotationPlan",
+    summary: "What the next rotation sweep would do",
+    description:
+      "Every managed site (offboarded ones left out), whether the next sweep rotates it and why, the expiry of the secret Creatio holds and when it falls due, by the sweep's own rule; and the last sweep's outcome. Starts nothing.",
+    responses: { "200": { description: "The plan.", schema: rotationPlanSchema }, "401": unauthorized, "503": keyVaultUnavailable },
   },
   {
     method: "POST",
@@ -212,8 +252,15 @@ export function buildOpenApiDocument(options: { version?: string } = {}): Record
       operationId: r.operationId,
       summary: r.summary,
       ...(r.description ? { description: r.description } : {}),
-      tags: [r.route.startsWith("tenants") ? "tenants" : "meta"],
-      ...(params.length ? { parameters: params.map((p) => JSON.parse(JSON.stringify(p))) } : {}),
+      tags: [r.route.startsWith("tenants") || r.route === "rotation-plan" ? "tenants" : "meta"],
+      ...(params.length || r.query?.length
+        ? {
+            parameters: [
+              ...params.map((p) => JSON.parse(JSON.stringify(p))),
+              ...(r.query ?? []).map((q) => ({ name: q.name, in: "query", required: false, description: q.description, schema: { type: "string", ...(q.enum ? { enum: q.enum } : {}) } })),
+            ],
+          }
+        : {}),
       ...(r.requestBody
         ? { requestBody: { required: !r.requestBodyOptional, content: { "application/json": { schema: use(idOf(r.requestBody), input) } } } }
         : {}),

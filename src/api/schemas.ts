@@ -99,7 +99,7 @@ export type ErrorResponse = z.infer<typeof errorResponseSchema>;
 /** Durable's check-status body (client.createCheckStatusResponse). */
 export const checkStatusResponseSchema = z
   .object({
-    id: z.string().meta({ description: "Orchestration instance id: onboard-<host>." }),
+    id: z.string().meta({ description: "Orchestration instance id: onboard-<host>, rotate-<host> or offboard-<host>." }),
     statusQueryGetUri: z.string(),
     sendEventPostUri: z.string(),
     terminatePostUri: z.string(),
@@ -125,13 +125,13 @@ export const stepProgressSchema = z
 
 export const lastRunSchema = z
   .object({
-    kind: z.enum(["onboard", "rotate"]),
+    kind: z.enum(["onboard", "rotate", "offboard"]),
     outcome: z.enum(["succeeded", "failed"]),
     step: z.string().optional().meta({ description: "The step that failed." }),
     at: z.string(),
     instanceId: z.string().optional(),
   })
-  .meta({ id: "LastRun", description: "How the site's last onboarding or rotation ended; a failure stays until a later run succeeds." });
+  .meta({ id: "LastRun", description: "How the site's last onboarding, rotation or offboarding ended; a failure stays until a later run succeeds." });
 
 export const creatioCheckSchema = z
   .object({
@@ -202,6 +202,88 @@ export const rotateRequestSchema = z
 
 export type RotateRequest = z.output<typeof rotateRequestSchema>;
 
+export const offboardRequestSchema = z
+  .strictObject({
+    confirm: z.string().meta({
+      description: "The site's host again (the {host} of the path, e.g. acme.creatio.com), as a guard against offboarding the wrong site. Offboarding disconnects every user's Office 365 mailbox in that Creatio.",
+      example: "acme.creatio.com",
+    }),
+  })
+  .meta({ id: "OffboardRequest", description: "Body of DELETE /api/tenants/{host}." });
+
+/** What an offboarded site is and how to bring it back (issue 11), in the status and in DELETE's no-op answer. */
+export const offboardedInfoSchema = z
+  .object({
+    at: z.string().meta({ description: "When the site was offboarded (its secret marked and deleted)." }),
+    instanceId: z.string().nullable().meta({ description: "The offboardTenant instance that did it." }),
+    secretDeletedOn: z.string().nullable().meta({ description: "When Key Vault soft-deleted the site's secret." }),
+    secretPurgeOn: z.string().nullable().meta({ description: "When Key Vault purges it: until then `az keyvault secret recover` brings it back." }),
+    applicationRestorableUntil: z.string().nullable().meta({ description: "Until when Entra can restore the deleted app registration (30 days)." }),
+    restore: z.string().meta({ description: "How to restore within those windows: recover the secret, restore the app in Entra, then POST /api/tenants again." }),
+  })
+  .meta({ id: "OffboardedInfo" });
+
+export const offboardedResponseSchema = z
+  .object({
+    host: z.string(),
+    offboarded: z.literal(true),
+    offboardedAt: z.string(),
+    message: z.string().meta({ description: "That nothing was done because the site is already offboarded, and how to restore it." }),
+  })
+  .meta({ id: "OffboardedResponse", description: "DELETE of a site already offboarded: a no-op (200)." });
+
+export type OffboardedResponse = z.infer<typeof offboardedResponseSchema>;
+
+export const siteStates = ["managed", "offboarding", "offboarded"] as const;
+const siteStateSchema = z.enum(siteStates).meta({
+  description:
+    "managed: the site is (being) onboarded or managed here; offboarding: an offboarding is running or stopped before it finished (DELETE again resumes it); offboarded: its app and secret are deleted (restorable, see offboarded.restore).",
+});
+
+/** The last rotation sweep's outcome (issue 11 part 4), stored by the sweep in Key Vault (docs/architecture.md, "Offboarding" > "The sweep's record"). */
+export const lastSweepSchema = z
+  .object({
+    at: z.string().meta({ description: "When the sweep ran." }),
+    outcome: z.enum(["succeeded", "failed"]),
+    managed: z.number().int().meta({ description: "Managed sites seen (offboarded ones excluded)." }),
+    due: z.number().int().meta({ description: "Sites due for rotation." }),
+    started: z.number().int().meta({ description: "Rotations started." }),
+    skipped: z.number().int().meta({ description: "Due sites not started: a run of theirs was already active, or the start failed (failedToStart)." }),
+    expired: z.number().int().meta({ description: "Sites whose secret in Creatio had already expired." }),
+    notMailReady: z.number().int().meta({ description: "Sites Exchange Online does not let use EWS (or could not tell), from the sweep's re-check; 0 when it did not run (mailChecked false)." }),
+    mailChecked: z.boolean().meta({ description: "The EWS readiness re-check ran (EWS_ACCESS is not off)." }),
+    alreadyRunning: z.number().int(),
+    failedToStart: z.number().int(),
+    unreadable: z.number().int().meta({ description: "Secrets with our contentType whose tags do not decode: not rotated." }),
+    offboarded: z.number().int().meta({ description: "Offboarded (or offboarding) sites the sweep left alone." }),
+    error: z.string().nullable().meta({ description: "Why the sweep failed, when it did." }),
+  })
+  .meta({ id: "LastSweep" });
+
+export type LastSweep = z.infer<typeof lastSweepSchema>;
+
+export const rotationPlanSchema = z
+  .object({
+    generatedAt: z.string(),
+    rotateDaysBeforeExpiry: z.number().meta({ description: "ROTATE_DAYS_BEFORE_EXPIRY: the rotation window." }),
+    sites: z
+      .array(
+        z.object({
+          host: z.string(),
+          due: z.boolean().meta({ description: "The next sweep starts a rotation of this site (the sweep's own rule, src/domain/rotationPlan.ts)." }),
+          reason: z.string().nullable().meta({ description: "Why it is due: expired, expiresSoon, lastRotationFailed, rotationUnfinished, creatioBehind or creatioNeverConfigured; null when not due." }),
+          creatioSecretExpiresOn: z.string().nullable().meta({ description: "Expiry of the secret Creatio holds (when its mail stops); null when Creatio holds none." }),
+          dueOn: z.string().nullable().meta({ description: "When the sweep starts its next rotation: that expiry minus the rotation window." }),
+          daysLeft: z.number().nullable().meta({ description: "Whole days until creatioSecretExpiresOn; negative once expired." }),
+        }),
+      )
+      .meta({ description: "Every managed site (offboarded ones excluded), the soonest expiry first." }),
+    lastSweep: lastSweepSchema.nullable().meta({ description: "The last sweep's outcome; null before the first sweep." }),
+  })
+  .meta({ id: "RotationPlan", description: "What the next sweep would do, without doing it." });
+
+export type RotationPlan = z.infer<typeof rotationPlanSchema>;
+
 export const tenantSummarySchema = z
   .object({
     host: z.string().meta({ description: "Site key: the Creatio site's lower-cased host." }),
@@ -216,10 +298,22 @@ export const tenantSummarySchema = z
     health: healthSchema,
     mail: mailStatusSchema.nullable().meta({ description: "Exchange Online EWS readiness of the site's app, as last checked; null when the site's tags cannot be read." }),
     lastRun: lastRunSchema.nullable(),
+    state: siteStateSchema,
+    offboardedAt: z.string().nullable().meta({ description: "When the site was offboarded; listed only with ?include=offboarded." }),
   })
   .meta({ id: "TenantSummary" });
 
 export const tenantListSchema = z.array(tenantSummarySchema).meta({ id: "TenantList" });
+
+/** One of the site's orchestrations (onboard-<host>, rotate-<host>), from Durable's status. */
+const orchestrationRunSchema = z.object({
+  instanceId: z.string(),
+  runtimeStatus: z.string().meta({ description: "Durable runtime status: Pending, Running, Completed, Failed, Terminated..." }),
+  currentStep: stepProgressSchema.nullable(),
+  error: z.string().nullable().meta({ description: "Failure message naming the step, when Failed." }),
+  createdTime: z.string().nullable(),
+  lastUpdatedTime: z.string().nullable(),
+});
 
 export const tenantStatusSchema = z
   .object({
@@ -258,28 +352,17 @@ export const tenantStatusSchema = z
     }),
     rotationState: z.string().nullable(),
     rotation: rotationStatusSchema.nullable().meta({ description: "Last rotation, keyIds, expiry and when the next rotation is due." }),
-    rotationRun: z
-      .object({
-        instanceId: z.string(),
-        runtimeStatus: z.string(),
+    rotationRun: orchestrationRunSchema
+      .extend({
         currentStep: stepProgressSchema.nullable().meta({ description: "Step of rotateSecret running now (custom status)." }),
         graceEndsAt: z.string().nullable(),
-        error: z.string().nullable(),
-        createdTime: z.string().nullable(),
-        lastUpdatedTime: z.string().nullable(),
       })
       .nullable()
       .meta({ description: "The site's latest rotateSecret orchestration (rotate-<host>), if any." }),
-    onboarding: z
-      .object({
-        instanceId: z.string(),
-        runtimeStatus: z.string().meta({ description: "Durable runtime status: Pending, Running, Completed, Failed, Terminated..." }),
-        currentStep: stepProgressSchema.nullable(),
-        error: z.string().nullable().meta({ description: "Failure message naming the step, when Failed." }),
-        createdTime: z.string().nullable(),
-        lastUpdatedTime: z.string().nullable(),
-      })
-      .nullable(),
+    onboarding: orchestrationRunSchema.nullable(),
+    state: siteStateSchema,
+    offboarded: offboardedInfoSchema.nullable().meta({ description: "When the site was offboarded and how to restore it; null unless state is offboarded." }),
+    offboarding: orchestrationRunSchema.nullable().meta({ description: "The site's latest offboardTenant orchestration (offboard-<host>), if any." }),
     health: healthSchema,
     mail: mailStatusSchema.nullable().meta({ description: "Exchange Online EWS readiness of the site's app, as last checked; null when the site's tags cannot be read." }),
     lastRun: lastRunSchema.nullable(),

@@ -234,6 +234,9 @@ export class CreatioClient {
   async patch<T>(path: string, body: unknown): Promise<ODataResult<T>> {
     return this.odata<T>("PATCH", path, body);
   }
+  async delete(path: string): Promise<ODataResult<unknown>> {
+    return this.odata("DELETE", path);
+  }
 
   /** OData call relative to the detected root; 404 is returned (not thrown) so callers can upsert. */
   private async odata<T>(method: string, path: string, body?: unknown): Promise<ODataResult<T>> {

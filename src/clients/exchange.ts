@@ -42,6 +42,8 @@ export interface ExchangeAdmin {
   getOrganizationConfig(tenant: ExchangeTenant): Promise<OrganizationEwsConfig>;
   /** Adds app ids to EwsAllowedAppIDs server side (`@{Add=...}`): a concurrent writer's ids are kept. */
   addEwsAllowedAppIds(tenant: ExchangeTenant, appIds: string[]): Promise<void>;
+  /** Removes app ids from EwsAllowedAppIDs server side (`@{Remove=...}`): the other ids are kept. */
+  removeEwsAllowedAppIds(tenant: ExchangeTenant, appIds: string[]): Promise<void>;
   setEwsEnabled(tenant: ExchangeTenant, enabled: boolean): Promise<void>;
 }
 
@@ -152,6 +154,11 @@ export function createExchangeClient(options: ExchangeClientOptions): ExchangeAd
       // properties (KelvinTegelaar/CIPP-API, e.g. Set-Mailbox EmailAddresses); the Exchange server
       // merges, so two onboardings writing at once keep each other's id. Read back by the caller.
       await invoke(tenant, "Set-OrganizationConfig", { EwsAllowedAppIDs: { "@odata.type": "#Exchange.GenericHashTable", Add: appIds } });
+    },
+    async removeEwsAllowedAppIds(tenant, appIds) {
+      // The same hashtable form with Remove (PowerShell's `@{Remove=...}` for a multi-valued
+      // property, Set-OrganizationConfig.md): only these ids leave the list. Read back by the caller.
+      await invoke(tenant, "Set-OrganizationConfig", { EwsAllowedAppIDs: { "@odata.type": "#Exchange.GenericHashTable", Remove: appIds } });
     },
     async setEwsEnabled(tenant, enabled) {
       await invoke(tenant, "Set-OrganizationConfig", { EwsEnabled: enabled });

@@ -40,7 +40,15 @@ export function getSecretClient(): SecretClient {
 /** The subset of SecretClient the app uses; tests pass a fake. */
 export type SecretStore = Pick<
   SecretClient,
-  "getSecret" | "setSecret" | "updateSecretProperties" | "listPropertiesOfSecrets"
+  | "getSecret"
+  | "setSecret"
+  | "updateSecretProperties"
+  | "listPropertiesOfSecrets"
+  // Offboarding (soft delete), its status and re-onboarding (recover): docs/architecture.md, "Offboarding".
+  | "beginDeleteSecret"
+  | "getDeletedSecret"
+  | "listDeletedSecrets"
+  | "beginRecoverDeletedSecret"
 >;
 
 /** True when Key Vault says the secret does not exist (404 SecretNotFound). */

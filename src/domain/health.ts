@@ -115,7 +115,7 @@ export function unmanagedHealth(host: string, onboarding: { runtimeStatus: strin
   return { state: "broken", mailStopsOn: null, daysUntilMailStops: null, problems: [problem] };
 }
 
-const runName = (kind: "onboard" | "rotate") => (kind === "onboard" ? "onboarding" : "rotation");
+const runName = (kind: "onboard" | "rotate" | "offboard") => (kind === "onboard" ? "onboarding" : kind === "rotate" ? "rotation" : "offboarding");
 
 /** Order of the list: broken first, then at risk, then healthy; within each, the soonest stop first. */
 export const HEALTH_ORDER: Record<HealthState, number> = { broken: 0, atRisk: 1, healthy: 2 };

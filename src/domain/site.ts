@@ -164,6 +164,11 @@ export function rotationInstanceIdFor(host: string): string {
   return `rotate-${host}`;
 }
 
+/** Durable instance id of a site's offboarding (DELETE /api/tenants/{host}). */
+export function offboardingInstanceIdFor(host: string): string {
+  return `offboard-${host}`;
+}
+
 /** The redirect URI Creatio's Office 365 authenticator listens on (manual procedure step 2-3), at the profile's path (src/domain/permissions.ts). */
 export function redirectUriFor(host: string, profile: { redirectPath: string } = CREATIO_EWS_PROFILE): string {
   return `https://${host}${profile.redirectPath}`;

@@ -25,9 +25,12 @@ export const rotationStates = ["idle", "rotating", "grace-period", "failed"] as 
 const isoDate = z.iso.datetime({ offset: true });
 const guidish = z.string().min(1).max(64);
 
-/** How the last onboarding or rotation of the site ended; a failure stays here until a later run succeeds. */
+/** What a run of the site does: onboardTenant, rotateSecret, offboardTenant. */
+export const runKinds = ["onboard", "rotate", "offboard"] as const;
+
+/** How the last onboarding, rotation or offboarding of the site ended; a failure stays here until a later run succeeds. */
 export const lastRunSchema = z.object({
-  kind: z.enum(["onboard", "rotate"]),
+  kind: z.enum(runKinds),
   outcome: z.enum(["succeeded", "failed"]),
   /** The step that failed. */
   step: z.string().max(64).optional(),

@@ -4,6 +4,7 @@ import type { DurableClient } from "durable-functions";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { screenKeyVaultEvent, type GridEvent } from "../domain/keyVaultEvent";
 import { ourSecret } from "../domain/managedSecret";
+import { offboardingRequested } from "../domain/offboarding";
 import { EVENTS, logEvent } from "../observability";
 import { settings } from "../settings";
 import { startRotation } from "./startRotation";
@@ -53,6 +54,8 @@ export async function handleKeyVaultEvent(event: GridEvent, client: DurableClien
   const ours = ourSecret(current);
   if (!ours) return ignore(`secret ${screened.secretName} is not one of ours (contentType)`, screened.host);
   if (!ours.tags || ours.tags.site !== screened.host) return ignore(`secret ${screened.secretName} does not carry this site's tags`, screened.host);
+  // An offboarding was asked for (docs/architecture.md, "Offboarding"): a rotation would fight it.
+  if (offboardingRequested(ours.tags)) return ignore(`${screened.host} is being offboarded or was offboarded`, screened.host);
   if (current.version !== screened.version) {
     return ignore(`stale: version ${screened.version} is no longer current (current ${current.version})`, screened.host);
   }

@@ -6,6 +6,7 @@ import { rotateRequestSchema, toFieldErrors, type ErrorResponse } from "../api/s
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { parseSiteHost, secretNameFor } from "../domain/site";
 import { ourSecret } from "../domain/managedSecret";
+import { offboardingRequested } from "../domain/offboarding";
 import { settings } from "../settings";
 import { startRotation } from "./startRotation";
 import { answeringSettingsErrors, badRequest, decodeHostParam, json, keyVaultUnavailable } from "./responses";
@@ -15,8 +16,9 @@ import { conflictMessage } from "./startExclusive";
 /**
  * POST /api/tenants/{host}/rotate (docs/architecture.md, "Layers"; README "Onboard the first Creatio site"): rotate now, e.g. after a suspected leak.
  * Optional JSON body `{gracePeriodHours}` (0 retires the old secret as soon as Creatio has the new
- * one). 202 + Durable check-status body; 404 when the site is not managed here; 409 when its
- * rotation is already running. Never returns or logs a secret value.
+ * one). 202 + Durable check-status body; 404 when the site is not managed here (an offboarded
+ * site's secret is deleted); 409 when a run of the site is already active or its offboarding did
+ * not finish. Never returns or logs a secret value.
  */
 export const TENANTS_ROTATE = "tenantsRotate";
 
@@ -43,8 +45,15 @@ export async function rotateTenant(request: HttpRequest, client: DurableClient, 
   const secretName = secretNameFor(host);
   try {
     const { properties } = await deps.secrets.getSecret(secretName);
-    if (!ourSecret(properties)?.tags) {
+    const tags = ourSecret(properties)?.tags;
+    if (!tags) {
       return json(404, { error: `Key Vault secret ${secretName} exists but is not a managed site's secret` } satisfies ErrorResponse);
+    }
+    // An offboarding was asked for and did not finish (docs/architecture.md, "Offboarding"): finish it or onboard again, not rotate.
+    if (offboardingRequested(tags)) {
+      return json(409, {
+        error: `${host} is being offboarded (its last offboarding did not finish): DELETE /api/tenants/${host} again to finish it, or POST /api/tenants to onboard it again`,
+      } satisfies ErrorResponse);
     }
   } catch (error) {
     if (isSecretNotFound(error)) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);

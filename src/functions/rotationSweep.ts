@@ -6,6 +6,9 @@ import { getExchangeClient, type ExchangeAdmin } from "../clients/exchange";
 import { hostFromSecretName, secretNameFor } from "../domain/site";
 import { planRotations, type ManagedSecret, type SitePlan } from "../domain/rotationPlan";
 import { ourSecret } from "../domain/managedSecret";
+import { offboardingRequested } from "../domain/offboarding";
+import type { LastSweep } from "../api/schemas";
+import { storeSweepRecord } from "./sweepRecord";
 import { EVENTS, logEvent } from "../observability";
 import { settings } from "../settings";
 import { startRotation } from "./startRotation";
@@ -20,6 +23,8 @@ import { recheckMailReadiness, type MailCheckSummary } from "./mailCheck";
  * line (sweep.finished) and one secret.expiry line per site, the events infra/app/alerts.bicep
  * queries; already expired secrets also get a warning of their own. It also re-checks each site's
  * Exchange Online EWS readiness with one organization read per tenant (src/functions/mailCheck.ts).
+ * Offboarded sites, and sites whose offboarding was asked for, are left alone. Its outcome is also
+ * stored in Key Vault (./sweepRecord.ts) for GET /api/rotation-plan.
  */
 export const ROTATION_SWEEP = "rotationSweep";
 
@@ -46,6 +51,8 @@ export interface SweepSummary {
   unreadable: number;
   /** Due sites whose start failed (the next sweep tries again). */
   failedToStart: number;
+  /** Offboarded sites, or sites whose offboarding was asked for: left alone. */
+  offboarded: number;
   /** The EWS readiness re-check. */
   mail?: MailCheckSummary;
 }
@@ -63,10 +70,15 @@ const defaultDeps = (): SweepDeps => {
   };
 };
 
-/** Our secrets (by contentType), with decodable tags; the rest are counted. */
-export async function listManagedSecrets(secrets: SecretStore, context: InvocationContext): Promise<{ managed: ManagedSecret[]; unreadable: number }> {
+/**
+ * Our secrets (by contentType), with decodable tags; the rest are counted. A site whose offboarding
+ * was asked for (its lastRun is an offboarding, finished or not: docs/architecture.md,
+ * "Offboarding") is not managed any more: counted, left out.
+ */
+export async function listManagedSecrets(secrets: SecretStore, context: InvocationContext): Promise<{ managed: ManagedSecret[]; unreadable: number; offboarded: number }> {
   const managed: ManagedSecret[] = [];
   let unreadable = 0;
+  let offboarded = 0;
   for await (const properties of secrets.listPropertiesOfSecrets()) {
     const ours = ourSecret(properties);
     if (!ours) continue;
@@ -75,19 +87,24 @@ export async function listManagedSecrets(secrets: SecretStore, context: Invocati
       context.warn(`Key Vault secret ${properties.name} carries our contentType but not a site's tags; it is not rotated. ${ours.problem}`);
       continue;
     }
+    if (offboardingRequested(ours.tags)) {
+      offboarded += 1;
+      continue;
+    }
     managed.push({ host: ours.host, secretName: properties.name, expiresOn: properties.expiresOn, tags: ours.tags });
   }
-  return { managed, unreadable };
+  return { managed, unreadable, offboarded };
 }
 
 export async function runRotationSweep(client: DurableClient, context: InvocationContext, deps: SweepDeps = defaultDeps()): Promise<SweepSummary> {
   const now = deps.now();
   logEvent(context, EVENTS.sweepStarted, { outcome: "started", rotateDaysBeforeExpiry: deps.rotateDaysBeforeExpiry });
-  const summary: SweepSummary = { managed: 0, due: 0, started: 0, alreadyRunning: 0, expired: 0, unreadable: 0, failedToStart: 0 };
+  const summary: SweepSummary = { managed: 0, due: 0, started: 0, alreadyRunning: 0, expired: 0, unreadable: 0, failedToStart: 0, offboarded: 0 };
   try {
-    const { managed, unreadable } = await listManagedSecrets(deps.secrets, context);
+    const { managed, unreadable, offboarded } = await listManagedSecrets(deps.secrets, context);
     summary.managed = managed.length;
     summary.unreadable = unreadable;
+    summary.offboarded = offboarded;
     const plans = planRotations(managed, now, deps.rotateDaysBeforeExpiry);
     // Starts fan out, at most `concurrency` at once; the lines below keep the plan's order.
     const outcomes = await mapBounded(plans, deps.concurrency ?? 1, (plan) => (plan.due ? startFor(client, context, plan, deps, summary) : Promise.resolve("ok")));
@@ -123,11 +140,43 @@ export async function runRotationSweep(client: DurableClient, context: Invocatio
       context.error(`The EWS readiness re-check failed: ${error instanceof Error ? error.message : String(error)}`);
     }
   } catch (error) {
-    logEvent(context, EVENTS.sweepFinished, { outcome: "failed", error: error instanceof Error ? error.message : String(error), ...summary });
+    const message = error instanceof Error ? error.message : String(error);
+    logEvent(context, EVENTS.sweepFinished, { outcome: "failed", error: message, ...summary });
+    await recordSweep(context, deps, sweepRecord(now, summary, message));
     throw error;
   }
   logEvent(context, EVENTS.sweepFinished, { outcome: "succeeded", ...summary });
+  await recordSweep(context, deps, sweepRecord(now, summary, null));
   return summary;
+}
+
+/** The summary as GET /api/rotation-plan shows it (lastSweep). */
+export function sweepRecord(at: Date, summary: SweepSummary, error: string | null): LastSweep {
+  return {
+    at: at.toISOString(),
+    outcome: error === null ? "succeeded" : "failed",
+    managed: summary.managed,
+    due: summary.due,
+    started: summary.started,
+    skipped: summary.alreadyRunning + summary.failedToStart,
+    expired: summary.expired,
+    notMailReady: summary.mail?.notMailReady ?? 0,
+    mailChecked: summary.mail !== undefined,
+    alreadyRunning: summary.alreadyRunning,
+    failedToStart: summary.failedToStart,
+    unreadable: summary.unreadable,
+    offboarded: summary.offboarded,
+    error: error === null ? null : error.slice(0, 500),
+  };
+}
+
+/** Bookkeeping: a record that cannot be stored is logged, never a failed sweep. */
+async function recordSweep(context: InvocationContext, deps: SweepDeps, record: LastSweep): Promise<void> {
+  try {
+    await storeSweepRecord(deps.secrets, record);
+  } catch (error) {
+    context.warn(`The sweep's summary could not be stored in Key Vault (GET /api/rotation-plan shows the previous one): ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 /** `fn` over `items` with at most `limit` calls in flight; results in the items' order. */

@@ -1,6 +1,6 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from "@azure/functions";
 import * as df from "durable-functions";
-import type { DurableClient } from "durable-functions";
+import type { DurableClient, DurableOrchestrationStatus } from "durable-functions";
 import {
   onboardRequestSchema,
   toFieldErrors,
@@ -12,7 +12,8 @@ import {
 import { CreatioCredentialError, readSiteCredential } from "../clients/creatio";
 import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { mailStatus } from "../domain/ews";
-import { onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor } from "../domain/site";
+import { offboardingInstanceIdFor, onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor } from "../domain/site";
+import { applicationRestorableUntil, offboardedMark, offboardingRequested, restoreAdvice } from "../domain/offboarding";
 import { ourSecret } from "../domain/managedSecret";
 import { decodeSiteTags, type CreatioCheck, type SiteTags } from "../domain/tags";
 import { DEFAULT_PERMISSION_PROFILE, findProfile, knownProfiles, type PermissionProfile } from "../domain/permissions";
@@ -24,7 +25,7 @@ import { checkCreatioLink } from "./creatioLink";
 import { rotationStatus } from "./startRotation";
 import { answeringSettingsErrors, badRequest, decodeHostParam, json, keyVaultUnavailable } from "./responses";
 import { readJsonBody } from "./requestBody";
-import { conflictMessage, instanceStatus, startExclusive } from "./startExclusive";
+import { activeSiteInstance, conflictMessage, instanceStatus, isActive, startExclusive } from "./startExclusive";
 import { settings } from "../settings";
 import { httpTriggerFor } from "../api/openapi";
 import { ONBOARD_TENANT, type OnboardTenantInput } from "../orchestrators/onboardTenant";
@@ -125,6 +126,13 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
   // profile takes away. A profile no longer defined cannot be narrowed: nothing is taken away.
   let previousProfile: PermissionProfile | undefined;
   const secretName = secretNameFor(site.site.host);
+  // An offboarded site (docs/architecture.md, "Offboarding"), or one whose secret was deleted by
+  // hand: its secret is soft-deleted, and Key Vault keeps the name reserved until it is recovered or
+  // purged (purge protection forbids the purge). Recover it, so the onboarding writes its new
+  // version there; a restored app is reused (issueClientSecret keeps a live password), a gone one is
+  // registered anew.
+  const recovered = await recoverOffboardedSecret(client, context, deps, site.site.host, secretName);
+  if (recovered !== "ok") return recovered;
   try {
     // getSecret is the only single-secret read; the value is dropped here and never leaves.
     const decoded = decodeSiteTags((await deps.secrets.getSecret(secretName)).properties.tags);
@@ -158,6 +166,36 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
   return client.createCheckStatusResponse(request, instanceId);
 }
 
+/** Recovers the site's soft-deleted secret when it was offboarded; "ok" when there was nothing to recover or it is recovered, else the answer to give. */
+async function recoverOffboardedSecret(client: DurableClient, context: InvocationContext, deps: TenantsDeps, host: string, secretName: string): Promise<"ok" | HttpResponseInit> {
+  try {
+    await deps.secrets.getSecret(secretName);
+    return "ok";
+  } catch (error) {
+    if (!isSecretNotFound(error)) return keyVaultUnavailable(context, secretName, error);
+  }
+  let deleted;
+  try {
+    deleted = await deps.secrets.getDeletedSecret(secretName);
+  } catch (error) {
+    if (isSecretNotFound(error)) return "ok";
+    return keyVaultUnavailable(context, `deleted secret ${secretName}`, error);
+  }
+  if (!ourSecret({ ...deleted.properties, name: secretName })?.tags) return "ok";
+  // Not while an offboarding (or anything else) of the site runs: it would delete what this recovers.
+  const active = await activeSiteInstance(client, "onboard", host);
+  if (active) return json(409, { error: conflictMessage(host, { blockedBy: active.instanceId, runtimeStatus: active.runtimeStatus }), instanceId: active.instanceId } satisfies ErrorResponse);
+  try {
+    const poller = await deps.secrets.beginRecoverDeletedSecret(secretName);
+    await poller.pollUntilDone();
+  } catch (error) {
+    context.error(`Recovering the deleted Key Vault secret ${secretName} failed: ${(error as Error)?.message}`);
+    return json(503, { error: `The offboarded site's Key Vault secret ${secretName} could not be recovered: ${publicMessage(error)}` } satisfies ErrorResponse);
+  }
+  context.log(`Recovered the deleted Key Vault secret ${secretName} of the offboarded site ${host} before onboarding it again`);
+  return "ok";
+}
+
 function iso(date: Date | string | undefined | null): string | null {
   if (!date) return null;
   const d = typeof date === "string" ? new Date(date) : date;
@@ -178,13 +216,26 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
   } catch (error) {
     if (!isSecretNotFound(error)) return keyVaultUnavailable(context, secretName, error);
   }
+  // An offboarded site's secret is soft-deleted; its tags stay readable there (docs/architecture.md, "Offboarding").
+  let deleted: DeletedSiteSecret | undefined;
+  if (!properties) {
+    try {
+      deleted = await readDeletedSiteSecret(deps.secrets, secretName);
+    } catch (error) {
+      return keyVaultUnavailable(context, `deleted secret ${secretName}`, error);
+    }
+  }
   const instanceId = onboardingInstanceIdFor(host);
   const status = await instanceStatus(client, instanceId);
   const rotationRun = await rotationStatus(client, host);
-  if (!properties && !status) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
+  const offboardRun = await instanceStatus(client, offboardingInstanceIdFor(host));
+  if (!properties && !deleted && !status && !offboardRun) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
 
-  const decoded = properties ? decodeSiteTags(properties.tags) : undefined;
+  const decoded = properties ? decodeSiteTags(properties.tags) : deleted ? decodeSiteTags(deleted.tags) : undefined;
   const tags = decoded?.ok ? decoded.tags : undefined;
+  // A live secret means the site is not offboarded, whatever an earlier offboarding did.
+  const offboarded = properties ? null : offboardedInfo(host, secretName, deleted, status, offboardRun);
+  const state: TenantStatus["state"] = offboarded ? "offboarded" : isActive(offboardRun) || offboardingRequested(properties ? tags : undefined) ? "offboarding" : "managed";
   const output = (status?.runtimeStatus === "Completed" ? status.output : undefined) as
     | { appId?: string; applicationObjectId?: string; servicePrincipalId?: string; grantedScopes?: string[]; permissionProfile?: string; creatio?: { passwordMailboxesCleared?: number | null } }
     | undefined;
@@ -192,8 +243,8 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
   const now = deps.now();
   const window = deps.rotateDaysBeforeExpiry ?? DEFAULT_ROTATE_DAYS;
   // What Creatio's mail uses now, read live: the tags only say what was written.
-  const check = tags && deps.checkCreatio ? await deps.checkCreatio(tags, now) : null;
-  const assessed = tags ? assess(host, secretName, tags, properties?.expiresOn, now, window, check) : undefined;
+  const check = tags && !offboarded && deps.checkCreatio ? await deps.checkCreatio(tags, now) : null;
+  const assessed = tags && !offboarded ? assess(host, secretName, tags, properties?.expiresOn, now, window, check) : undefined;
   const permissionProfile = tags ? (tags.permissionProfile ?? DEFAULT_PERMISSION_PROFILE) : (output?.permissionProfile ?? null);
   const body: TenantStatus = {
     host,
@@ -231,17 +282,12 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
           lastUpdatedTime: iso(rotationRun.lastUpdatedTime),
         }
       : null,
-    onboarding: status
-      ? {
-          instanceId,
-          runtimeStatus: String(status.runtimeStatus),
-          currentStep: progressOf(status.customStatus),
-          error: status.runtimeStatus === "Failed" ? publicMessage(status.output ?? "failed", 600) : null,
-          createdTime: iso(status.createdTime),
-          lastUpdatedTime: iso(status.lastUpdatedTime),
-        }
-      : null,
+    onboarding: status ? runOf(instanceId, status) : null,
+    state,
+    offboarded,
+    offboarding: offboardRun ? runOf(offboardingInstanceIdFor(host), offboardRun) : null,
     health:
+      (offboarded ? offboardedHealth(host, offboarded) : undefined) ??
       assessed?.health ??
       unmanagedHealth(
         host,
@@ -263,8 +309,125 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
   return json(200, body);
 }
 
-/** GET /api/tenants: every site whose secret carries our contentType; properties only, no values (docs/architecture.md, "Key Vault is the registry"). */
-export async function listTenants(_request: HttpRequest, context: InvocationContext, deps: TenantsDeps = defaultDeps()): Promise<HttpResponseInit> {
+function runOf(instanceId: string, status: DurableOrchestrationStatus) {
+  return {
+    instanceId,
+    runtimeStatus: String(status.runtimeStatus),
+    currentStep: progressOf(status.customStatus),
+    error: status.runtimeStatus === "Failed" ? publicMessage(status.output ?? "failed", 600) : null,
+    createdTime: iso(status.createdTime),
+    lastUpdatedTime: iso(status.lastUpdatedTime),
+  };
+}
+
+/** A site's soft-deleted secret, when it is a managed site's that was offboarded: its tags and dates (never a value). */
+export interface DeletedSiteSecret {
+  tags: Record<string, string>;
+  offboardedAt: string;
+  instanceId: string | null;
+  deletedOn: string | null;
+  scheduledPurgeDate: string | null;
+  vaultName: string | undefined;
+  appObjectId: string | null;
+}
+
+/** The offboarded site's deleted secret (Get Deleted Secret), or undefined when there is none or it does not carry the offboarded mark. */
+export async function readDeletedSiteSecret(secrets: Pick<SecretStore, "getDeletedSecret">, secretName: string): Promise<DeletedSiteSecret | undefined> {
+  let deleted;
+  try {
+    deleted = await secrets.getDeletedSecret(secretName);
+  } catch (error) {
+    if (isSecretNotFound(error)) return undefined;
+    throw error;
+  }
+  return deletedSiteSecretOf(secretName, deleted.properties);
+}
+
+export function deletedSiteSecretOf(
+  secretName: string,
+  properties: { contentType?: string; tags?: Record<string, string>; deletedOn?: Date; scheduledPurgeDate?: Date; vaultUrl?: string },
+): DeletedSiteSecret | undefined {
+  const ours = ourSecret({ ...properties, name: secretName });
+  const mark = offboardedMark(ours?.tags);
+  if (!ours?.tags || !mark) return undefined;
+  let vaultName: string | undefined;
+  try {
+    vaultName = properties.vaultUrl ? new URL(properties.vaultUrl).hostname.split(".")[0] : undefined;
+  } catch {
+    vaultName = undefined;
+  }
+  return {
+    tags: properties.tags ?? {},
+    offboardedAt: mark.at,
+    instanceId: mark.instanceId ?? null,
+    deletedOn: iso(properties.deletedOn),
+    scheduledPurgeDate: iso(properties.scheduledPurgeDate),
+    vaultName,
+    appObjectId: ours.tags.appObjectId,
+  };
+}
+
+/**
+ * The site is offboarded when its secret is soft-deleted with the offboarded mark, or, for a site
+ * that never had a secret (an onboarding that failed early), when its offboarding completed after
+ * its last onboarding began.
+ */
+function offboardedInfo(
+  host: string,
+  secretName: string,
+  deleted: DeletedSiteSecret | undefined,
+  onboarding: DurableOrchestrationStatus | undefined,
+  offboarding: DurableOrchestrationStatus | undefined,
+): TenantStatus["offboarded"] {
+  if (deleted) {
+    return {
+      at: deleted.offboardedAt,
+      instanceId: deleted.instanceId,
+      secretDeletedOn: deleted.deletedOn,
+      secretPurgeOn: deleted.scheduledPurgeDate,
+      applicationRestorableUntil: applicationRestorableUntil(deleted.offboardedAt),
+      restore: restoreAdvice({ host, secretName, vaultName: deleted.vaultName, appObjectId: deleted.appObjectId, offboardedAt: deleted.offboardedAt, secretPurgeOn: deleted.scheduledPurgeDate }),
+    };
+  }
+  const at = offboardedWithoutSecretAt(onboarding, offboarding);
+  if (!at) return null;
+  return {
+    at,
+    instanceId: offboardingInstanceIdFor(host),
+    secretDeletedOn: null,
+    secretPurgeOn: null,
+    applicationRestorableUntil: applicationRestorableUntil(at),
+    restore: `The site had no secret in Key Vault. To manage it again: POST /api/tenants with its creatioUrl (https://${host}) and creatioCredentialSecretName.`,
+  };
+}
+
+/** When an offboarding completed after the site's last onboarding began (a site without a secret); undefined otherwise. */
+export function offboardedWithoutSecretAt(onboarding: DurableOrchestrationStatus | undefined, offboarding: DurableOrchestrationStatus | undefined): string | undefined {
+  if (offboarding?.runtimeStatus !== "Completed") return undefined;
+  const done = iso(offboarding.lastUpdatedTime);
+  if (!done) return undefined;
+  const onboardStarted = onboarding ? iso(onboarding.createdTime) : null;
+  return onboardStarted && onboardStarted > done ? undefined : done;
+}
+
+function offboardedHealth(host: string, offboarded: { at: string; restore: string }) {
+  return {
+    state: "broken" as const,
+    mailStopsOn: null,
+    daysUntilMailStops: null,
+    problems: [`${host} was offboarded on ${offboarded.at}: Creatio's Office 365 mail no longer syncs through this app. ${offboarded.restore}`],
+  };
+}
+
+/**
+ * GET /api/tenants[?include=offboarded]: every site whose secret carries our contentType;
+ * properties only, no values (docs/architecture.md, "Key Vault is the registry"). Offboarded sites
+ * (their secret soft-deleted) only with include=offboarded, from the vault's deleted secrets.
+ */
+export async function listTenants(request: HttpRequest, context: InvocationContext, deps: TenantsDeps = defaultDeps()): Promise<HttpResponseInit> {
+  const include = request.query.getAll("include").flatMap((v) => v.split(",")).map((v) => v.trim()).filter(Boolean);
+  const unknown = include.filter((v) => v !== "offboarded");
+  if (unknown.length > 0) return badRequest("Invalid request", [{ path: "include", message: `include must be offboarded, got ${unknown.join(", ").slice(0, 100)}` }]);
   const now = deps.now();
   const sites: TenantSummary[] = [];
   try {
@@ -287,13 +450,42 @@ export async function listTenants(_request: HttpRequest, context: InvocationCont
         health: assessed?.health ?? unmanagedHealth(host, null, ours.problem),
         mail: assessed?.mail ?? null,
         lastRun: tags?.lastRun ?? null,
+        // The secret still exists: an offboarding asked for but not finished (DELETE again resumes it).
+        state: offboardingRequested(tags) ? "offboarding" : "managed",
+        offboardedAt: null,
       });
+    }
+    if (include.includes("offboarded")) {
+      for await (const item of deps.secrets.listDeletedSecrets()) {
+        const properties = { ...item.properties, name: item.name };
+        const deleted = deletedSiteSecretOf(item.name, item.properties);
+        const decoded = deleted ? decodeSiteTags(deleted.tags) : undefined;
+        if (!deleted || !decoded?.ok) continue;
+        const tags = decoded.tags;
+        const restore = restoreAdvice({ host: tags.site, secretName: properties.name, vaultName: deleted.vaultName, appObjectId: deleted.appObjectId, offboardedAt: deleted.offboardedAt, secretPurgeOn: deleted.scheduledPurgeDate });
+        sites.push({
+          host: tags.site,
+          secretName: properties.name,
+          appId: tags.appId,
+          keyId: tags.keyId,
+          expiresOn: null,
+          daysLeft: null,
+          creatioSyncedAt: tags.creatioSyncedAt ?? null,
+          rotationState: tags.rotationState,
+          rotation: null,
+          health: offboardedHealth(tags.site, { at: deleted.offboardedAt, restore }),
+          mail: null,
+          lastRun: tags.lastRun ?? null,
+          state: "offboarded",
+          offboardedAt: deleted.offboardedAt,
+        });
+      }
     }
   } catch (error) {
     return keyVaultUnavailable(context, "the list of secrets", error);
   }
-  // Least healthy first, then the soonest stop: the sites that need attention lead.
-  sites.sort((a, b) => healthRank(a) - healthRank(b) || bySoonestExpiry(a, b));
+  // Least healthy first, then the soonest stop: the sites that need attention lead; offboarded ones last.
+  sites.sort((a, b) => Number(a.state === "offboarded") - Number(b.state === "offboarded") || healthRank(a) - healthRank(b) || bySoonestExpiry(a, b));
   return json(200, sites);
 }
 

@@ -12,7 +12,7 @@ import { ALLOW_USER_CONSENT, type AllowUserConsentResult } from "../activities/a
 import { redirectUriFor } from "../domain/site";
 import { CREATIO_EWS_PROFILE, permissionProfileSchema, profileUsesEws } from "../domain/permissions";
 import { EVENTS, logEvent } from "../observability";
-import { recordSiteStateQuietly, StepError, stepRunner, type StepRetry } from "./steps";
+import { GRAPH_RETRY, recordSiteStateQuietly, StepError, stepRunner, type StepRetry } from "./steps";
 
 /**
  * The manual "Office 365 OAuth for Creatio" procedure as one orchestration, step by step
@@ -67,8 +67,6 @@ export interface OnboardTenantOutput {
   mail: { ews: AllowEwsAccessResult["ews"]; checkedAt: string; reason: string | null; actions: string[] };
 }
 
-/** Graph steps: throttling and replication lag clear within a minute or so. */
-const GRAPH_RETRY: StepRetry = { attempts: 5, firstDelayMs: 2_000 };
 /** Exchange Online: throttling and outages (401/403 are a result, not an error). */
 const EXCHANGE_RETRY: StepRetry = { attempts: 5, firstDelayMs: 2_000 };
 /** Creatio: a site that is down is reported soon rather than retried for long; a later POST resumes. */
@@ -76,15 +74,13 @@ const CREATIO_RETRY: StepRetry = { attempts: 3, firstDelayMs: 2_000 };
 
 export const onboardTenant: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = onboardTenantInput.parse(context.df.getInput());
-  const instanceId = context.df.instanceId;
-  // The run's start time: stable across replays, different for the next run of the same instance id.
-  const runId = context.df.currentUtcDateTime.toISOString();
   const steps = stepRunner(context, {
     site: input.host,
     totalSteps: input.allowUserConsent ? 8 : 7,
     event: EVENTS.onboardingStep,
     nextAction: "Fix the cause, then POST /api/tenants again: it resumes where this run stopped.",
   });
+  const { instanceId, runId } = steps;
 
   let mail: AllowEwsAccessResult | undefined;
   // The readiness goes into the site's tags with the run's outcome (the secret may not exist before).

@@ -8,7 +8,7 @@ import { RECORD_SITE_STATE } from "../activities/recordSiteState";
 import { REMOVE_OLD_PASSWORD, type RemoveOldPasswordResult } from "../activities/removeOldPassword";
 import { REMOVE_STRAY_PASSWORDS, type RemoveStrayPasswordsResult } from "../activities/removeStrayPasswords";
 import { EVENTS, logEvent } from "../observability";
-import { recordSiteStateQuietly, StepError, stepRunner, type StepRetry } from "./steps";
+import { GRAPH_RETRY, recordSiteStateQuietly, StepError, stepRunner, type StepRetry } from "./steps";
 
 /**
  * "The secret expires; redo steps 8 and 10" as one orchestration (docs/architecture.md, "The
@@ -58,23 +58,19 @@ export interface RotateSecretOutput {
   strayPasswordsRemoved: string[];
 }
 
-/** Graph and Key Vault: throttling and replication lag clear within a minute or so. */
-const GRAPH_RETRY: StepRetry = { attempts: 5, firstDelayMs: 2_000 };
 /** Creatio: the client already retries transient errors; a site that stays down fails the run and the next sweep retries. */
 const CREATIO_RETRY: StepRetry = { attempts: 2, firstDelayMs: 2_000 };
 const TOTAL_STEPS = 8;
 
 export const rotateSecret: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = rotateSecretInput.parse(context.df.getInput());
-  const instanceId = context.df.instanceId;
-  // The run's start time: stable across replays, different for the next run of the same instance id.
-  const runId = context.df.currentUtcDateTime.toISOString();
   const steps = stepRunner(context, {
     site: input.host,
     totalSteps: TOTAL_STEPS,
     event: EVENTS.rotationStep,
     nextAction: `Creatio keeps the secret it holds; the next sweep retries, or POST /api/tenants/${input.host}/rotate once the cause is fixed.`,
   });
+  const { instanceId, runId } = steps;
   let begun = false;
 
   try {

@@ -45,7 +45,14 @@ export class StepError extends Error {
   }
 }
 
+/** Graph and Key Vault steps: throttling and Entra replication lag clear within a minute or so. */
+export const GRAPH_RETRY: StepRetry = { attempts: 5, firstDelayMs: 2_000 };
+
 export interface StepRunner {
+  /** The orchestration's instance id. */
+  readonly instanceId: string;
+  /** The run's start time: stable across replays, different for the next run of the same instance id. */
+  readonly runId: string;
   /** Runs the next step's activity; throws StepError naming it when it fails for good. */
   run<T>(name: string, retry: StepRetry, input: unknown): Generator<Task, T, unknown>;
   /** Counts a step that this run does not need (its number is kept, so k of n stays stable). */
@@ -77,6 +84,8 @@ export function stepRunner(
     logEvent(context, options.event, { site: options.site, step, instanceId, outcome, stepNumber: progress.stepNumber, totalSteps: options.totalSteps, ...fields });
 
   return {
+    instanceId,
+    runId: context.df.currentUtcDateTime.toISOString(),
     get current() {
       return progress;
     },

@@ -50,6 +50,8 @@ describe("invalid app settings through the local host", () => {
     // The handler ended normally: the host reports a thrown error as "Function 'rotationSweep' failed".
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(output.some((l) => /Function 'rotationSweep' failed/.test(l))).toBe(false);
+    // So the invocation counts as a success; what the "no sweep succeeded" alert watches is missing.
+    expect(output.filter((l) => l.includes('"event":"sweep.finished"'))).toEqual([]);
     expect((await fetch(`${host.url}/api/tenants`)).status).toBe(503);
   });
 });

@@ -4,77 +4,27 @@
  * test is one "Done when" case driven through the HTTP API. Each site is its own Creatio emulator;
  * all sites are in the one sandbox tenant, as in production today.
  */
-import { sandboxContext } from "../../dev/emulators/context";
-import type { SecretClient } from "@azure/keyvault-secrets";
-import { startEmulators, type EmulatorStack } from "../../dev/emulators";
-import { sandboxSecretClient, storeSiteCredential } from "../support/siteCredential";
-import { createCreatioEmulator } from "../../dev/emulators/creatio";
 import { organizationReads } from "../../dev/emulators/exchange";
-import type { EmulatorServer } from "../../dev/emulators/server";
-import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
 import { workingSiteHealth } from "../support/ewsCalendar";
-import { startTestAzurite, waitFor, waitForStatus, type Status, type TestStorage } from "../host/helpers";
+import { JSON_HEADERS as json, startAppStack, type AppStack } from "../support/appStack";
 
-let storage: TestStorage;
-let stack: EmulatorStack;
-let host: SpawnedHost;
-let secrets: SecretClient;
-const creatios: EmulatorServer[] = [];
-const hostLines: string[] = [];
-const json = { "Content-Type": "application/json" };
+let app: AppStack;
+const api: AppStack["api"] = (path, init) => app.api(path, init);
+const newCreatio = () => app.newCreatio();
+/** Onboards with a credential bound to the site's host (its creatioSite tag) and waits for the end. */
+const onboard: AppStack["onboard"] = (body) => app.onboard(body);
 
-async function startHost(ewsAccess: "manage" | "check"): Promise<void> {
-  await host?.stop();
-  await storage?.stop();
-  storage = await startTestAzurite();
-  host = await spawnHost({
-    runTimers: false,
-    storageConnectionString: storage.azurite.connectionString,
-    env: { ...stack.appSettings(), AzureWebJobsStorage: storage.azurite.connectionString, EWS_ACCESS: ewsAccess, ROTATION_SCHEDULE: "0 0 3 * * *" },
-    onLine: (line) => hostLines.push(line),
-    timeoutMs: 60_000,
-  });
-}
-
-async function api(path: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
-  const r = await fetch(`${host.url}${path}`, init);
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : undefined };
-}
-async function newCreatio(): Promise<{ url: string; host: string }> {
-  const server = createCreatioEmulator(sandboxContext());
-  const url = await server.listen(0);
-  creatios.push(server);
-  return { url, host: new URL(url).host };
-}
-/** Starts an onboarding with a credential bound to the site's host (its creatioSite tag). */
-async function start(body: { creatioUrl: string } & Record<string, unknown>): Promise<string> {
-  const creatioCredentialSecretName = await storeSiteCredential(secrets, new URL(body.creatioUrl).host);
-  const r = await api("/api/tenants", { method: "POST", headers: json, body: JSON.stringify({ creatioCredentialSecretName, ...body }) });
-  expect(r.status).toBe(202);
-  return r.body.id;
-}
-const finished = (id: string): Promise<Status> => waitForStatus(host.url, id, ["Completed", "Failed", "Terminated"], 120_000);
-const onboard = async (body: { creatioUrl: string } & Record<string, unknown>) => finished(await start(body));
-
-const exchangeTenant = (body: object) => fetch(`${stack.exchangeUrl}/_emulator/tenant`, { method: "PATCH", headers: json, body: JSON.stringify(body) });
+const exchangeTenant = (body: object) => fetch(`${app.stack.exchangeUrl}/_emulator/tenant`, { method: "PATCH", headers: json, body: JSON.stringify(body) });
 async function organizationConfig(): Promise<{ EwsEnabled: boolean | null; EwsAllowedAppIDs: string[] }> {
-  return ((await (await fetch(`${stack.exchangeUrl}/_emulator/state`)).json()) as any).organizationConfig;
+  return ((await (await fetch(`${app.stack.exchangeUrl}/_emulator/state`)).json()) as any).organizationConfig;
 }
-const setOrganizationCalls = () => stack.servers.exchange.requests.filter((r) => (r.body as any)?.CmdletInput?.CmdletName === "Set-OrganizationConfig").length;
+const setOrganizationCalls = () => app.stack.servers.exchange.requests.filter((r) => (r.body as any)?.CmdletInput?.CmdletName === "Set-OrganizationConfig").length;
 
 beforeAll(async () => {
-  stack = await startEmulators();
-  secrets = sandboxSecretClient(stack);
-  await startHost("manage");
+  app = await startAppStack({ env: { EWS_ACCESS: "manage" } });
 }, 180_000);
 
-afterAll(async () => {
-  await host?.stop();
-  await Promise.all(creatios.map((c) => c.close()));
-  await stack?.close();
-  await storage?.stop();
-});
+afterAll(() => app?.close());
 
 afterEach(async () => {
   // Each case begins from the seed: EWS enabled, the identity holds the role and Exchange Administrator.
@@ -90,7 +40,7 @@ describe("EWS_ACCESS=manage (the npm start default)", () => {
     expect((first.output as any).mail).toMatchObject({ ews: "allowed", actions: ["addedAppId"] });
     expect((await organizationConfig()).EwsAllowedAppIDs.filter((id) => id === appId)).toHaveLength(1);
     // The step ran after admin consent and before the secret and Creatio.
-    const steps = hostLines.filter((l) => l.includes('"onboarding.step"') && l.includes(site.host) && l.includes('"started"')).map((l) => JSON.parse(l.slice(l.indexOf("{"))).step);
+    const steps = app.hostLines.filter((l) => l.includes('"onboarding.step"') && l.includes(site.host) && l.includes('"started"')).map((l) => JSON.parse(l.slice(l.indexOf("{"))).step);
     expect(steps.slice(0, 7)).toEqual(["checkCreatioSite", "ensureApplication", "ensureServicePrincipal", "grantAdminConsent", "allowEwsAccess", "issueClientSecret", "configureCreatio"]);
 
     const writes = setOrganizationCalls();
@@ -142,8 +92,8 @@ describe("EWS_ACCESS=manage (the npm start default)", () => {
 
   test("4. two sites in one tenant onboarded at the same time both end up listed", async () => {
     const [a, b] = [await newCreatio(), await newCreatio()];
-    const ids = await Promise.all([start({ creatioUrl: a.url }), start({ creatioUrl: b.url })]);
-    const runs = await Promise.all(ids.map(finished));
+    const ids = await Promise.all([app.startOnboarding({ creatioUrl: a.url }), app.startOnboarding({ creatioUrl: b.url })]);
+    const runs = await Promise.all(ids.map((id) => app.finished(id)));
     expect(runs.map((r) => r.runtimeStatus)).toEqual(["Completed", "Completed"]);
     const listed = (await organizationConfig()).EwsAllowedAppIDs;
     for (const run of runs) expect(listed.filter((id) => id === (run.output as any).appId)).toHaveLength(1);
@@ -156,16 +106,11 @@ describe("EWS_ACCESS=manage (the npm start default)", () => {
     const dropped = sites.find((s) => s.mail?.ews === "allowed")!;
     const config = await organizationConfig();
     await exchangeTenant({ organizationConfig: { EwsAllowedAppIDs: config.EwsAllowedAppIDs.filter((id) => id !== dropped.appId) } });
-    const readsBefore = organizationReads(stack.servers.exchange);
-    const from = hostLines.length;
-    expect((await api("/admin/functions/rotationSweep", { method: "POST", headers: json, body: "{}" })).status).toBe(202);
-    const summary = await waitFor("the sweep summary", async () => hostLines.slice(from).find((l) => l.includes('"event":"sweep.finished"')), 30_000, 50);
-    expect(organizationReads(stack.servers.exchange) - readsBefore).toBe(1);
-    expect(JSON.parse(summary.slice(summary.indexOf("{"))).mail).toMatchObject({ organizationReads: 1 });
-    const notReady = hostLines
-      .slice(from)
-      .filter((l) => l.includes('"event":"siteNotMailReady"'))
-      .map((l) => JSON.parse(l.slice(l.indexOf("{"))));
+    const readsBefore = organizationReads(app.stack.servers.exchange);
+    const events = await app.runSweep();
+    expect(organizationReads(app.stack.servers.exchange) - readsBefore).toBe(1);
+    expect(events.at(-1)!.mail).toMatchObject({ organizationReads: 1 });
+    const notReady = events.filter((e) => e.event === "siteNotMailReady");
     expect(notReady.find((e) => e.site === dropped.host)).toMatchObject({ outcome: "notAllowListed", appId: dropped.appId, fix: `Set-OrganizationConfig -EwsAllowedAppIDs @{Add="${dropped.appId}"}` });
     const status = (await api(`/api/tenants/${dropped.host}`)).body;
     expect(status.mail).toMatchObject({ ews: "notAllowListed" });
@@ -174,7 +119,7 @@ describe("EWS_ACCESS=manage (the npm start default)", () => {
 });
 
 describe("EWS_ACCESS=check", () => {
-  beforeAll(() => startHost("check"), 120_000);
+  beforeAll(() => app.restartHost({ EWS_ACCESS: "check" }, { freshStorage: true }), 120_000);
 
   test("6. the id not listed: onboarding completes without writing, status says notAllowListed with a fix naming the app id", async () => {
     const writes = setOrganizationCalls();

@@ -5,16 +5,9 @@
  * PERMISSION_PROFILES; the app's requiredResourceAccess and its admin-consent grants converge to the
  * new profile, keeping what an administrator added by hand (README, "Permission profiles").
  */
-import { sandboxContext } from "../../dev/emulators/context";
-import { ClientSecretCredential } from "@azure/identity";
-import { SecretClient } from "@azure/keyvault-secrets";
-import { SANDBOX_IDENTITY, startEmulators, type EmulatorStack } from "../../dev/emulators";
 import { GRAPH_SCOPES, EXCHANGE_SCOPES } from "../../dev/emulators/graph/seed";
-import { createCreatioEmulator } from "../../dev/emulators/creatio";
-import type { EmulatorServer } from "../../dev/emulators/server";
-import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
 import { storeSiteCredential } from "../support/siteCredential";
-import { startTestAzurite, waitForStatus, type Status, type TestStorage } from "../host/helpers";
+import { JSON_HEADERS as json, startAppStack, type AppStack } from "../support/appStack";
 
 const EXO = "00000002-0000-0ff1-ce00-000000000000";
 const MSGRAPH = "00000003-0000-0000-c000-000000000000";
@@ -29,83 +22,44 @@ const scopeId = (value: string, scopes = GRAPH_SCOPES) => {
   return found.id;
 };
 
-let storage: TestStorage;
-let stack: EmulatorStack;
-let host: SpawnedHost;
-let secrets: SecretClient;
-let creatio: EmulatorServer;
+let app: AppStack;
 let creatioUrl: string;
-const json = { "Content-Type": "application/json" };
-
-async function api(path: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
-  const r = await fetch(`${host.url}${path}`, init);
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : undefined };
-}
-async function onboard(body: Record<string, unknown>): Promise<Status> {
-  const r = await api("/api/tenants", { method: "POST", headers: json, body: JSON.stringify(body) });
-  expect(r.status).toBe(202);
-  return waitForStatus(host.url, r.body.id, ["Completed", "Failed", "Terminated"], 120_000);
-}
-async function graphState(): Promise<any> {
-  return (await fetch(`${stack.graphUrl}/_emulator/state`)).json();
-}
+const api: AppStack["api"] = (path, init) => app.api(path, init);
+const onboard = (body: { creatioUrl: string } & Record<string, unknown>) => app.onboard(body);
+const graphState = (): Promise<any> => app.emulatorState(app.stack.graphUrl);
 /** The app's requiredResourceAccess and its AllPrincipals grants, as sorted scope ids and values per resource appId. */
 async function appAndGrants(appId: string, servicePrincipalId: string) {
   const state = await graphState();
-  const app = state.applications.find((a: any) => a.appId === appId);
-  const access = Object.fromEntries(app.requiredResourceAccess.map((r: any) => [r.resourceAppId, r.resourceAccess.map((a: any) => `${a.type}:${a.id}`).sort()]));
+  const registration = state.applications.find((a: any) => a.appId === appId);
+  const access = Object.fromEntries(registration.requiredResourceAccess.map((r: any) => [r.resourceAppId, r.resourceAccess.map((a: any) => `${a.type}:${a.id}`).sort()]));
   const spAppId = (id: string) => state.servicePrincipals.find((s: any) => s.id === id)?.appId;
   const grants = Object.fromEntries(
     state.oauth2PermissionGrants
       .filter((g: any) => g.clientId === servicePrincipalId && g.consentType === "AllPrincipals")
       .map((g: any) => [spAppId(g.resourceId), g.scope.split(" ").filter(Boolean).sort()]),
   );
-  return { app, access, grants };
+  return { app: registration, access, grants };
 }
 /** Writes the app made to the app registration and grants (an administrator's writes use their own token, before counting). */
 const graphWrites = () =>
-  stack.servers.graph.requests.filter((q) => q.method !== "GET" && /^\/v1\.0\/(applications|oauth2PermissionGrants)/.test(q.path)).length;
+  app.stack.servers.graph.requests.filter((q) => q.method !== "GET" && /^\/v1\.0\/(applications|oauth2PermissionGrants)/.test(q.path)).length;
 
-async function graphToken(): Promise<string> {
-  const form = new URLSearchParams({ grant_type: "client_credentials", client_id: stack.identity.clientId, client_secret: stack.identity.clientSecret, scope: "https://graph.microsoft.com/.default" });
-  const r = await fetch(`${stack.authorityHost}/${stack.identity.tenantId}/oauth2/v2.0/token`, { method: "POST", body: form });
-  return ((await r.json()) as { access_token: string }).access_token;
-}
 async function asAdmin(method: string, path: string, body: object): Promise<void> {
-  const r = await fetch(`${stack.graphUrl}/v1.0${path}`, { method, headers: { Authorization: `Bearer ${await graphToken()}`, ...json }, body: JSON.stringify(body) });
+  const r = await fetch(`${app.stack.graphUrl}/v1.0${path}`, { method, headers: { Authorization: `Bearer ${await app.graphToken()}`, ...json }, body: JSON.stringify(body) });
   expect(r.status).toBe(204);
 }
 
 beforeAll(async () => {
-  stack = await startEmulators();
-  secrets = new SecretClient(
-    stack.keyVaultUrl,
-    new ClientSecretCredential(SANDBOX_IDENTITY.tenantId, SANDBOX_IDENTITY.clientId, SANDBOX_IDENTITY.clientSecret, { authorityHost: stack.authorityHost, disableInstanceDiscovery: true }),
-    { disableChallengeResourceVerification: true },
-  );
-  storage = await startTestAzurite();
-  host = await spawnHost({
-    runTimers: false,
-    storageConnectionString: storage.azurite.connectionString,
-    env: { ...stack.appSettings(), AzureWebJobsStorage: storage.azurite.connectionString, EWS_ACCESS: "manage", ROTATION_SCHEDULE: "0 0 3 * * *", PERMISSION_PROFILES: JSON.stringify(PERMISSION_PROFILES) },
-    timeoutMs: 60_000,
-  });
-  creatio = createCreatioEmulator(sandboxContext());
-  creatioUrl = await creatio.listen(0);
+  app = await startAppStack({ env: { EWS_ACCESS: "manage", PERMISSION_PROFILES: JSON.stringify(PERMISSION_PROFILES) } });
+  creatioUrl = (await app.newCreatio()).url;
 }, 180_000);
 
-afterAll(async () => {
-  await host?.stop();
-  await creatio?.close();
-  await stack?.close();
-  await storage?.stop();
-});
+afterAll(() => app?.close());
 
 describe("permission profiles", () => {
   test("a site moves from creatio-ews to creatio-graph (PERMISSION_PROFILES): app and grants hold exactly the new profile's scopes plus the admin's; again: nothing changes", async () => {
     const site = new URL(creatioUrl).host;
-    const creatioCredentialSecretName = await storeSiteCredential(secrets, site);
+    const creatioCredentialSecretName = await storeSiteCredential(app.secrets, site);
 
     // 1. The default profile: today's procedure.
     const first = await onboard({ creatioUrl, creatioCredentialSecretName });

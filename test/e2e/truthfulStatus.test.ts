@@ -4,112 +4,57 @@
  * Graph/Entra, Key Vault and Creatio emulators; each numbered test is one reproduction of the issue,
  * driven through the HTTP API as an administrator would. Each site is its own Creatio emulator.
  */
-import type { SecretClient } from "@azure/keyvault-secrets";
-import { sandboxContext } from "../../dev/emulators/context";
-import { startEmulators, type EmulatorStack } from "../../dev/emulators";
-import { createCreatioEmulator } from "../../dev/emulators/creatio";
-import type { EmulatorServer } from "../../dev/emulators/server";
-import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
-import { workingSiteHealth } from "../support/ewsCalendar";
-import { startTestAzurite, waitFor, waitForStatus, type Status, type TestStorage } from "../host/helpers";
 import { applicationUniqueNameFor, secretNameFor } from "../../src/domain/site";
 import { decodeSiteTags, type SiteTags } from "../../src/domain/tags";
-import { sandboxSecretClient, storeSiteCredential } from "../support/siteCredential";
+import { workingSiteHealth } from "../support/ewsCalendar";
+import { JSON_HEADERS as json, startAppStack, type AppStack } from "../support/appStack";
+import { waitFor, waitForStatus } from "../host/helpers";
+import { storeSiteCredential } from "../support/siteCredential";
 
-let storage: TestStorage;
-let stack: EmulatorStack;
-let host: SpawnedHost;
-let secrets: SecretClient;
-const creatios: EmulatorServer[] = [];
-const hostLines: string[] = [];
-
-const json = { "Content-Type": "application/json" };
-
-async function api(path: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
-  const r = await fetch(`${host.url}${path}`, init);
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : undefined };
-}
-
-async function newCreatio(): Promise<{ url: string; host: string; server: EmulatorServer }> {
-  const server = createCreatioEmulator(sandboxContext());
-  const url = await server.listen(0);
-  creatios.push(server);
-  return { url, host: new URL(url).host, server };
-}
-
-const faults = (base: string, body?: object) =>
-  fetch(`${base}/_emulator/faults`, body ? { method: "POST", headers: json, body: JSON.stringify(body) } : { method: "DELETE" });
+let app: AppStack;
+const api: AppStack["api"] = (path, init) => app.api(path, init);
+const newCreatio = () => app.newCreatio();
+const faults = (base: string, body?: object) => app.faults(base, body);
 /** Reads work (the preflight passes), every OData write answers 503. */
 const WRITES_FAIL = { serverErrorNext: 1000, serverErrorStatus: 503, match: "^(POST|PATCH) /0/odata/" };
-
 /** Onboards through the API; unless the body names one, with a credential bound to the site's host. */
-async function onboard(body: { creatioUrl: string } & Record<string, unknown>, timeoutMs = 120_000): Promise<Status> {
-  const creatioCredentialSecretName = body.creatioCredentialSecretName ?? (await storeSiteCredential(secrets, new URL(body.creatioUrl).host));
-  const r = await api("/api/tenants", { method: "POST", headers: json, body: JSON.stringify({ creatioCredentialSecretName, ...body }) });
-  expect(r.status).toBe(202);
-  return waitForStatus(host.url, r.body.id, ["Completed", "Failed", "Terminated"], timeoutMs);
-}
+const onboard: AppStack["onboard"] = (body, timeoutMs) => app.onboard(body, timeoutMs);
 
-async function graphState(): Promise<any> {
-  return (await fetch(`${stack.graphUrl}/_emulator/state`)).json();
-}
+const graphState = (): Promise<any> => app.emulatorState(app.stack.graphUrl);
 async function appFor(siteHost: string): Promise<any | undefined> {
   return (await graphState()).applications.find((a: any) => a.uniqueName === applicationUniqueNameFor(siteHost));
 }
 /** Graph writes that would create or change the site's app registration (keyed by its uniqueName). */
 function graphWritesFor(siteHost: string): number {
-  return stack.servers.graph.requests.filter((q) => q.method !== "GET" && q.path.includes(applicationUniqueNameFor(siteHost))).length;
+  return app.stack.servers.graph.requests.filter((q) => q.method !== "GET" && q.path.includes(applicationUniqueNameFor(siteHost))).length;
 }
 async function tagsOf(siteHost: string): Promise<SiteTags & { expiresOn?: Date }> {
-  const s = await secrets.getSecret(secretNameFor(siteHost));
+  const s = await app.secrets.getSecret(secretNameFor(siteHost));
   const decoded = decodeSiteTags(s.properties.tags);
   if (!decoded.ok) throw new Error(decoded.problem);
   return { ...decoded.tags, expiresOn: s.properties.expiresOn };
 }
 async function hasSecret(siteHost: string): Promise<boolean> {
-  return secrets.getSecret(secretNameFor(siteHost)).then(
+  return app.secrets.getSecret(secretNameFor(siteHost)).then(
     () => true,
     () => false,
   );
 }
-async function creatioState(base: string): Promise<any> {
-  return (await fetch(`${base}/_emulator/state`)).json();
-}
-const additions = (app: any) => stack.servers.graph.requests.filter((q) => q.method === "POST" && q.path === `/v1.0/applications/${app.id}/addPassword` && q.status === 200).length;
+const creatioState = (base: string): Promise<any> => app.emulatorState(base);
+const additions = (registration: any) =>
+  app.stack.servers.graph.requests.filter((q) => q.method === "POST" && q.path === `/v1.0/applications/${registration.id}/addPassword` && q.status === 200).length;
 
+/** Runs the sweep; its secret.expiry event per site. */
 async function sweep(): Promise<Record<string, any>> {
-  const from = hostLines.length;
-  expect((await api("/admin/functions/rotationSweep", { method: "POST", headers: json, body: "{}" })).status).toBe(202);
-  await waitFor("the sweep summary", async () => hostLines.slice(from).find((l) => l.includes('"event":"sweep.finished"')), 20_000, 50);
-  return Object.fromEntries(
-    hostLines
-      .slice(from)
-      .filter((l) => l.includes('"event":"secret.expiry"'))
-      .map((l) => JSON.parse(l.slice(l.indexOf("{"))))
-      .map((e) => [e.site, e]),
-  );
+  const events = await app.runSweep(20_000);
+  return Object.fromEntries(events.filter((e) => e.event === "secret.expiry").map((e) => [e.site, e]));
 }
 
 beforeAll(async () => {
-  storage = await startTestAzurite();
-  stack = await startEmulators();
-  secrets = sandboxSecretClient(stack);
-  host = await spawnHost({
-    runTimers: false,
-    storageConnectionString: storage.azurite.connectionString,
-    env: { ...stack.appSettings(), AzureWebJobsStorage: storage.azurite.connectionString, OLD_SECRET_GRACE_HOURS: "0.001", ROTATION_SCHEDULE: "0 0 3 * * *" },
-    onLine: (line) => hostLines.push(line),
-    timeoutMs: 60_000,
-  });
+  app = await startAppStack({ env: { OLD_SECRET_GRACE_HOURS: "0.001" } });
 }, 120_000);
 
-afterAll(async () => {
-  await host?.stop();
-  await Promise.all(creatios.map((c) => c.close()));
-  await stack?.close();
-  await storage?.stop();
-});
+afterAll(() => app?.close());
 
 test("1. a failed delivery never hides Creatio's expiring secret: status, list and sweep log say 19 days, the failure stays visible", async () => {
   const site = await newCreatio();
@@ -202,8 +147,8 @@ test("4 and 5. a wrong Creatio password is tried once, creates nothing, and neve
   const before = await tagsOf(site.host);
   const goodCredential = before.creatioCredential;
   // Credentials an administrator stored for this site: a wrong password, and an account without CanManageMailServers.
-  await secrets.setSecret("creatio-wrong-password", JSON.stringify({ username: "Supervisor", password: "not-the-password" }), { tags: { creatioSite: site.host } });
-  await secrets.setSecret("creatio-sales", JSON.stringify({ username: "Sales", password: "Sales" }), { tags: { creatioSite: site.host } });
+  await app.secrets.setSecret("creatio-wrong-password", JSON.stringify({ username: "Supervisor", password: "not-the-password" }), { tags: { creatioSite: site.host } });
+  await app.secrets.setSecret("creatio-sales", JSON.stringify({ username: "Sales", password: "Sales" }), { tags: { creatioSite: site.host } });
   const logins = () => site.server.requests.filter((q) => q.path === "/ServiceModel/AuthService.svc/Login").length;
   const loginsBefore = logins();
 
@@ -221,7 +166,7 @@ test("4 and 5. a wrong Creatio password is tried once, creates nothing, and neve
 
   const r = await api(`/api/tenants/${site.host}/rotate`, { method: "POST", headers: json, body: JSON.stringify({ gracePeriodHours: 0 }) });
   expect(r.status).toBe(202);
-  expect((await waitForStatus(host.url, `rotate-${site.host}`, ["Completed", "Failed"], 60_000)).runtimeStatus).toBe("Completed");
+  expect((await waitForStatus(app.host.url, `rotate-${site.host}`, ["Completed", "Failed"], 60_000)).runtimeStatus).toBe("Completed");
   expect(await tagsOf(site.host)).toMatchObject({ creatioCredential: goodCredential, lastRun: { kind: "rotate", outcome: "succeeded" } });
 }, 180_000);
 
@@ -236,9 +181,9 @@ test("6. a 20-day secret issued by a run that failed at Creatio is delivered by 
   expect(listed).toMatchObject({ expiresOn: null, daysLeft: null, health: { state: "broken", mailStopsOn: null } });
 
   const deliveredOnce = async (site: { host: string }, keyId: string) => {
-    const app = await appFor(site.host);
-    expect(additions(app)).toBe(1);
-    expect(app.passwordCredentials.map((p: any) => p.keyId)).toEqual([keyId]);
+    const registration = await appFor(site.host);
+    expect(additions(registration)).toBe(1);
+    expect(registration.passwordCredentials.map((p: any) => p.keyId)).toEqual([keyId]);
     expect(await tagsOf(site.host)).toMatchObject({ keyId, creatioSyncedKeyId: keyId });
     expect((await api(`/api/tenants/${site.host}`)).body.health).toMatchObject({ state: "atRisk", daysUntilMailStops: 19 });
   };
@@ -250,7 +195,7 @@ test("6. a 20-day secret issued by a run that failed at Creatio is delivered by 
   // By the sweep: the site is due (Creatio holds none), and the rotation delivers rather than issues.
   const logged = await sweep();
   expect(logged[viaSweep.host]).toMatchObject({ outcome: "rotationStarted", reason: "expiresSoon", creatioConfigured: false });
-  const rotated = await waitForStatus(host.url, `rotate-${viaSweep.host}`, ["Completed", "Failed"], 60_000);
+  const rotated = await waitForStatus(app.host.url, `rotate-${viaSweep.host}`, ["Completed", "Failed"], 60_000);
   expect(rotated).toMatchObject({ runtimeStatus: "Completed", output: { issuedNewSecret: false, keyId: issued.sweep.keyId } });
   await deliveredOnce(viaSweep, issued.sweep.keyId);
 }, 180_000);
@@ -259,15 +204,15 @@ test("8. a removePassword Graph refuses is a failed rotation, not a removed pass
   const site = await newCreatio();
   expect((await onboard({ creatioUrl: site.url })).runtimeStatus).toBe("Completed");
   const old = await tagsOf(site.host);
-  const app = await appFor(site.host);
-  await faults(stack.graphUrl, { serverErrorNext: 1000, serverErrorStatus: 400, match: `^POST /v1.0/applications/${app.id}/removePassword` });
+  const registration = await appFor(site.host);
+  await faults(app.stack.graphUrl, { serverErrorNext: 1000, serverErrorStatus: 400, match: `^POST /v1.0/applications/${registration.id}/removePassword` });
   try {
     expect((await api(`/api/tenants/${site.host}/rotate`, { method: "POST", headers: json, body: JSON.stringify({ gracePeriodHours: 0 }) })).status).toBe(202);
-    const failed = await waitForStatus(host.url, `rotate-${site.host}`, ["Completed", "Failed"], 120_000);
+    const failed = await waitForStatus(app.host.url, `rotate-${site.host}`, ["Completed", "Failed"], 120_000);
     expect(failed.runtimeStatus).toBe("Failed");
     expect(String(failed.output)).toMatch(/removeOldPassword/);
   } finally {
-    await faults(stack.graphUrl);
+    await faults(app.stack.graphUrl);
   }
   expect((await appFor(site.host)).passwordCredentials.map((p: any) => p.keyId)).toContain(old.keyId);
   const status = (await api(`/api/tenants/${site.host}`)).body;
@@ -276,7 +221,7 @@ test("8. a removePassword Graph refuses is a failed rotation, not a removed pass
 
   const logged = await sweep();
   expect(logged[site.host]).toMatchObject({ outcome: "rotationStarted", reason: "lastRotationFailed" });
-  const done = await waitForStatus(host.url, `rotate-${site.host}`, ["Completed", "Failed"], 60_000);
+  const done = await waitForStatus(app.host.url, `rotate-${site.host}`, ["Completed", "Failed"], 60_000);
   expect(done).toMatchObject({ runtimeStatus: "Completed", output: { issuedNewSecret: false, oldPassword: { keyId: old.keyId, outcome: "removed" } } });
   expect((await appFor(site.host)).passwordCredentials.map((p: any) => p.keyId)).not.toContain(old.keyId);
   expect((await api(`/api/tenants/${site.host}`)).body.health).toMatchObject(workingSiteHealth());
@@ -284,8 +229,8 @@ test("8. a removePassword Graph refuses is a failed rotation, not a removed pass
 
 test("issue 9: a Creatio credential goes only to the sites its creatioSite tag names, at onboarding and at every rotation", async () => {
   const [site, other] = await Promise.all([newCreatio(), newCreatio()]);
-  const credential = await storeSiteCredential(secrets, site.host);
-  await secrets.setSecret("creatio-unbound", JSON.stringify({ username: "Supervisor", password: "Supervisor" }));
+  const credential = await storeSiteCredential(app.secrets, site.host);
+  await app.secrets.setSecret("creatio-unbound", JSON.stringify({ username: "Supervisor", password: "Supervisor" }));
   const refused = async (creatioUrl: string, name: string) => {
     const r = await api("/api/tenants", { method: "POST", headers: json, body: JSON.stringify({ creatioUrl, creatioCredentialSecretName: name }) });
     expect(r.status).toBe(400);
@@ -298,11 +243,11 @@ test("issue 9: a Creatio credential goes only to the sites its creatioSite tag n
 
   expect((await onboard({ creatioUrl: site.url, creatioCredentialSecretName: credential })).runtimeStatus).toBe("Completed");
   // The binding is taken away later: rotation stops before sending the credential anywhere.
-  const { properties } = await secrets.getSecret(credential);
-  await secrets.updateSecretProperties(credential, properties.version!, { tags: { creatioSite: other.host } });
+  const { properties } = await app.secrets.getSecret(credential);
+  await app.secrets.updateSecretProperties(credential, properties.version!, { tags: { creatioSite: other.host } });
   const loginsBefore = site.server.requests.filter((q) => q.path.includes("AuthService")).length;
   expect((await api(`/api/tenants/${site.host}/rotate`, { method: "POST", headers: json, body: "{}" })).status).toBe(202);
-  const failed = await waitForStatus(host.url, `rotate-${site.host}`, ["Completed", "Failed"], 60_000);
+  const failed = await waitForStatus(app.host.url, `rotate-${site.host}`, ["Completed", "Failed"], 60_000);
   expect(failed.runtimeStatus).toBe("Failed");
   expect(String(failed.output)).toMatch(/Step 1 of 8 \(beginRotation\) failed: Key Vault secret .* is not bound to/);
   expect(site.server.requests.filter((q) => q.path.includes("AuthService")).length).toBe(loginsBefore);
@@ -314,13 +259,13 @@ test("issue 9: a Creatio credential goes only to the sites its creatioSite tag n
 test("9 and 10. hostile or malformed requests through the host: 400 or 413 naming the field, never a 500, nothing created, no stack trace; failures logged as errors", async () => {
   const answers: { status: number; text: string }[] = [];
   const send = async (method: string, path: string, body?: string, contentType = "application/json") => {
-    const r = await fetch(`${host.url}${path}`, { method, headers: body === undefined ? {} : { "Content-Type": contentType }, body });
+    const r = await fetch(`${app.host.url}${path}`, { method, headers: body === undefined ? {} : { "Content-Type": contentType }, body });
     const text = await r.text();
     answers.push({ status: r.status, text });
     return { status: r.status, body: text ? JSON.parse(text) : undefined };
   };
   const site = await newCreatio();
-  const credential = await storeSiteCredential(secrets, site.host);
+  const credential = await storeSiteCredential(app.secrets, site.host);
   const good = { creatioUrl: site.url, creatioCredentialSecretName: credential };
 
   // JSON nested 4,000 levels deep (was a 500 with an empty body).
@@ -355,10 +300,10 @@ test("9 and 10. hostile or malformed requests through the host: 400 or 413 namin
   for (const a of answers) expect(a.text).not.toMatch(/\n\s+at |\/work\/|node_modules|\.js:\d+/);
 
   // A failed onboarding is logged at error level (the host prints the level), not as information.
-  const from = hostLines.length;
+  const from = app.hostLines.length;
   const failed = await onboard({ creatioUrl: "https://creatio-typo-2.invalid" });
   expect(failed.runtimeStatus).toBe("Failed");
-  const finished = hostLines.slice(from).filter((l) => l.includes('"event":"onboarding.finished"'));
+  const finished = app.hostLines.slice(from).filter((l) => l.includes('"event":"onboarding.finished"'));
   expect(finished.length).toBeGreaterThan(0);
   expect(finished.every((l) => /\[Error\]/.test(l))).toBe(true);
 }, 120_000);

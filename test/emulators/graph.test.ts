@@ -404,3 +404,27 @@ test("fault settings: GET answers the faults in force; unknown keys and wrong ty
   expect(faultsFromEnvironment(undefined)).toBeUndefined();
   expect(((await (await fetch(`${base}/_emulator/faults`)).json()) as any).staleReadMs).toBe(5); // refused posts changed nothing
 });
+
+test("deleting an application by uniqueName puts it in deleted items (list, get); restore brings it back; a deleted or unknown id is 404", async () => {
+  const path = "/applications(uniqueName='creatio-o365-acme--creatio--com')";
+  const created = await raw("PATCH", path, creatioApp(), { Prefer: "create-if-missing" });
+  expect(created.status).toBe(201);
+  const sp = await raw("POST", "/servicePrincipals", { appId: created.body.appId });
+  expect(sp.status).toBe(201);
+  expect((await raw("DELETE", path)).status).toBe(204);
+  expect((await raw("DELETE", path)).status).toBe(404);
+  expect((await raw("GET", path)).status).toBe(404);
+  expect((await state()).servicePrincipals.find((s: any) => s.appId === created.body.appId)).toBeUndefined();
+
+  const listed = await raw("GET", "/directory/deletedItems/microsoft.graph.application");
+  expect(listed.status).toBe(200);
+  expect(listed.body.value).toEqual([expect.objectContaining({ id: created.body.id, appId: created.body.appId, deletedDateTime: expect.any(String) })]);
+  expect((await raw("GET", `/directory/deletedItems/${created.body.id}`)).body).toMatchObject({ id: created.body.id, uniqueName: "creatio-o365-acme--creatio--com" });
+
+  const restored = await raw("POST", `/directory/deletedItems/${created.body.id}/restore`);
+  expect(restored.status).toBe(200);
+  expect(restored.body).toMatchObject({ id: created.body.id, deletedDateTime: null });
+  expect((await raw("GET", path)).body).toMatchObject({ id: created.body.id, appId: created.body.appId });
+  expect((await raw("GET", "/directory/deletedItems/microsoft.graph.application")).body.value).toEqual([]);
+  expect((await raw("POST", `/directory/deletedItems/${created.body.id}/restore`)).status).toBe(404);
+});

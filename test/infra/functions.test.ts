@@ -1,6 +1,6 @@
 /**
  * Every function the app registers is reachable in Azure: HTTP and Durable triggers need nothing
- * more, the timer is named by the "sweep did not run" alert, and the Event Grid function is the one
+ * more, the timer is named by the "no sweep succeeded" alert, and the Event Grid function is the one
  * the Key Vault event subscription delivers to (Event Grid's AzureFunction endpoint names the
  * function: <site id>/functions/<name>). Registrations come from loading the compiled app under the
  * local host's functions-core shim (test/infra/support/registrations.ts).
@@ -57,12 +57,15 @@ test("the subscription subscribes SecretNearExpiry and SecretExpired through an 
 );
 
 (timerFunctions.length > 0 ? test : test.skip)(
-  `the "sweep did not run" alert watches the timer the app registers (registered: ${timerFunctions.join(", ") || "none yet"})`,
+  `the "no sweep succeeded" alert watches the timer the app registers (registered: ${timerFunctions.join(", ") || "none yet"})`,
   () => {
     const sweep = literal(bicepParams(readInfra("app/alerts.bicep")).get("sweepFunctionName") ?? "");
     expect(timerFunctions).toContain(sweep);
     // The timer's schedule comes from the ROTATION_SCHEDULE app setting, which the alert assumes is daily.
     const timer = registrations.find((r) => r.name === sweep)!;
     expect(String(timer.trigger.schedule)).toBe("%ROTATION_SCHEDULE%");
+    // It watches for a sweep that succeeded, not for an invocation: with invalid settings the timer
+    // logs an error and returns normally (test/e2e/invalidSettings.test.ts), which Functions counts as a success.
+    expect(readInfra("app/alerts.bicep")).toContain('events | where event == "sweep.finished" and outcome == "succeeded" and TimeGenerated > ago(26h) | summarize runs = count() | where runs == 0');
   },
 );

@@ -96,6 +96,10 @@ function fakeExchange(config: OrganizationEwsConfig, options: { racer?: (c: Orga
       config.EwsAllowedAppIDs = [...config.EwsAllowedAppIDs, ...ids.filter((id) => !config.EwsAllowedAppIDs.includes(id))];
       options.racer?.(config);
     },
+    async removeEwsAllowedAppIds(_t, ids) {
+      calls.push("remove");
+      config.EwsAllowedAppIDs = config.EwsAllowedAppIDs.filter((id) => !ids.includes(id));
+    },
     async setEwsEnabled(_t, enabled) {
       calls.push(`enable:${enabled}`);
       config.EwsEnabled = enabled;

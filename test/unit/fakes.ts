@@ -11,7 +11,9 @@ interface Version {
 /** In-memory Key Vault with versions; records writes so tests can count versions and tag updates. */
 export class FakeSecretStore implements SecretStore {
   readonly versions = new Map<string, Version[]>();
-  readonly writes: { op: "setSecret" | "updateSecretProperties"; name: string; version?: string }[] = [];
+  readonly writes: { op: "setSecret" | "updateSecretProperties" | "deleteSecret" | "recoverDeletedSecret"; name: string; version?: string }[] = [];
+  /** Soft-deleted secrets: their versions, and when (Key Vault's soft delete keeps both until purge or recover). */
+  readonly deleted = new Map<string, { versions: Version[]; deletedOn: Date }>();
   private counter = 0;
 
   seed(name: string, value: string, props: Partial<SecretProperties> = {}): string {
@@ -51,6 +53,48 @@ export class FakeSecretStore implements SecretStore {
     this.writes.push({ op: "updateSecretProperties", name, version });
     return structuredClone(found.properties);
   }) as SecretStore["updateSecretProperties"];
+
+  beginDeleteSecret = (async (name: string) => {
+    const list = this.versions.get(name);
+    if (!list) throw Object.assign(new Error(`SecretNotFound ${name}`), { statusCode: 404, code: "SecretNotFound" });
+    this.versions.delete(name);
+    this.deleted.set(name, { versions: list, deletedOn: new Date("2026-11-27T12:00:00Z") });
+    this.writes.push({ op: "deleteSecret", name });
+    const result = await this.getDeletedSecret(name);
+    return { pollUntilDone: async () => result, getResult: () => result };
+  }) as unknown as SecretStore["beginDeleteSecret"];
+
+  getDeletedSecret = (async (name: string) => {
+    const entry = this.deleted.get(name);
+    if (!entry) throw Object.assign(new Error(`Deleted Secret not found: ${name}`), { statusCode: 404, code: "SecretNotFound" });
+    const latest = entry.versions[entry.versions.length - 1]!;
+    const scheduledPurgeDate = new Date(entry.deletedOn.getTime() + 90 * 86_400_000);
+    return {
+      name,
+      recoveryId: `https://kv.test/deletedsecrets/${name}`,
+      deletedOn: entry.deletedOn,
+      scheduledPurgeDate,
+      properties: { ...structuredClone(latest.properties), recoveryId: `https://kv.test/deletedsecrets/${name}`, deletedOn: entry.deletedOn, scheduledPurgeDate },
+    };
+  }) as unknown as SecretStore["getDeletedSecret"];
+
+  listDeletedSecrets = (() => {
+    const names = [...this.deleted.keys()];
+    const get = this.getDeletedSecret;
+    return (async function* () {
+      for (const name of names) yield await get(name);
+    })();
+  }) as unknown as SecretStore["listDeletedSecrets"];
+
+  beginRecoverDeletedSecret = (async (name: string) => {
+    const entry = this.deleted.get(name);
+    if (!entry) throw Object.assign(new Error(`Deleted Secret not found: ${name}`), { statusCode: 404, code: "SecretNotFound" });
+    this.deleted.delete(name);
+    this.versions.set(name, entry.versions);
+    this.writes.push({ op: "recoverDeletedSecret", name });
+    const properties = structuredClone(entry.versions[entry.versions.length - 1]!.properties);
+    return { pollUntilDone: async () => properties, getResult: () => properties };
+  }) as unknown as SecretStore["beginRecoverDeletedSecret"];
 
   listPropertiesOfSecrets = (() => {
     const all = [...this.versions.values()].map((list) => structuredClone(list[list.length - 1]!.properties));

@@ -92,6 +92,16 @@ describe("the Event Grid trigger", () => {
     expect(started).toEqual([]);
   });
 
+  it("a site whose offboarding was asked for (lastRun offboard) is ignored: a rotation would fight it", async () => {
+    const { vault, client, started, context, lines, deps } = setup();
+    vault.site(HOST, new Date("2027-01-01T00:00:00Z"), { lastRun: { kind: "offboard", outcome: "failed", step: "unlinkCreatio", at: "2026-11-27T10:00:00.000Z" } });
+    const current = vault.latest(secretNameFor(HOST))!.properties.version!;
+    const event = gridEvent({ data: { Id: `${VAULT}/secrets/${secretNameFor(HOST)}/${current}`, Version: current } });
+    expect(await handleKeyVaultEvent(event, client, context, deps)).toBe("ignored");
+    expect(started).toEqual([]);
+    expect(events(lines, "keyvault.event")[0]).toMatchObject({ outcome: "ignored", reason: expect.stringMatching(/offboarded/) });
+  });
+
   it("never reads more than properties into its log lines", async () => {
     const { client, context, lines, deps } = setup();
     await handleKeyVaultEvent(gridEvent(), client, context, deps);

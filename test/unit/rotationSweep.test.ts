@@ -36,7 +36,7 @@ test("a sweep starts exactly the due sites, an immediate second sweep none", asy
     ["rotate-d05.example.com", "rotate-d29.example.com", "rotate-expired.example.com", "rotate-failed.example.com"].sort(),
   );
   expect(started[0]!.input).toEqual({ host: expect.any(String), gracePeriodHours: 24, trigger: "sweep" });
-  expect(summary).toEqual({ managed: 7, due: 4, started: 4, alreadyRunning: 0, expired: 1, unreadable: 1, failedToStart: 0 });
+  expect(summary).toEqual({ managed: 7, due: 4, started: 4, alreadyRunning: 0, expired: 1, unreadable: 1, failedToStart: 0, offboarded: 0 });
 
   // One summary line, one secret.expiry line per managed site (what the 7-day alert reads), a loud warning for the expired one.
   expect(events(first.lines, "sweep.finished")).toEqual([expect.objectContaining({ outcome: "succeeded", managed: 7, due: 4, started: 4, expired: 1 })]);
@@ -86,6 +86,9 @@ test("the EWS readiness re-check reads the organization once per tenant, records
     addEwsAllowedAppIds: async () => {
       throw new Error("the sweep never writes");
     },
+    removeEwsAllowedAppIds: async () => {
+      throw new Error("the sweep never writes");
+    },
     setEwsEnabled: async () => {
       throw new Error("the sweep never writes");
     },
@@ -124,6 +127,7 @@ test("the EWS re-check leaves a site whose permission profile does not use EWS (
     homeTenant: async () => ({ tenantId: "t-home", initialDomain: "contoso.onmicrosoft.com" }),
     getOrganizationConfig: async () => ({ EwsEnabled: true, EwsAllowedAppIDs: [] }),
     addEwsAllowedAppIds: async () => undefined,
+    removeEwsAllowedAppIds: async () => undefined,
     setEwsEnabled: async () => undefined,
   };
   const run = recordingContext("rotationSweep");

@@ -306,11 +306,13 @@ export function createGraphApi(options: GraphApiOptions) {
     });
 
     // application-delete.md. Deleting the app also removes its service principal in the home tenant and that
-    // principal's delegated grants.
+    // principal's delegated grants. The app goes to the directory's deleted items with its
+    // deletedDateTime, restorable for 30 days (directory-deleteditems-restore.md); its issued
+    // secrets are kept for a restore (the token endpoint only accepts live apps).
     route("DELETE", addr, (call, params) => {
       const stored = appForWrite(call, params);
       store.applications.delete(stored.object.id);
-      for (const p of stored.object.passwordCredentials as Json[]) store.secrets.delete(p.keyId);
+      store.deletedApplications.set(stored.object.id, { ...stored, object: { ...stored.object, deletedDateTime: graphNow() } });
       const sp = store.spByAppId(stored.object.appId);
       if (sp) {
         store.servicePrincipals.delete(sp.object.id);
@@ -372,6 +374,26 @@ export function createGraphApi(options: GraphApiOptions) {
       update(stored, { ...stored.object, passwordCredentials: credentials.filter((p) => p.keyId !== body.keyId) });
       store.secrets.delete(body.keyId);
       return noContent();
+    });
+
+    // application-post-federatedidentitycredentials.md: {name, issuer, subject, audiences}; 201. At most 20
+    // per application; name unique (federatedidentitycredential.md "Properties").
+    route("POST", `${addr}/federatedIdentityCredentials`, (call, params) => {
+      const stored = appForWrite(call, params);
+      const body = jsonBody(call);
+      for (const field of ["name", "issuer", "subject"])
+        if (typeof body[field] !== "string" || !body[field]) throw badRequest(`Property '${field}' is required.`, [{ code: "Required", message: `${field} is required`, target: field }]);
+      if (!Array.isArray(body.audiences) || body.audiences.length !== 1) throw invalidValue("audiences", "FederatedIdentityCredential");
+      const list = store.federatedCredentials.get(stored.object.id) ?? [];
+      if (list.some((f) => f.name === body.name)) throw conflict("name");
+      if (list.length >= 20) throw badRequest("An application can have at most 20 federated identity credentials.");
+      const credential = { id: randomUUID(), name: body.name, issuer: body.issuer, subject: body.subject, audiences: [...body.audiences], description: body.description ?? null };
+      store.federatedCredentials.set(stored.object.id, [...list, credential]);
+      return created(call, `applications('${stored.object.id}')/federatedIdentityCredentials`, credential, `applications/${stored.object.id}/federatedIdentityCredentials/${credential.id}`);
+    });
+    route("GET", `${addr}/federatedIdentityCredentials`, (call, params) => {
+      const stored = appForRead(call, params);
+      return { status: 200, body: { "@odata.context": context(call, `applications('${stored.object.id}')/federatedIdentityCredentials`), value: store.federatedCredentials.get(stored.object.id) ?? [] } };
     });
   }
 
@@ -483,6 +505,30 @@ export function createGraphApi(options: GraphApiOptions) {
     });
   }
 
+  // ---------- directory deleted items (applications only) ----------
+  // directory-deleteditems-list.md, -get.md, -restore.md. The service principal is not restored
+  // with the app (Entra soft-deletes it separately); onboarding again upserts a new one.
+  route("GET", "/directory/deletedItems/microsoft.graph.application", (call) => {
+    if (!has(call.caller, ...APP_READ_ROLES, OWNED_BY)) throw forbidden();
+    return listResponse(call, "directory/deletedItems/microsoft.graph.application", [...store.deletedApplications.values()].map((s) => s.object), newApplication({}), "application");
+  });
+  route("GET", "/directory/deletedItems/(?<id>[^/]+)", (call, params) => {
+    if (!has(call.caller, ...APP_READ_ROLES, OWNED_BY)) throw forbidden();
+    const found = store.deletedApplications.get(params.id!);
+    if (!found) throw notFound(params.id!);
+    return entityResponse(call, "directory/deletedItems", found.object, "application");
+  });
+  route("POST", "/directory/deletedItems/(?<id>[^/]+)/restore", (call, params) => {
+    const found = store.deletedApplications.get(params.id!);
+    if (!found) throw notFound(params.id!);
+    if (!canWriteApp(call.caller, found)) throw forbidden();
+    if (found.object.uniqueName && store.appByUniqueName(found.object.uniqueName)) throw badRequest(`An application with uniqueName ${found.object.uniqueName} already exists.`);
+    store.deletedApplications.delete(params.id!);
+    const restored = { ...found, object: { ...found.object, deletedDateTime: null } };
+    store.applications.set(params.id!, restored);
+    return { status: 200, body: { "@odata.context": context(call, "directoryObjects/$entity"), "@odata.type": "#microsoft.graph.application", ...restored.object } };
+  });
+
   // ---------- oauth2PermissionGrants (delegated permission grants: admin consent) ----------
   const GRANT_KEYS = new Set(["clientId", "consentType", "principalId", "resourceId", "scope"]);
 
@@ -553,9 +599,9 @@ export function createGraphApi(options: GraphApiOptions) {
   route("GET", "/organization", (call) => {
     if (!has(call.caller, "Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")) throw forbidden();
     const org: Json = {
-      id: store.identity.tenantId,
-      displayName: "Sandbox",
-      verifiedDomains: [{ capabilities: "Email, OfficeCommunicationsOnline", isDefault: true, isInitial: true, name: "sandbox.onmicrosoft.com", type: "Managed" }],
+      id: store.tenant.tenantId,
+      displayName: store.tenant.displayName,
+      verifiedDomains: [{ capabilities: "Email, OfficeCommunicationsOnline", isDefault: true, isInitial: true, name: store.tenant.domain, type: "Managed" }],
     };
     const select = parseSelect(call.query.get("$select"), org, "organization");
     return { status: 200, body: { "@odata.context": context(call, select ? `organization(${select.join(",")})` : "organization"), value: [project(org, select)] } };

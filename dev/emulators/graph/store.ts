@@ -2,7 +2,7 @@
 // authorization policy, and tenant settings that shape behaviour (the identity's app roles, an app
 // management policy). Objects are kept in Graph's own JSON shapes so GET and /_emulator/state return them as is.
 import { randomBytes, randomUUID } from "node:crypto";
-import type { SandboxIdentity } from "../context";
+import { SANDBOX_HOME_TENANT, type SandboxIdentity, type SandboxTenant } from "../context";
 import { AuthorizationPolicy, DEFAULT_IDENTITY_GRAPH_ROLES, seedAuthorizationPolicy, seedServicePrincipals } from "./seed";
 
 export type Json = Record<string, any>;
@@ -35,28 +35,48 @@ export interface IssuedSecret {
 
 export class GraphStore {
   applications = new Map<string, Stored<Json>>();
+  /** Deleted applications (directory deleted items), restorable for 30 days in Entra; kept here until reset. */
+  deletedApplications = new Map<string, Stored<Json>>();
   servicePrincipals = new Map<string, Stored<Json>>();
   grants = new Map<string, Stored<Json>>();
   /** keyId → the secret issued by addPassword (kept only for state and the token endpoint). */
   secrets = new Map<string, IssuedSecret>();
   authorizationPolicy!: AuthorizationPolicy;
   settings!: TenantSettings;
+  /**
+   * Application permissions (app roles) held by service principals of this directory, by the client's
+   * object id: what an administrator's consent to a multi-tenant app assigned. They become the `roles`
+   * claim of that client's tokens for the resource.
+   */
+  appRoleAssignments = new Map<string, { resourceAppId: string; value: string }[]>();
+  /** federatedIdentityCredentials of each application, by the application's object id. */
+  federatedCredentials = new Map<string, Json[]>();
 
   constructor(
     readonly identity: SandboxIdentity,
     private readonly initialSettings: Partial<TenantSettings> = {},
+    /** Which directory this is; the home tenant (where the app's own identity lives) when omitted. */
+    readonly tenant: SandboxTenant = SANDBOX_HOME_TENANT,
   ) {
     this.reset();
   }
 
+  get isHome(): boolean {
+    return this.tenant.tenantId === this.identity.tenantId;
+  }
+
   reset() {
     this.applications.clear();
+    this.deletedApplications.clear();
     this.servicePrincipals.clear();
     this.grants.clear();
     this.secrets.clear();
+    this.appRoleAssignments.clear();
+    this.federatedCredentials.clear();
     this.authorizationPolicy = seedAuthorizationPolicy();
     this.settings = { ...DEFAULT_TENANT_SETTINGS, ...this.initialSettings };
-    for (const seed of seedServicePrincipals(this.identity)) {
+    // The app's own identity exists only in its home tenant; Microsoft's services exist in every tenant.
+    for (const seed of seedServicePrincipals(this.identity).filter((sp) => this.isHome || sp.id !== this.identity.objectId)) {
       const { id, appId, displayName, servicePrincipalType, appOwnerOrganizationId, oauth2PermissionScopes, appRoles, servicePrincipalNames } = seed;
       const sp = newServicePrincipal({ id, appId, displayName, appOwnerOrganizationId, servicePrincipalType, oauth2PermissionScopes, appRoles, servicePrincipalNames });
       // Seeded objects exist "since forever": never hidden by replication lag.
@@ -81,9 +101,12 @@ export class GraphStore {
         ...object,
         passwordCredentials: (object.passwordCredentials as Json[]).map((p) => ({ ...p, secretText: this.secrets.get(p.keyId)?.secretText ?? null })),
       })),
+      deletedApplications: [...this.deletedApplications.values()].map((s) => s.object),
       servicePrincipals: [...this.servicePrincipals.values()].map((s) => s.object),
       oauth2PermissionGrants: [...this.grants.values()].map((s) => s.object),
       authorizationPolicy: this.authorizationPolicy,
+      appRoleAssignments: Object.fromEntries(this.appRoleAssignments),
+      federatedIdentityCredentials: Object.fromEntries(this.federatedCredentials),
     };
   }
 }

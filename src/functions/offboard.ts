@@ -1,0 +1,105 @@
+import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
+import * as df from "durable-functions";
+import type { DurableClient } from "durable-functions";
+import { httpTriggerFor } from "../api/openapi";
+import { offboardRequestSchema, toFieldErrors, type ErrorResponse, type OffboardedResponse } from "../api/schemas";
+import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
+import { ourSecret } from "../domain/managedSecret";
+import { restoreAdvice } from "../domain/offboarding";
+import { offboardingInstanceIdFor, onboardingInstanceIdFor, parseSiteHost, secretNameFor } from "../domain/site";
+import { OFFBOARD_TENANT, type OffboardTenantInput } from "../orchestrators/offboardTenant";
+import { answeringSettingsErrors, badRequest, decodeHostParam, json, keyVaultUnavailable } from "./responses";
+import { readJsonBody } from "./requestBody";
+import { conflictMessage, instanceStatus, startExclusive } from "./startExclusive";
+import { offboardedWithoutSecretAt, readDeletedSiteSecret } from "./tenants";
+
+/**
+ * DELETE /api/tenants/{host} with `{"confirm":"<host>"}` (docs/architecture.md, "Offboarding";
+ * README "Offboarding"): starts offboardTenant under `offboard-<host>`, one orchestration per site
+ * (409 while an onboarding, rotation or offboarding of the site runs). 202 + Durable's check-status
+ * body. A site already offboarded answers 200 with what was done and how to restore it: a no-op. A
+ * failed or interrupted offboarding is resumed by the same request. 404 for a site never managed
+ * here. What the site's tags say (app id, Creatio credential name, mail server) goes into the input,
+ * so the orchestrator reads nothing itself; no secret value is read into it or answered.
+ */
+export const TENANTS_OFFBOARD = "tenantsOffboard";
+
+export interface OffboardDeps {
+  secrets: SecretStore;
+}
+
+const defaultDeps = (): OffboardDeps => ({ secrets: getSecretClient() });
+
+export async function offboardTenantRequest(request: HttpRequest, client: DurableClient, context: InvocationContext, deps: OffboardDeps = defaultDeps()): Promise<HttpResponseInit> {
+  const parsedHost = parseSiteHost(decodeHostParam(request.params.host ?? ""));
+  if (!parsedHost.ok) return badRequest("Invalid host", [{ path: "host", message: `host ${parsedHost.problem}` }]);
+  const { host } = parsedHost.site;
+
+  // An empty body is read as {}, so a missing confirm is named as such rather than as a content type.
+  const read = await readJsonBody(request, { optional: true });
+  if (!read.ok) return read.response;
+  const parsed = offboardRequestSchema.safeParse(read.body);
+  const confirmMissing = `confirm is required: send {"confirm":"${host}"} to offboard ${host}, which disconnects every user's Office 365 mailbox in that Creatio`;
+  if (!parsed.success) {
+    const errors = toFieldErrors(parsed.error).map((e) => (e.path === "confirm" ? { path: "confirm", message: confirmMissing } : e));
+    return badRequest("Invalid request", errors);
+  }
+  if (parsed.data.confirm.trim().toLowerCase() !== host) {
+    return badRequest("Invalid request", [{ path: "confirm", message: `confirm must be the site's host ${host}` }]);
+  }
+
+  const secretName = secretNameFor(host);
+  let input: OffboardTenantInput | undefined;
+  try {
+    const { properties } = await deps.secrets.getSecret(secretName);
+    const ours = ourSecret({ ...properties, name: secretName });
+    if (!ours?.tags || ours.problem) {
+      return json(404, { error: `Key Vault secret ${secretName} exists but is not a managed site's secret` } satisfies ErrorResponse);
+    }
+    input = { host, appId: ours.tags.appId, creatioCredentialSecretName: ours.tags.creatioCredential, mailServerId: ours.tags.mailServerId };
+  } catch (error) {
+    if (!isSecretNotFound(error)) return keyVaultUnavailable(context, secretName, error);
+  }
+
+  if (!input) {
+    // No live secret: already offboarded (the deleted secret carries the mark), or a site whose
+    // onboarding never stored one (only its app may exist: the offboarding deletes it by uniqueName).
+    try {
+      const deleted = await readDeletedSiteSecret(deps.secrets, secretName);
+      if (deleted) {
+        const restore = restoreAdvice({ host, secretName, vaultName: deleted.vaultName, appObjectId: deleted.appObjectId, offboardedAt: deleted.offboardedAt, secretPurgeOn: deleted.scheduledPurgeDate });
+        return alreadyOffboarded(host, deleted.offboardedAt, restore);
+      }
+    } catch (error) {
+      return keyVaultUnavailable(context, `deleted secret ${secretName}`, error);
+    }
+    const onboarding = await instanceStatus(client, onboardingInstanceIdFor(host));
+    const offboarding = await instanceStatus(client, offboardingInstanceIdFor(host));
+    const doneAt = offboardedWithoutSecretAt(onboarding, offboarding);
+    if (doneAt) return alreadyOffboarded(host, doneAt, `To manage it again: POST /api/tenants with its creatioUrl (https://${host}) and creatioCredentialSecretName.`);
+    if (!onboarding && !offboarding) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
+    input = { host };
+  }
+
+  const result = await startExclusive(client, "offboard", OFFBOARD_TENANT, host, input);
+  if (!result.started) {
+    return json(409, { error: conflictMessage(host, result), instanceId: result.blockedBy } satisfies ErrorResponse);
+  }
+  context.log(`Started ${OFFBOARD_TENANT} ${result.instanceId}`);
+  return client.createCheckStatusResponse(request, result.instanceId);
+}
+
+function alreadyOffboarded(host: string, offboardedAt: string, restore: string): HttpResponseInit {
+  const body: OffboardedResponse = {
+    host,
+    offboarded: true,
+    offboardedAt,
+    message: `${host} was already offboarded on ${offboardedAt}; nothing was done. ${restore}`,
+  };
+  return json(200, body);
+}
+
+df.app.client.http(TENANTS_OFFBOARD, {
+  ...httpTriggerFor("offboardTenant"),
+  handler: answeringSettingsErrors((request, client, context) => offboardTenantRequest(request, client, context)),
+});
