@@ -17,7 +17,7 @@ import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
 import { getFreePorts } from "../../dev/ports";
 import { SANDBOX_DIR } from "../../dev/sandbox";
 import { sandboxCliEnv, writeSandboxCliEnv } from "../../dev/cliEnv";
-import { REPO_ROOT, startTestAzurite, type TestStorage } from "../host/helpers";
+import { REPO_ROOT, startTestAzurite, waitFor, type TestStorage } from "../host/helpers";
 
 const BIN = path.join(REPO_ROOT, "cli", "bin.js");
 const CREDENTIAL = "creatio-api-cli-test";
@@ -227,6 +227,51 @@ describe("creatio-o365 against the local stack", () => {
     expect(status).toMatchObject({ runtimeStatus: "Completed", output: { host: site, outcome: "succeeded" } });
     expect(j.stderr).toMatch(/step \d of 8: /);
   }, 240_000);
+
+  it("plan: the site, not due, and the last sweep's outcome once a sweep ran; --output json is the API's plan", async () => {
+    const before = await cli(["plan"]);
+    expect(before.code).toBe(0);
+    expect(before.stdout).toMatch(new RegExp(`${site.replace(/[.]/g, "\\.")} +│ no +│`));
+    expect(before.stdout).toMatch(/\nLast sweep: none recorded yet\.\n$/);
+
+    const swept = await fetch(`${host.url}/admin/functions/rotationSweep`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+    expect(swept.status).toBe(202);
+    const sweep = await waitFor("the sweep record", async () => (await api("/api/rotation-plan")).lastSweep ?? undefined, 30_000, 200);
+    const after = await cli(["plan"]);
+    expect(after.code).toBe(0);
+    expect(after.stdout).toContain(`\nLast sweep: ${sweep.at}: 1 managed, 0 due, 0 started, 0 skipped, 0 expired, 0 not mail-ready.\n`);
+    const j = await cli(["plan", "--output", "json"]);
+    expect(j.code).toBe(0);
+    expect(JSON.parse(j.stdout)).toMatchObject({ sites: [{ host: site, due: false }], lastSweep: { at: sweep.at } });
+  }, 90_000);
+
+  it("offboard: needs --yes off a terminal; then follows the run to what each step did; the site leaves the list; a second offboard is a no-op that says so", async () => {
+    const refused = await cli(["offboard", site]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/add --yes/);
+    expect((await api(`/api/tenants/${site}`)).state).toBe("managed");
+
+    const r = await cli(["offboard", site, "--yes"], { timeoutMs: 120_000 });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^offboarding of .* started \(offboard-/);
+    expect(r.stdout).toMatch(new RegExp(`\\noffboarded ${site.replace(/[.]/g, "\\.")}\\n  Creatio     unlinked-mail-server`));
+    expect(r.stdout).toMatch(/\n {2}Entra app {3}deleted \([0-9a-f-]+\), restorable until \d{4}-/);
+    expect(r.stdout).toMatch(/\n {2}Key Vault {3}secret creatio-o365-\S+ deleted, recoverable until \d{4}-/);
+    expect(r.stdout).toMatch(/\n {2}restore: /);
+
+    const sites = await cli(["sites"]);
+    expect(sites.stdout).not.toContain(site);
+    const all = await cli(["sites", "--include-offboarded"]);
+    expect(all.stdout).toContain(`${site} (offboarded)`);
+    const status = await cli(["site", site]);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain("\nOffboarded\n");
+
+    const again = await cli(["offboard", site, "--yes"]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(new RegExp(`^${site.replace(/[.]/g, "\\.")}: nothing to do, already offboarded at \\d{4}-`));
+  }, 180_000);
 
   it("runs from npx as the README says", async () => {
     const r = await cli(["creatio-o365", "--help"], { command: ["npx", "--no-install"] });
