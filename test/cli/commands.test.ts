@@ -1,8 +1,8 @@
 /**
  * The command line's argument handling and its use of the HTTP API (cli/main.ts), against a fake
  * fetch: which request each command sends, how it follows a run, what it prints and which exit
- * code it returns. plan and offboard are checked here against the contract of issue 11 (their
- * server side is not in this branch); the real binary against a real stack is test/e2e/cli.test.ts.
+ * code it returns, including answers a sandbox does not easily give (401, 409, an older server's
+ * 404, a status of 400 for a failed run). The real binary against a real stack is test/e2e/cli.test.ts.
  */
 import { main, type Io } from "../../cli/main";
 import type { CredentialStore } from "../../cli/credential";

@@ -1,7 +1,7 @@
 /**
  * The command line's formatting (cli/format.ts) as pure functions: sorting, the days bar, colour
- * rules, the sites table, one site's sections, progress lines of a run, and the rotation plan
- * against the contract of GET /api/rotation-plan (issue 11: that route is not in this branch).
+ * rules, the sites table, one site's sections, progress lines of a run, the summaries, and the
+ * rotation plan (shapes: src/api/schemas.ts).
  */
 import {
   colourEnabled,

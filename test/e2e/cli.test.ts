@@ -4,8 +4,7 @@
  * `npm start` writes (dev/cliEnv.ts; `set -a; . .sandbox/cli.env; set +a`) and nothing else from
  * this process (no inherited NODE_EXTRA_CA_CERTS or Azure settings), against a stack started here
  * like test/e2e/onboarding.test.ts: the emulators, Azurite and the local Functions host on free ports.
- * plan and offboard are not exercised: their server side is not in this branch (test/cli/ checks
- * them against the contract).
+ * The tests run in order on one site: credential set, onboard, sites, site, rotate, plan, offboard.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
