@@ -8,11 +8,12 @@
 // SIGINT or SIGTERM to this process, or the end of its parent (npm, or the `sh -c` npm runs it
 // with), stops all it started: the host, the emulators and Azurite, in reverse order.
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative, sep } from "node:path";
 import { startAzurite, type AzuriteHandle } from "./azurite";
 import { SANDBOX_CREATIO_CREDENTIAL_SECRET, startEmulators, type EmulatorStack } from "./emulators";
 import { faultsFromEnvironment } from "./emulators/server";
 import { spawnHost, type SpawnedHost } from "./host/spawn";
+import { sandboxCliEnv, writeSandboxCliEnv } from "./cliEnv";
 import { onParentExit } from "./parentWatch";
 import { portIsFree } from "./ports";
 import { REPO_ROOT, SANDBOX_DIR } from "./sandbox";
@@ -208,6 +209,14 @@ async function main(): Promise<void> {
       );
       console.log(`  curl -s ${api}/tenants`);
       console.log(`  curl -s -X POST ${host.url}/admin/functions/rotationSweep -H 'Content-Type: application/json' -d '{}'`);
+      // The command line's settings (the sandbox identity's secret among them) go to a file, not the screen.
+      const cliEnvPath = writeSandboxCliEnv(SANDBOX_DIR, sandboxCliEnv(host.url, hostEnv));
+      const cliEnvFile = cliEnvPath.startsWith(`${REPO_ROOT}${sep}`) ? relative(REPO_ROOT, cliEnvPath) : cliEnvPath;
+      console.log("");
+      console.log("Or with the command line (README, \"Command line\"), in another terminal:");
+      console.log(`  set -a; . ${cliEnvFile}; set +a     # the app's URL, the emulated vault and its sign-in`);
+      console.log(`  npx creatio-o365 onboard ${stack.creatioUrl} --credential ${SANDBOX_CREATIO_CREDENTIAL_SECRET}`);
+      console.log("  npx creatio-o365 sites");
     }
     console.log("\nCtrl-C stops everything.");
   } catch (error) {

@@ -40,6 +40,12 @@ test("holds the two bundles, host.json and a package.json whose main is the bund
   expect(readFileSync(path.join(outDir, "host.json"), "utf8")).toBe(readFileSync(path.join(REPO_ROOT, "host.json"), "utf8"));
 });
 
+test("the creatio-o365 command line (cli/) and its libraries stay out: development dependencies, which neither the bundle nor `func publish` (.funcignore) carries", () => {
+  const production = productionDependencyDirs(REPO_ROOT);
+  expect(production.filter((dir) => /^node_modules\/(commander|cli-table3|ora|tsx)$/.test(dir))).toEqual([]);
+  expect(readFileSync(path.join(REPO_ROOT, ".funcignore"), "utf8").split("\n")).toContain("/cli/");
+});
+
 test("is at most 5 MiB", () => {
   expect(pkg.bytes).toBeLessThanOrEqual(5 * MiB);
 });
@@ -50,7 +56,7 @@ test("bundles only the compiled app and production dependencies: no test, emulat
   const inputs = pkg.metafiles.flatMap((m) => Object.keys(m.inputs)).filter((f) => !f.includes(":") && f !== SDK_ENTRY);
   const foreign = inputs.filter((f) => !f.startsWith("dist/src/") && !production.some((dir) => f.startsWith(`${dir}/`)));
   expect(foreign).toEqual([]);
-  expect(inputs.filter((f) => /^(dist\/)?(test|dev|infra)\//.test(f) || /node_modules\/(jest|typescript|azurite|tsx|esbuild)\//.test(f))).toEqual([]);
+  expect(inputs.filter((f) => /^(dist\/)?(test|dev|infra|cli)\//.test(f) || /node_modules\/(jest|typescript|azurite|tsx|esbuild|commander|cli-table3|ora)\//.test(f))).toEqual([]);
   expect(inputs).toEqual(expect.arrayContaining(["dist/src/index.js"]));
 });
 
