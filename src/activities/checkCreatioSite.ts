@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CreatioError, CreatioLoginRefusedError, type CreatioClient } from "../clients/creatio";
+import { CreatioError, CreatioLoginRefusedError, type CreatioClient, type MailServerLink } from "../clients/creatio";
 import { isSecretNotFound } from "../clients/keyVault";
 import { FinalError } from "../domain/failure";
 import { resolveCreatioHostProblem } from "../domain/address";
@@ -21,7 +21,10 @@ import { creatioClientFor, creatioSiteInput, defaultDeps, type ActivityDeps } fr
  */
 export const CHECK_CREATIO_SITE = "checkCreatioSite";
 
-export const checkCreatioSiteInput = creatioSiteInput;
+export const checkCreatioSiteInput = creatioSiteInput.extend({
+  /** The app id the site's Key Vault tags name, as POST /api/tenants read them (null: none); read here when omitted. */
+  knownAppId: z.string().min(1).nullable().optional(),
+});
 export type CheckCreatioSiteInput = z.input<typeof checkCreatioSiteInput>;
 
 export interface CheckCreatioSiteResult {
@@ -56,10 +59,13 @@ export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: Ac
     if (/\(EAI_AGAIN\)/.test(addressProblem)) throw new Error(addressProblem);
     throw new FinalError(`${addressProblem} Nothing was created.`);
   }
-  const { creatio } = await creatioClientFor(deps, input.host, input.creatioCredentialSecretName);
+  const { creatio } = await creatioClientFor(deps, input.host, input.creatioCredentialSecretName, input.creatioCredentialVersion);
 
+  // The mail server's row is the first read: on first contact it also finds the OData root.
   let odataRoot: string;
+  let link: MailServerLink;
   try {
+    link = await creatio.mailServerLink(input.mailServerId);
     odataRoot = await creatio.odataRoot();
   } catch (error) {
     if (error instanceof CreatioLoginRefusedError) {
@@ -81,7 +87,6 @@ export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: Ac
     );
   }
 
-  const link = await creatio.mailServerLink(input.mailServerId);
   if (!link.mailServer) {
     throw new FinalError(
       `Creatio at ${origin} has no MailServer row ${input.mailServerId}. Pass the id of the site's Office 365 mail server as mailServerId ` +
@@ -91,7 +96,8 @@ export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: Ac
   const mailServerName = link.mailServer.Name ?? input.mailServerId;
   const linkedClientId = link.application?.ClientId || null;
   // This site's app: as Key Vault records it, else (its secret deleted by hand) as Entra has it.
-  const knownAppId = (await knownAppIdOf(deps, input.host)) ?? (linkedClientId ? await registeredAppIdOf(deps, input.host) : null);
+  const recorded = input.knownAppId !== undefined ? input.knownAppId : await knownAppIdOf(deps, input.host);
+  const knownAppId = recorded ?? (linkedClientId ? await registeredAppIdOf(deps, input.host) : null);
   const foreign = linkedClientId !== null && linkedClientId !== knownAppId;
   if (foreign && !input.takeOver) {
     const owner = await managedSiteWithAppId(deps, linkedClientId!);

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CreatioError, CreatioLoginRefusedError, type OAuthApplicationRow } from "../clients/creatio";
+import { CreatioError, CreatioLoginRefusedError, type MailServerLink, type OAuthApplicationRow } from "../clients/creatio";
 import { FinalError } from "../domain/failure";
 import { decodeSiteTags, mergeSiteTags, type SiteTagsChange } from "../domain/tags";
 import { activityFields, creatioClientFor, creatioSiteInput, defaultDeps, redactError, type ActivityDeps } from "./shared";
@@ -45,10 +45,13 @@ export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: Ac
     const decoded = decodeSiteTags(clientSecret.properties.tags);
     const keyId = decoded.ok ? decoded.tags.keyId : undefined;
 
-    const { creatio, secretParts } = await creatioClientFor(deps, input.host, input.creatioCredentialSecretName);
+    const { creatio, secretParts } = await creatioClientFor(deps, input.host, input.creatioCredentialSecretName, input.creatioCredentialVersion);
     credentialSecrets.push(...secretParts);
+    // The mail server's row first: on a client's first contact it also finds the OData root.
     let odataRoot: string;
+    let link: MailServerLink;
     try {
+      link = await creatio.mailServerLink(input.mailServerId);
       odataRoot = await creatio.odataRoot();
     } catch (error) {
       if (error instanceof CreatioLoginRefusedError) {
@@ -57,7 +60,6 @@ export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: Ac
       throw error;
     }
 
-    const link = await creatio.mailServerLink(input.mailServerId);
     if (!link.mailServer) {
       throw new FinalError(`Creatio GET ${odataRoot}/MailServer(${input.mailServerId}) found no such mail server; pass the id of the site's Office 365 MailServer row as mailServerId`);
     }

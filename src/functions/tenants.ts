@@ -10,7 +10,7 @@ import {
   type TenantSummary,
 } from "../api/schemas";
 import { CreatioCredentialError, readSiteCredential } from "../clients/creatio";
-import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
+import { allSettledOnKeyVault, getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { mailStatus } from "../domain/ews";
 import { onboardingInstanceIdFor, parseCreatioUrl, parseSiteHost, redirectUriFor, secretNameFor } from "../domain/site";
 import { ourSecret } from "../domain/managedSecret";
@@ -106,10 +106,17 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
     return badRequest("Invalid request", [{ path: "permissionProfile", message: `permissionProfile ${request_.permissionProfile} is not a known profile; known: ${known.join(", ")}` }]);
   }
 
-  // Checked here so a typo, or a credential not bound to this site, answers 400 now.
-  try {
-    await readSiteCredential(deps.secrets, request_.creatioCredentialSecretName, site.site.host);
-  } catch (error) {
+  // Two independent Key Vault reads, at once (docs/architecture.md, "Upstream calls per onboarding"):
+  // the credential, checked here so a typo or a credential not bound to this site answers 400 now
+  // (its version goes to the steps, which read that version, from this process's cache when they
+  // run here); and the site's secret, for its tags only (the value is dropped here and never leaves).
+  const secretName = secretNameFor(site.site.host);
+  const [credentialRead, siteRead] = await allSettledOnKeyVault(deps.secrets, [
+    () => readSiteCredential(deps.secrets, request_.creatioCredentialSecretName, site.site.host),
+    () => deps.secrets.getSecret(secretName),
+  ] as const);
+  if (credentialRead.status === "rejected") {
+    const error: unknown = credentialRead.reason;
     if (isSecretNotFound(error)) {
       return badRequest("Invalid request", [
         { path: "creatioCredentialSecretName", message: `creatioCredentialSecretName: Key Vault has no secret named ${request_.creatioCredentialSecretName}` },
@@ -124,22 +131,24 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
   // The profile the site has now (its tags; creatio-ews before profiles existed): what a change of
   // profile takes away. A profile no longer defined cannot be narrowed: nothing is taken away.
   let previousProfile: PermissionProfile | undefined;
-  const secretName = secretNameFor(site.site.host);
-  try {
-    // getSecret is the only single-secret read; the value is dropped here and never leaves.
-    const decoded = decodeSiteTags((await deps.secrets.getSecret(secretName)).properties.tags);
+  let knownAppId: string | null = null;
+  if (siteRead.status === "fulfilled") {
+    const decoded = decodeSiteTags(siteRead.value.properties.tags);
     if (decoded.ok) {
+      knownAppId = decoded.tags.appId;
       const name = decoded.tags.permissionProfile ?? DEFAULT_PERMISSION_PROFILE;
       previousProfile = findProfile(name, deps.permissionProfiles);
       if (!previousProfile) context.warn(`${site.site.host} was onboarded with the permission profile ${name}, which is no longer defined: its scopes are not taken away.`);
     }
-  } catch (error) {
-    if (!isSecretNotFound(error)) return keyVaultUnavailable(context, secretName, error);
+  } else if (!isSecretNotFound(siteRead.reason)) {
+    return keyVaultUnavailable(context, secretName, siteRead.reason);
   }
 
   const input: OnboardTenantInput = {
     host: site.site.host,
     creatioCredentialSecretName: request_.creatioCredentialSecretName,
+    ...(credentialRead.value.version ? { creatioCredentialVersion: credentialRead.value.version } : {}),
+    knownAppId,
     displayName: request_.displayName,
     secretLifetimeDays: request_.secretLifetimeDays,
     mailServerId: request_.mailServerId,

@@ -26,6 +26,10 @@ export const ONBOARD_TENANT = "onboardTenant";
 export const onboardTenantInput = z.object({
   host: z.string().min(1),
   creatioCredentialSecretName: z.string().min(1),
+  /** The credential's Key Vault version POST /api/tenants checked: later steps read that version (a reference, never the value). */
+  creatioCredentialVersion: z.string().min(1).optional(),
+  /** The app id the site's tags named when POST /api/tenants read them (null: none); absent in inputs from before. */
+  knownAppId: z.string().min(1).nullable().optional(),
   displayName: z.string().min(1),
   secretLifetimeDays: z.number().int().min(1).max(730),
   mailServerId: z.string().min(1),
@@ -91,6 +95,8 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
     const preflight: CheckCreatioSiteResult = yield* steps.run(CHECK_CREATIO_SITE, CREATIO_RETRY, {
       host: input.host,
       creatioCredentialSecretName: input.creatioCredentialSecretName,
+      ...(input.creatioCredentialVersion ? { creatioCredentialVersion: input.creatioCredentialVersion } : {}),
+      ...(input.knownAppId !== undefined ? { knownAppId: input.knownAppId } : {}),
       mailServerId: input.mailServerId,
       takeOver: input.takeOver,
     });
@@ -104,11 +110,12 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
     });
 
     // Manual step 6, first half: the app's service principal in this tenant.
-    const sp: EnsureServicePrincipalResult = yield* steps.run(ENSURE_SERVICE_PRINCIPAL, GRAPH_RETRY, { appId: app.appId, displayName: input.displayName });
+    const sp: EnsureServicePrincipalResult = yield* steps.run(ENSURE_SERVICE_PRINCIPAL, GRAPH_RETRY, { appId: app.appId, displayName: input.displayName, appCreated: app.created });
 
     // Manual step 6: admin consent for every user.
     const consent: GrantAdminConsentResult = yield* steps.run(GRANT_ADMIN_CONSENT, GRAPH_RETRY, {
       servicePrincipalId: sp.servicePrincipalId,
+      servicePrincipalCreated: sp.created,
       grants: app.resources.map((r) => ({ resourceName: r.name, resourceServicePrincipalId: r.servicePrincipalId, scopes: r.scopes.map((s) => s.value) })),
       // The previous profile's scopes the profile no longer asks for leave the grants too.
       narrow: (app.retired ?? []).map((r) => ({ resourceName: r.name, resourceServicePrincipalId: r.servicePrincipalId, scopes: r.scopes.map((s) => s.value) })),
@@ -148,6 +155,7 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
       secretName: secret.secretName,
       secretVersion: secret.version,
       creatioCredentialSecretName: input.creatioCredentialSecretName,
+      ...(input.creatioCredentialVersion ? { creatioCredentialVersion: input.creatioCredentialVersion } : {}),
       mailServerId: input.mailServerId,
       appId: app.appId,
       takeOver: preflight.takingOver,

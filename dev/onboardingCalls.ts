@@ -1,0 +1,125 @@
+// Upstream calls of one onboarding, counted by the emulators' request logs (GET /_emulator/requests,
+// DELETE to forget them; dev/emulators/server.ts). Used by `npm run bench` and by `npm run calls`
+// (prints the three cases of docs/architecture.md, "Upstream calls per onboarding", call by call).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startAzurite } from "./azurite";
+import { SANDBOX_CREATIO_CREDENTIAL_SECRET, startEmulators, type EmulatorStack } from "./emulators";
+import { spawnHost, type SpawnedHost } from "./host/spawn";
+import { getFreePort } from "./ports";
+import type { LoggedRequest } from "./emulators/server";
+
+export type EmulatorName = keyof EmulatorStack["servers"];
+export interface CountedCall {
+  emulator: EmulatorName;
+  method: string;
+  path: string;
+  query: string;
+  status: number;
+}
+
+/** Every emulator of the stack with its base URL. */
+export function emulatorUrls(stack: EmulatorStack): Record<EmulatorName, string> {
+  return {
+    graph: stack.graphUrl,
+    keyVault: stack.keyVaultUrl,
+    creatio: stack.creatioUrl,
+    creatioIdentity: stack.creatioIdentityUrl,
+    exchange: stack.exchangeUrl,
+  };
+}
+
+/** Forgets every emulator's request log. */
+export async function forgetRequests(stack: EmulatorStack): Promise<void> {
+  for (const url of Object.values(emulatorUrls(stack))) {
+    const response = await fetch(`${url}/_emulator/requests`, { method: "DELETE" });
+    if (!response.ok) throw new Error(`DELETE ${url}/_emulator/requests answered ${response.status}`);
+  }
+}
+
+/** The requests every emulator served since the last forgetRequests, emulator by emulator. */
+export async function countedRequests(stack: EmulatorStack): Promise<CountedCall[]> {
+  const calls: CountedCall[] = [];
+  for (const [emulator, url] of Object.entries(emulatorUrls(stack)) as [EmulatorName, string][]) {
+    const log = (await (await fetch(`${url}/_emulator/requests`)).json()) as LoggedRequest[];
+    for (const r of log) calls.push({ emulator, method: r.method, path: r.path, query: r.query, status: r.status });
+  }
+  return calls;
+}
+
+/** POST /api/tenants for the sandbox site, then wait for the run to end; returns the runtime status. */
+export async function onboardSandboxSite(host: SpawnedHost, stack: EmulatorStack, creatioUrl = stack.creatioUrl, timeoutMs = 120_000): Promise<{ runtimeStatus: string; output: unknown }> {
+  const response = await fetch(`${host.url}/api/tenants`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ creatioUrl, creatioCredentialSecretName: SANDBOX_CREATIO_CREDENTIAL_SECRET }),
+  });
+  if (response.status !== 202) throw new Error(`POST /api/tenants answered ${response.status} ${await response.text()}`);
+  const { statusQueryGetUri } = (await response.json()) as { statusQueryGetUri: string };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = (await (await fetch(statusQueryGetUri)).json()) as { runtimeStatus: string; output: unknown };
+    if (["Completed", "Failed", "Terminated"].includes(status.runtimeStatus)) return status;
+    if (Date.now() > deadline) throw new Error(`onboarding still ${status.runtimeStatus} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export const ONBOARDING_CASES = ["cold", "warm", "rerun"] as const;
+export type OnboardingCase = (typeof ONBOARDING_CASES)[number];
+
+/** The sandbox Creatio under its other loopback name: another site key, so a new site to the app (its credential is bound to both). */
+export const secondSiteUrl = (stack: EmulatorStack) => stack.creatioUrl.replace("localhost", "127.0.0.1");
+
+/**
+ * The three cases on one host: `cold` (first onboarding after the host started), `rerun` (the same
+ * POST again), then `warm` (a new site on the warm host: every emulator reset to its seed, and the
+ * sandbox Creatio onboarded as https://127.0.0.1:<port>, a site the app has never seen, while the
+ * host keeps its tokens and caches).
+ */
+export async function countOnboardingCases(host: SpawnedHost, stack: EmulatorStack): Promise<Record<OnboardingCase, CountedCall[]>> {
+  const run = async (creatioUrl = stack.creatioUrl) => {
+    await forgetRequests(stack);
+    const status = await onboardSandboxSite(host, stack, creatioUrl);
+    if (status.runtimeStatus !== "Completed") throw new Error(`onboarding ended ${status.runtimeStatus}: ${JSON.stringify(status.output)}`);
+    return countedRequests(stack);
+  };
+  const cold = await run();
+  const rerun = await run();
+  for (const url of Object.values(emulatorUrls(stack))) await fetch(`${url}/_emulator/reset`, { method: "POST" });
+  const warm = await run(secondSiteUrl(stack));
+  return { cold, warm, rerun };
+}
+
+export function describeCall(c: CountedCall): string {
+  return `${c.emulator.padEnd(15)} ${c.method.padEnd(6)} ${c.path}${c.query ? decodeURIComponent(c.query) : ""} -> ${c.status}`;
+}
+
+async function main() {
+  const dataDir = mkdtempSync(join(tmpdir(), "creatio-calls-"));
+  const azurite = await startAzurite({ location: dataDir, blobPort: await getFreePort(), queuePort: await getFreePort(), tablePort: await getFreePort() });
+  const stack = await startEmulators();
+  const host = await spawnHost({ env: { AzureWebJobsStorage: azurite.connectionString, ROTATION_SCHEDULE: "0 0 3 * * *", ...stack.appSettings() }, runTimers: false });
+  try {
+    const cases = await countOnboardingCases(host, stack);
+    for (const name of ONBOARDING_CASES) {
+      console.log(`\n${name}: ${cases[name].length} requests`);
+      for (const c of cases[name]) console.log(`  ${describeCall(c)}`);
+    }
+  } finally {
+    await host.stop();
+    await stack.close();
+    await azurite.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+if (require.main === module) {
+  const { relaunchTrustingSandboxCa } = require("./trust") as typeof import("./trust");
+  relaunchTrustingSandboxCa();
+  main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+}
