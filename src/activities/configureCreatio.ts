@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { CreatioError, CreatioLoginRefusedError, type MailServerLink, type OAuthApplicationRow } from "../clients/creatio";
 import { FinalError } from "../domain/failure";
-import { decodeSiteTags, mergeSiteTags, type SiteTagsChange } from "../domain/tags";
+import { decodeSiteTags, lastRunSchema, mergeSiteTags, type SiteTagsChange } from "../domain/tags";
+import { mailReadinessSchema } from "../domain/ews";
 import { activityFields, creatioClientFor, creatioSiteInput, defaultDeps, redactError, type ActivityDeps } from "./shared";
 
 /**
@@ -17,6 +18,18 @@ export const configureCreatioInput = creatioSiteInput.extend({
   ...activityFields.pick({ secretName: true, appId: true }).shape,
   /** The version issued by the previous step; Creatio gets exactly that value. Latest when omitted. */
   secretVersion: z.string().min(1).optional(),
+  /**
+   * When this is the run's last step: how the run ended (and the EWS readiness), written with this
+   * step's own tag update instead of by a separate recordSiteState afterwards (a read and a write
+   * fewer; docs/architecture.md, "Upstream calls per onboarding"). Written only when Creatio took the
+   * settings, so it says `succeeded` only for a run that did.
+   */
+  recordOnSuccess: z
+    .object({
+      lastRun: lastRunSchema.omit({ at: true }),
+      mailReadiness: mailReadinessSchema.optional(),
+    })
+    .optional(),
 });
 export type ConfigureCreatioInput = z.input<typeof configureCreatioInput>;
 
@@ -28,6 +41,8 @@ export interface ConfigureCreatioResult {
   actions: ("inserted-oauth-application" | "updated-oauth-application" | "linked-mail-server")[];
   syncedAt: string | null;
   syncedKeyId: string | null;
+  /** recordOnSuccess went into the tags (false when it was not asked for, or the tags do not decode). */
+  recordedOutcome?: boolean;
 }
 
 export const OAUTH_APPLICATION_NAME = "Office365OAuthAuthenticator";
@@ -124,13 +139,17 @@ export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: Ac
           creatioSyncedExpiresOn: clientSecret.properties.expiresOn?.toISOString() ?? null,
         });
       }
+      if (input.recordOnSuccess) {
+        change.lastRun = { ...input.recordOnSuccess.lastRun, at: now };
+        if (input.recordOnSuccess.mailReadiness) change.mailReadiness = input.recordOnSuccess.mailReadiness;
+      }
       const tags = mergeSiteTags(clientSecret.properties.tags, change);
       if (JSON.stringify(tags) !== JSON.stringify(clientSecret.properties.tags)) {
         // Tags of the same version: updateSecretProperties never creates a new version.
         await deps.secrets.updateSecretProperties(input.secretName, clientSecret.properties.version!, { tags });
       }
     }
-    return { mailServerId: input.mailServerId, oauthApplicationId: row.Id, odataRoot, actions, syncedAt, syncedKeyId };
+    return { mailServerId: input.mailServerId, oauthApplicationId: row.Id, odataRoot, actions, syncedAt, syncedKeyId, recordedOutcome: decoded.ok && input.recordOnSuccess !== undefined };
   } catch (error) {
     throw redactError(error, secretValue, ...credentialSecrets);
   }

@@ -159,13 +159,17 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
       mailServerId: input.mailServerId,
       appId: app.appId,
       takeOver: preflight.takingOver,
+      // The last step unless user consent follows: it records the outcome with its own tag update.
+      ...(input.allowUserConsent ? {} : { recordOnSuccess: { lastRun: { kind: "onboard" as const, outcome: "succeeded" as const, instanceId }, ...readiness() } }),
     });
 
     // Manual step 9, opt-in only: admin consent already covers every user.
     let userConsent: AllowUserConsentResult | null = null;
     if (input.allowUserConsent) userConsent = yield* steps.run(ALLOW_USER_CONSENT, GRAPH_RETRY, {});
 
-    yield* recordSiteStateQuietly(context, EVENTS.onboardingStep, { host: input.host, lastRun: { kind: "onboard", outcome: "succeeded", instanceId }, ...readiness() });
+    if (!creatio.recordedOutcome) {
+      yield* recordSiteStateQuietly(context, EVENTS.onboardingStep, { host: input.host, lastRun: { kind: "onboard", outcome: "succeeded", instanceId }, ...readiness() });
+    }
     steps.finish("done");
     logEvent(context, EVENTS.onboardingFinished, { site: input.host, instanceId, outcome: "succeeded", appId: app.appId, keyId: secret.keyId, ews: ews.ews });
     const { removedLeftovers: _removed, ...secretReference } = secret;
