@@ -100,7 +100,9 @@ async function main() {
   const dataDir = mkdtempSync(join(tmpdir(), "creatio-calls-"));
   const azurite = await startAzurite({ location: dataDir, blobPort: await getFreePort(), queuePort: await getFreePort(), tablePort: await getFreePort() });
   const stack = await startEmulators();
-  const host = await spawnHost({ env: { AzureWebJobsStorage: azurite.connectionString, ROTATION_SCHEDULE: "0 0 3 * * *", ...stack.appSettings() }, runTimers: false });
+  // ONBOARDING_CALLS_APP_DIR: count another build of the app (e.g. an older commit's), same emulators and harness.
+  const appDir = process.env.ONBOARDING_CALLS_APP_DIR;
+  const host = await spawnHost({ env: { AzureWebJobsStorage: azurite.connectionString, ROTATION_SCHEDULE: "0 0 3 * * *", ...stack.appSettings() }, runTimers: false, ...(appDir ? { appDir } : {}) });
   try {
     const cases = await countOnboardingCases(host, stack);
     for (const name of ONBOARDING_CASES) {

@@ -61,11 +61,15 @@ export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: Ac
   }
   const { creatio } = await creatioClientFor(deps, input.host, input.creatioCredentialSecretName, input.creatioCredentialVersion);
 
-  // The mail server's row is the first read: on first contact it also finds the OData root.
+  // The mail server's row is the first read: on first contact it also finds the OData root, which
+  // the rights check needs; on a client that knows it, both go at once (docs/architecture.md,
+  // "Upstream calls per onboarding").
   let odataRoot: string;
   let link: MailServerLink;
+  let canManage: boolean | undefined;
   try {
-    link = await creatio.mailServerLink(input.mailServerId);
+    if (creatio.knownODataRoot) [link, canManage] = await Promise.all([creatio.mailServerLink(input.mailServerId), creatio.canExecuteOperation(MANAGE_MAIL_SERVERS_OPERATION)]);
+    else link = await creatio.mailServerLink(input.mailServerId);
     odataRoot = await creatio.odataRoot();
   } catch (error) {
     if (error instanceof CreatioLoginRefusedError) {
@@ -80,7 +84,13 @@ export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: Ac
     throw error;
   }
 
-  if (!(await creatio.canExecuteOperation(MANAGE_MAIL_SERVERS_OPERATION))) {
+  // An unlinked mail server's mailboxes are counted beside the rights check: both only read.
+  let counted: number | null | undefined;
+  if (canManage === undefined) {
+    const unlinked = link.mailServer !== undefined && !link.application;
+    [canManage, counted] = await Promise.all([creatio.canExecuteOperation(MANAGE_MAIL_SERVERS_OPERATION), unlinked ? mailboxCount(creatio, input.mailServerId) : undefined]);
+  }
+  if (!canManage) {
     throw new FinalError(
       `The Creatio account in Key Vault secret ${input.creatioCredentialSecretName} may not change mail server settings: ` +
         `grant it the system operation ${MANAGE_MAIL_SERVERS_OPERATION} in Creatio (System Designer > Operation permissions), or store another account's credential.`,
@@ -107,7 +117,7 @@ export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: Ac
         ` To replace it anyway, onboard again with "takeOver": true; Creatio's users then reconnect their mailboxes.`,
     );
   }
-  const passwordMailboxes = link.application ? null : await mailboxCount(creatio, input.mailServerId);
+  const passwordMailboxes = link.application ? null : counted !== undefined ? counted : await mailboxCount(creatio, input.mailServerId);
   return { odataRoot, mailServerName: link.mailServer.Name ?? null, linkedClientId, knownAppId, takingOver: foreign, passwordMailboxes };
 }
 

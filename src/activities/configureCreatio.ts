@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CreatioError, CreatioLoginRefusedError, type MailServerLink, type OAuthApplicationRow } from "../clients/creatio";
+import { CreatioError, CreatioLoginRefusedError, type OAuthApplicationRow } from "../clients/creatio";
 import { FinalError } from "../domain/failure";
 import { decodeSiteTags, lastRunSchema, mergeSiteTags, type SiteTagsChange } from "../domain/tags";
 import { mailReadinessSchema } from "../domain/ews";
@@ -51,29 +51,38 @@ export const OAUTH_CLIENT_CLASS_NAME = "Office365OAuthClient";
 
 export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: ActivityDeps = defaultDeps()): Promise<ConfigureCreatioResult> {
   const input = configureCreatioInput.parse(rawInput);
-  const clientSecret = await deps.secrets.getSecret(input.secretName, input.secretVersion ? { version: input.secretVersion } : undefined);
-  const secretValue = clientSecret.value;
   // The Creatio credential's secret parts, kept out of error messages too (Creatio error bodies are quoted in them).
   const credentialSecrets: string[] = [];
-  try {
-    if (!secretValue) throw new Error(`Key Vault secret ${input.secretName} has no value`);
-    const decoded = decodeSiteTags(clientSecret.properties.tags);
-    const keyId = decoded.ok ? decoded.tags.keyId : undefined;
-
+  // The client secret (Key Vault) and the mail server's row (Creatio) do not depend on each other:
+  // both are read at once (docs/architecture.md, "Upstream calls per onboarding"). Creatio is sent
+  // nothing secret before the value is read, so these errors cannot quote it.
+  const creatioSide = (async () => {
     const { creatio, secretParts } = await creatioClientFor(deps, input.host, input.creatioCredentialSecretName, input.creatioCredentialVersion);
     credentialSecrets.push(...secretParts);
-    // The mail server's row first: on a client's first contact it also finds the OData root.
-    let odataRoot: string;
-    let link: MailServerLink;
     try {
-      link = await creatio.mailServerLink(input.mailServerId);
-      odataRoot = await creatio.odataRoot();
+      // The mail server's row first: on a client's first contact it also finds the OData root.
+      const link = await creatio.mailServerLink(input.mailServerId);
+      return { creatio, link, odataRoot: await creatio.odataRoot() };
     } catch (error) {
       if (error instanceof CreatioLoginRefusedError) {
         throw new FinalError(`Creatio refused the credential in Key Vault secret ${input.creatioCredentialSecretName}: ${error.message}. Store the right credential and run again.`);
       }
       throw error;
     }
+  })();
+  let clientSecret: Awaited<ReturnType<ActivityDeps["secrets"]["getSecret"]>>;
+  try {
+    clientSecret = await deps.secrets.getSecret(input.secretName, input.secretVersion ? { version: input.secretVersion } : undefined);
+  } catch (error) {
+    await creatioSide.catch(() => undefined);
+    throw redactError(error, ...credentialSecrets);
+  }
+  const secretValue = clientSecret.value;
+  try {
+    if (!secretValue) throw new Error(`Key Vault secret ${input.secretName} has no value`);
+    const decoded = decodeSiteTags(clientSecret.properties.tags);
+    const keyId = decoded.ok ? decoded.tags.keyId : undefined;
+    const { creatio, link, odataRoot } = await creatioSide;
 
     if (!link.mailServer) {
       throw new FinalError(`Creatio GET ${odataRoot}/MailServer(${input.mailServerId}) found no such mail server; pass the id of the site's Office 365 MailServer row as mailServerId`);

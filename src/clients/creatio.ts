@@ -189,6 +189,11 @@ export class CreatioClient {
    * an HTML page with 200 (Creatio Academy "OData basics": `/0/odata` on .NET Framework, `/odata` on
    * .NET). A 401 that survives signing in again is an authentication failure, not a missing root.
    */
+  /** The OData root when this client found it already (no request needed), else undefined. */
+  get knownODataRoot(): string | undefined {
+    return this.odataBase;
+  }
+
   async odataRoot(): Promise<string> {
     if (this.odataBase) return this.odataBase;
     return (await this.discover("/MailServer?$select=Id&$top=1")).base;
@@ -329,11 +334,17 @@ export class CreatioClient {
     return Math.min(this.baseDelayMs * 2 ** attempt, 30_000);
   }
 
+  /** Requests sent at once share one sign-in (a second login could lock an account sooner, and costs a request). */
+  private signingIn: Promise<void> | undefined;
+
   private async ensureSignedIn(): Promise<void> {
     if (this.bearer || this.cookies.size > 0) return;
-    const credential = this.options.credential;
-    if ("username" in credential) await this.cookieLogin(credential.username, credential.password);
-    else await this.clientCredentialsLogin(credential.clientId, credential.clientSecret, credential.identityServerUrl);
+    this.signingIn ??= (async () => {
+      const credential = this.options.credential;
+      if ("username" in credential) await this.cookieLogin(credential.username, credential.password);
+      else await this.clientCredentialsLogin(credential.clientId, credential.clientSecret, credential.identityServerUrl);
+    })().finally(() => (this.signingIn = undefined));
+    return this.signingIn;
   }
 
   /** `POST /ServiceModel/AuthService.svc/Login` (no `/0`): 200 with Code 0 and cookies, or 200 with Code 1 and a Message. */
