@@ -19,10 +19,23 @@ let credential: TokenCredential | undefined;
  * with a client secret (docs/architecture.md, "Upstream calls per onboarding"). Every request here
  * goes without CAE, as Graph's and Exchange's already did: the Graph SDK cannot answer a CAE claims
  * challenge, and a token that is not CAE-capable gets none (learn.microsoft.com/entra/identity-platform/app-resilience-continuous-access-evaluation).
+ * Exported for its unit test.
  */
 export function withoutCae(inner: TokenCredential): TokenCredential {
+  // Requests for the same scopes at once share one token request: MSAL does not join them, so two
+  // first calls made together (e.g. the reads an activity overlaps) would each ask Entra.
+  const inFlight = new Map<string, ReturnType<TokenCredential["getToken"]>>();
   return {
-    getToken: (scopes, options) => inner.getToken(scopes, { ...options, enableCae: false }),
+    getToken: (scopes, options) => {
+      if (options?.claims || options?.abortSignal) return inner.getToken(scopes, { ...options, enableCae: false });
+      const key = JSON.stringify([[scopes].flat(), options?.tenantId ?? null]);
+      let pending = inFlight.get(key);
+      if (!pending) {
+        pending = inner.getToken(scopes, { ...options, enableCae: false }).finally(() => inFlight.delete(key));
+        inFlight.set(key, pending);
+      }
+      return pending;
+    },
   };
 }
 
