@@ -92,6 +92,136 @@ export async function countOnboardingCases(host: SpawnedHost, stack: EmulatorSta
   return { cold, warm, rerun };
 }
 
+
+/**
+ * The documented minimum (docs/architecture.md, "Upstream calls per onboarding"), call by call, as
+ * `npm run bench` prints it and test/e2e/onboardingCalls.test.ts compares it with the emulators'
+ * logs: emulator, method, path with the query (ids as {id}, the site's names as {site}, the
+ * credential secret as {credential}, a Key Vault version as {version}) and the status.
+ */
+export const MINIMUM_CALLS: Record<OnboardingCase, string[]> = {
+  cold: [
+    // POST /api/tenants
+    "keyVault GET /secrets/{credential}/ 401",
+    "graph GET /{id}/v2.0/.well-known/openid-configuration 200",
+    "graph POST /{id}/oauth2/v2.0/token 200",
+    "keyVault GET /secrets/{credential}/ 200",
+    "keyVault GET /secrets/{site}/ 404",
+    // checkCreatioSite
+    "creatio POST /ServiceModel/AuthService.svc/Login 200",
+    "creatio GET /0/odata/MailServer?$filter=Id eq {id}&$select=Id,Name,OAuthApplicationId 200",
+    "creatio POST /0/ServiceModel/RightsService.svc/GetCanExecuteOperation 200",
+    "creatio GET /0/odata/MailboxSyncSettings?$filter=MailServerId eq {id}&$select=Id 200",
+    // ensureApplication
+    "graph POST /{id}/oauth2/v2.0/token 200",
+    "graph GET /v1.0/servicePrincipals?$filter=appId in ('{id}','{id}')&$select=id,appId,oauth2PermissionScopes 200",
+    "graph GET /v1.0/applications(uniqueName='{site}')?$select=id,appId,displayName,signInAudience,web,requiredResourceAccess 404",
+    "graph PATCH /v1.0/applications(uniqueName='{site}') 201",
+    // ensureServicePrincipal
+    "graph PATCH /v1.0/servicePrincipals(appId='{id}') 201",
+    // grantAdminConsent
+    "graph POST /v1.0/oauth2PermissionGrants 201",
+    "graph POST /v1.0/oauth2PermissionGrants 201",
+    // allowEwsAccess (EWS_ACCESS=manage)
+    "graph GET /v1.0/organization?$select=id,verifiedDomains 200",
+    "graph POST /{id}/oauth2/v2.0/token 200",
+    "exchange POST /adminapi/beta/{id}/InvokeCommand 200",
+    "exchange POST /adminapi/beta/{id}/InvokeCommand 200",
+    "exchange POST /adminapi/beta/{id}/InvokeCommand 200",
+    // issueClientSecret
+    "keyVault GET /secrets/{site}/ 404",
+    "graph GET /v1.0/applications/{id}?$select=id,appId,passwordCredentials 200",
+    "graph POST /v1.0/applications/{id}/addPassword 200",
+    "keyVault PUT /secrets/{site} 200",
+    // configureCreatio (also records the outcome)
+    "keyVault GET /secrets/{site}/{version} 200",
+    "creatio GET /0/odata/MailServer({id})?$select=Id,Name,OAuthApplicationId 200",
+    "creatio GET /0/odata/OAuthApplications?$filter=ClientId eq '{id}'&$select=Id,Name,AppClassName,ClientClassName,ClientId 200",
+    "creatio POST /0/odata/OAuthApplications 201",
+    "creatio PATCH /0/odata/MailServer({id}) 204",
+    "keyVault PATCH /secrets/{site}/{version} 200",
+  ],
+  warm: [
+    "keyVault GET /secrets/{credential}/ 200",
+    "keyVault GET /secrets/{site}/ 404",
+    "creatio POST /ServiceModel/AuthService.svc/Login 200",
+    "creatio GET /0/odata/MailServer?$filter=Id eq {id}&$select=Id,Name,OAuthApplicationId 200",
+    "creatio POST /0/ServiceModel/RightsService.svc/GetCanExecuteOperation 200",
+    "creatio GET /0/odata/MailboxSyncSettings?$filter=MailServerId eq {id}&$select=Id 200",
+    "graph GET /v1.0/applications(uniqueName='{site}')?$select=id,appId,displayName,signInAudience,web,requiredResourceAccess 404",
+    "graph PATCH /v1.0/applications(uniqueName='{site}') 201",
+    "graph PATCH /v1.0/servicePrincipals(appId='{id}') 201",
+    "graph POST /v1.0/oauth2PermissionGrants 201",
+    "graph POST /v1.0/oauth2PermissionGrants 201",
+    "exchange POST /adminapi/beta/{id}/InvokeCommand 200",
+    "exchange POST /adminapi/beta/{id}/InvokeCommand 200",
+    "exchange POST /adminapi/beta/{id}/InvokeCommand 200",
+    "keyVault GET /secrets/{site}/ 404",
+    "graph GET /v1.0/applications/{id}?$select=id,appId,passwordCredentials 200",
+    "graph POST /v1.0/applications/{id}/addPassword 200",
+    "keyVault PUT /secrets/{site} 200",
+    "keyVault GET /secrets/{site}/{version} 200",
+    "creatio GET /0/odata/MailServer({id})?$select=Id,Name,OAuthApplicationId 200",
+    "creatio GET /0/odata/OAuthApplications?$filter=ClientId eq '{id}'&$select=Id,Name,AppClassName,ClientClassName,ClientId 200",
+    "creatio POST /0/odata/OAuthApplications 201",
+    "creatio PATCH /0/odata/MailServer({id}) 204",
+    "keyVault PATCH /secrets/{site}/{version} 200",
+  ],
+  rerun: [
+    "keyVault GET /secrets/{credential}/ 200",
+    "keyVault GET /secrets/{site}/ 200",
+    "creatio GET /0/odata/MailServer({id})?$select=Id,Name,OAuthApplicationId 200",
+    "creatio GET /0/odata/OAuthApplications({id})?$select=Id,Name,AppClassName,ClientClassName,ClientId 200",
+    "creatio POST /0/ServiceModel/RightsService.svc/GetCanExecuteOperation 200",
+    "graph GET /v1.0/applications(uniqueName='{site}')?$select=id,appId,displayName,signInAudience,web,requiredResourceAccess 200",
+    "graph GET /v1.0/servicePrincipals(appId='{id}')?$select=id,appId 200",
+    "graph GET /v1.0/oauth2PermissionGrants?$filter=clientId eq '{id}' 200",
+    "exchange POST /adminapi/beta/{id}/InvokeCommand 200",
+    "keyVault GET /secrets/{site}/ 200",
+    "graph GET /v1.0/applications/{id}?$select=id,appId,passwordCredentials 200",
+    "keyVault GET /secrets/{site}/{version} 200",
+    "creatio GET /0/odata/MailServer({id})?$select=Id,Name,OAuthApplicationId 200",
+    "creatio GET /0/odata/OAuthApplications({id})?$select=Id,Name,AppClassName,ClientClassName,ClientId 200",
+    "keyVault PATCH /secrets/{site}/{version} 200",
+  ],
+};
+
+/**
+ * Calls on the critical path (a chain of calls each waiting for the one before; the rest overlap
+ * them), per case, as docs/architecture.md counts them: the floor of the wall time is this many
+ * round trips.
+ */
+export const CRITICAL_PATH_CALLS: Record<OnboardingCase, number> = { cold: 26, warm: 20, rerun: 12 };
+
+/** A logged call in the form of MINIMUM_CALLS. */
+export function callKey(c: CountedCall): string {
+  let path = decodeURIComponent(`${c.path}${c.query}`)
+    .replace(/[?&](api-version|client-request-id)=[^&]*/g, (m) => (m.startsWith("?") ? "?" : ""))
+    .replace(/\?$/, "")
+    .replace(/\?&/, "?");
+  path = path
+    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, "{id}")
+    .replace(/\/[0-9a-f]{32}(?=[/?]|$)/g, "/{version}")
+    .replace(/creatio-o365-[a-z0-9-]+/g, "{site}")
+    .replace(/creatio-sandbox-admin/g, "{credential}");
+  return `${c.emulator} ${c.method} ${path} ${c.status}`;
+}
+
+/** The calls as sorted keys, to compare with MINIMUM_CALLS regardless of order (overlapping calls have none). */
+export const sortedKeys = (calls: CountedCall[]) => calls.map(callKey).sort();
+
+/** "+ call" made but not in the minimum, "- call" in the minimum but not made. */
+export function diffKeys(made: string[], minimum: string[]): string[] {
+  const rest = [...minimum];
+  const out: string[] = [];
+  for (const key of made) {
+    const i = rest.indexOf(key);
+    if (i >= 0) rest.splice(i, 1);
+    else out.push(`+ ${key}`);
+  }
+  return [...out, ...rest.map((key) => `- ${key}`)];
+}
+
 export function describeCall(c: CountedCall): string {
   return `${c.emulator.padEnd(15)} ${c.method.padEnd(6)} ${c.path}${c.query ? decodeURIComponent(c.query) : ""} -> ${c.status}`;
 }
@@ -106,8 +236,10 @@ async function main() {
   try {
     const cases = await countOnboardingCases(host, stack);
     for (const name of ONBOARDING_CASES) {
-      console.log(`\n${name}: ${cases[name].length} requests`);
-      for (const c of cases[name]) console.log(`  ${describeCall(c)}`);
+      console.log(`\n${name}: ${cases[name].length} requests (documented minimum ${MINIMUM_CALLS[name].length})`);
+      for (const c of cases[name]) console.log(`  ${callKey(c)}`);
+      const extra = diffKeys(sortedKeys(cases[name]), [...MINIMUM_CALLS[name]].sort());
+      if (extra.length) console.log(`  differs from the minimum:\n    ${extra.join("\n    ")}`);
     }
   } finally {
     await host.stop();
