@@ -225,9 +225,6 @@ export function diffKeys(made: string[], minimum: string[]): string[] {
   return [...out, ...rest.map((key) => `- ${key}`)];
 }
 
-export function describeCall(c: CountedCall): string {
-  return `${c.emulator.padEnd(15)} ${c.method.padEnd(6)} ${c.path}${c.query ? decodeURIComponent(c.query) : ""} -> ${c.status}`;
-}
 
 /** Every emulator: these faults (`{}` clears them). */
 async function faultAll(stack: EmulatorStack, faults: { latencyMs?: number }): Promise<void> {
