@@ -80,8 +80,8 @@ interface ResourceServicePrincipal {
  */
 export const RESOURCE_CACHE_MS = 60 * 60 * 1000;
 
-/** Per Graph client (one client = the app's home tenant): appId (lower case) -> the principal, or null when the tenant has none, and when read. */
-const resourceCache = new WeakMap<object, Map<string, { sp: ResourceServicePrincipal | null; at: number }>>();
+/** Per Graph client (one client = the app's home tenant): appId (lower case) -> the principal and when it was read. */
+const resourceCache = new WeakMap<object, Map<string, { sp: ResourceServicePrincipal; at: number }>>();
 
 /**
  * The service principals of these resource app ids, one Graph read for all of them
@@ -100,9 +100,15 @@ async function resourcePrincipals(deps: Pick<ActivityDeps, "graph" | "now">, app
   if (missing.length > 0) {
     const path = `/servicePrincipals?$filter=appId in (${missing.map(odataString).join(",")})&$select=id,appId,oauth2PermissionScopes`;
     const answer = await graphCall(`GET ${path}`, () => deps.graph.api(path).get() as Promise<{ value?: ResourceServicePrincipal[] }>);
-    for (const appId of missing) cache.set(appId, { sp: answer.value?.find((sp) => sp.appId.toLowerCase() === appId) ?? null, at: now });
+    const found = new Map((answer.value ?? []).map((sp) => [sp.appId.toLowerCase(), sp]));
+    // A resource the tenant lacks is not remembered: once an administrator adds it, the next run sees it.
+    for (const appId of missing) {
+      const sp = found.get(appId);
+      if (sp) cache.set(appId, { sp, at: now });
+      else cache.delete(appId);
+    }
   }
-  return new Map(wanted.map((a) => [a, cache.get(a)!.sp]));
+  return new Map(wanted.map((a) => [a, cache.get(a)?.sp ?? null]));
 }
 
 /** Forgets the cached resource principals of this Graph client (tests; a tenant whose resources changed). */

@@ -105,11 +105,19 @@ describe("ensureApplication", () => {
     expect(other.calls.filter((c) => RESOURCE_QUERY.test(c.path))).toHaveLength(1);
   });
 
-  it("says which resource the tenant lacks", async () => {
-    const { graph } = recordingGraph((call) => answerResourceSps(call, [GRAPH_SP]) ?? graphError(404, "Request_ResourceNotFound", "not found"));
+  it("says which resource the tenant lacks, and does not remember the absence: once added, the next run finds it", async () => {
+    let principals = [GRAPH_SP];
+    const { graph, calls } = recordingGraph(
+      (call) => answerResourceSps(call, principals) ?? (call.method === "GET" ? graphError(404, "Request_ResourceNotFound", "not found") : { status: 201, body: { id: "app-obj", appId: "app-id" } }),
+    );
     await expect(ensureApplication({ host: "acme.creatio.com", displayName: "Creatio" }, deps(graph, new FakeSecretStore()))).rejects.toThrow(
       `Office 365 Exchange Online (appId ${EXO}) has no service principal in this tenant`,
     );
+    principals = [GRAPH_SP, EXO_SP];
+    const ok = await ensureApplication({ host: "acme.creatio.com", displayName: "Creatio" }, deps(graph, new FakeSecretStore()));
+    expect(ok.resources.map((r) => r.servicePrincipalId)).toEqual(["sp-exo", "sp-graph"]);
+    // Only the missing one is asked for again; Microsoft Graph's principal came from the cache.
+    expect(calls.filter((c) => RESOURCE_QUERY.test(c.path)).map((c) => RESOURCE_QUERY.exec(c.path)![1])).toEqual([`'${EXO}','${MSGRAPH}'`, `'${EXO}'`]);
   });
 
   it("repairs a removed redirect URI and permission and keeps what an admin added", async () => {
