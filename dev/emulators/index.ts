@@ -82,7 +82,9 @@ export async function startEmulators(options: EmulatorStackOptions = {}): Promis
         name: SANDBOX_CREATIO_CREDENTIAL_SECRET,
         value: JSON.stringify({ username: supervisor.userName, password: supervisor.password }),
         contentType: "application/json",
-        tags: { [CREDENTIAL_SITE_TAG]: new URL(creatioUrl).host },
+        // Bound to the site under both of its loopback names: `npm run bench` and the request-count
+        // test onboard https://127.0.0.1:<port> as a second, new site on a warm host.
+        tags: { [CREDENTIAL_SITE_TAG]: `${new URL(creatioUrl).host} ${new URL(creatioUrl).host.replace("localhost", "127.0.0.1")}` },
       });
     }
     keyVault = createKeyVaultEmulator(ctx, { authorityHost: () => graphUrl, seed });

@@ -125,6 +125,9 @@ export interface LoggedRequest {
   status: number;
   /** Set when the request was a sub-request of a batch: the path of the batch request that carried it. */
   via?: string;
+  /** When it arrived and when it was answered (ms since the epoch; injected latency included). */
+  receivedAt?: number;
+  answeredAt?: number;
 }
 
 export interface EmulatorOptions {
@@ -274,11 +277,12 @@ export class EmulatorServer {
       return { status: 404, body: this.error(404, "NotFound", `${this.name} emulator: no route for ${method} ${path}`) };
     };
 
+    const receivedAt = Date.now();
     if (!isAdmin && this.faults.latencyMs > 0) await new Promise((r) => setTimeout(r, this.faults.latencyMs));
     const started = performance.now();
     const response = await answer();
     if (!isAdmin) this.busyMs += performance.now() - started;
-    if (!isAdmin) this.requests.push({ method, path, query: url.search, body: body ?? (rawBody || undefined), status: response.status });
+    if (!isAdmin) this.requests.push({ method, path, query: url.search, body: body ?? (rawBody || undefined), status: response.status, receivedAt, answeredAt: Date.now() });
     this.send(res, response);
   }
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CreatioError, CreatioLoginRefusedError, type CreatioClient } from "../clients/creatio";
+import { CreatioError, CreatioLoginRefusedError, type CreatioClient, type MailServerLink } from "../clients/creatio";
 import { isSecretNotFound } from "../clients/keyVault";
 import { FinalError } from "../domain/failure";
 import { resolveCreatioHostProblem } from "../domain/address";
@@ -21,7 +21,10 @@ import { creatioClientFor, creatioSiteInput, defaultDeps, type ActivityDeps } fr
  */
 export const CHECK_CREATIO_SITE = "checkCreatioSite";
 
-export const checkCreatioSiteInput = creatioSiteInput;
+export const checkCreatioSiteInput = creatioSiteInput.extend({
+  /** The app id the site's Key Vault tags name, as POST /api/tenants read them (null: none); read here when omitted. */
+  knownAppId: z.string().min(1).nullable().optional(),
+});
 export type CheckCreatioSiteInput = z.input<typeof checkCreatioSiteInput>;
 
 export interface CheckCreatioSiteResult {
@@ -56,10 +59,17 @@ export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: Ac
     if (/\(EAI_AGAIN\)/.test(addressProblem)) throw new Error(addressProblem);
     throw new FinalError(`${addressProblem} Nothing was created.`);
   }
-  const { creatio } = await creatioClientFor(deps, input.host, input.creatioCredentialSecretName);
+  const { creatio } = await creatioClientFor(deps, input.host, input.creatioCredentialSecretName, input.creatioCredentialVersion);
 
+  // The mail server's row is the first read: on first contact it also finds the OData root, which
+  // the rights check needs; on a client that knows it, both go at once (docs/architecture.md,
+  // "Upstream calls per onboarding").
   let odataRoot: string;
+  let link: MailServerLink;
+  let canManage: boolean | undefined;
   try {
+    if (creatio.knownODataRoot) [link, canManage] = await Promise.all([creatio.mailServerLink(input.mailServerId), creatio.canExecuteOperation(MANAGE_MAIL_SERVERS_OPERATION)]);
+    else link = await creatio.mailServerLink(input.mailServerId);
     odataRoot = await creatio.odataRoot();
   } catch (error) {
     if (error instanceof CreatioLoginRefusedError) {
@@ -74,14 +84,19 @@ export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: Ac
     throw error;
   }
 
-  if (!(await creatio.canExecuteOperation(MANAGE_MAIL_SERVERS_OPERATION))) {
+  // An unlinked mail server's mailboxes are counted beside the rights check: both only read.
+  let counted: number | null | undefined;
+  if (canManage === undefined) {
+    const unlinked = link.mailServer !== undefined && !link.application;
+    [canManage, counted] = await Promise.all([creatio.canExecuteOperation(MANAGE_MAIL_SERVERS_OPERATION), unlinked ? mailboxCount(creatio, input.mailServerId) : undefined]);
+  }
+  if (!canManage) {
     throw new FinalError(
       `The Creatio account in Key Vault secret ${input.creatioCredentialSecretName} may not change mail server settings: ` +
         `grant it the system operation ${MANAGE_MAIL_SERVERS_OPERATION} in Creatio (System Designer > Operation permissions), or store another account's credential.`,
     );
   }
 
-  const link = await creatio.mailServerLink(input.mailServerId);
   if (!link.mailServer) {
     throw new FinalError(
       `Creatio at ${origin} has no MailServer row ${input.mailServerId}. Pass the id of the site's Office 365 mail server as mailServerId ` +
@@ -91,7 +106,8 @@ export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: Ac
   const mailServerName = link.mailServer.Name ?? input.mailServerId;
   const linkedClientId = link.application?.ClientId || null;
   // This site's app: as Key Vault records it, else (its secret deleted by hand) as Entra has it.
-  const knownAppId = (await knownAppIdOf(deps, input.host)) ?? (linkedClientId ? await registeredAppIdOf(deps, input.host) : null);
+  const recorded = input.knownAppId !== undefined ? input.knownAppId : await knownAppIdOf(deps, input.host);
+  const knownAppId = recorded ?? (linkedClientId ? await registeredAppIdOf(deps, input.host) : null);
   const foreign = linkedClientId !== null && linkedClientId !== knownAppId;
   if (foreign && !input.takeOver) {
     const owner = await managedSiteWithAppId(deps, linkedClientId!);
@@ -101,7 +117,7 @@ export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: Ac
         ` To replace it anyway, onboard again with "takeOver": true; Creatio's users then reconnect their mailboxes.`,
     );
   }
-  const passwordMailboxes = link.application ? null : await mailboxCount(creatio, input.mailServerId);
+  const passwordMailboxes = link.application ? null : counted !== undefined ? counted : await mailboxCount(creatio, input.mailServerId);
   return { odataRoot, mailServerName: link.mailServer.Name ?? null, linkedClientId, knownAppId, takingOver: foreign, passwordMailboxes };
 }
 

@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { CreatioError, CreatioLoginRefusedError, type OAuthApplicationRow } from "../clients/creatio";
 import { FinalError } from "../domain/failure";
-import { decodeSiteTags, mergeSiteTags, type SiteTagsChange } from "../domain/tags";
+import { decodeSiteTags, lastRunSchema, mergeSiteTags, type SiteTagsChange } from "../domain/tags";
+import { mailReadinessSchema } from "../domain/ews";
 import { activityFields, creatioClientFor, creatioSiteInput, defaultDeps, redactError, type ActivityDeps } from "./shared";
 
 /**
@@ -17,6 +18,18 @@ export const configureCreatioInput = creatioSiteInput.extend({
   ...activityFields.pick({ secretName: true, appId: true }).shape,
   /** The version issued by the previous step; Creatio gets exactly that value. Latest when omitted. */
   secretVersion: z.string().min(1).optional(),
+  /**
+   * When this is the run's last step: how the run ended (and the EWS readiness), written with this
+   * step's own tag update instead of by a separate recordSiteState afterwards (a read and a write
+   * fewer; docs/architecture.md, "Upstream calls per onboarding"). Written only when Creatio took the
+   * settings, so it says `succeeded` only for a run that did.
+   */
+  recordOnSuccess: z
+    .object({
+      lastRun: lastRunSchema.omit({ at: true }),
+      mailReadiness: mailReadinessSchema.optional(),
+    })
+    .optional(),
 });
 export type ConfigureCreatioInput = z.input<typeof configureCreatioInput>;
 
@@ -28,6 +41,8 @@ export interface ConfigureCreatioResult {
   actions: ("inserted-oauth-application" | "updated-oauth-application" | "linked-mail-server")[];
   syncedAt: string | null;
   syncedKeyId: string | null;
+  /** recordOnSuccess went into the tags (false when it was not asked for, or the tags do not decode). */
+  recordedOutcome?: boolean;
 }
 
 export const OAUTH_APPLICATION_NAME = "Office365OAuthAuthenticator";
@@ -36,28 +51,39 @@ export const OAUTH_CLIENT_CLASS_NAME = "Office365OAuthClient";
 
 export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: ActivityDeps = defaultDeps()): Promise<ConfigureCreatioResult> {
   const input = configureCreatioInput.parse(rawInput);
-  const clientSecret = await deps.secrets.getSecret(input.secretName, input.secretVersion ? { version: input.secretVersion } : undefined);
-  const secretValue = clientSecret.value;
   // The Creatio credential's secret parts, kept out of error messages too (Creatio error bodies are quoted in them).
   const credentialSecrets: string[] = [];
-  try {
-    if (!secretValue) throw new Error(`Key Vault secret ${input.secretName} has no value`);
-    const decoded = decodeSiteTags(clientSecret.properties.tags);
-    const keyId = decoded.ok ? decoded.tags.keyId : undefined;
-
-    const { creatio, secretParts } = await creatioClientFor(deps, input.host, input.creatioCredentialSecretName);
+  // The client secret (Key Vault) and the mail server's row (Creatio) do not depend on each other:
+  // both are read at once (docs/architecture.md, "Upstream calls per onboarding"). Creatio is sent
+  // nothing secret before the value is read, so these errors cannot quote it.
+  const creatioSide = (async () => {
+    const { creatio, secretParts } = await creatioClientFor(deps, input.host, input.creatioCredentialSecretName, input.creatioCredentialVersion);
     credentialSecrets.push(...secretParts);
-    let odataRoot: string;
     try {
-      odataRoot = await creatio.odataRoot();
+      // The mail server's row first: on a client's first contact it also finds the OData root.
+      const link = await creatio.mailServerLink(input.mailServerId);
+      return { creatio, link, odataRoot: await creatio.odataRoot() };
     } catch (error) {
       if (error instanceof CreatioLoginRefusedError) {
         throw new FinalError(`Creatio refused the credential in Key Vault secret ${input.creatioCredentialSecretName}: ${error.message}. Store the right credential and run again.`);
       }
       throw error;
     }
+  })();
+  let clientSecret: Awaited<ReturnType<ActivityDeps["secrets"]["getSecret"]>>;
+  try {
+    clientSecret = await deps.secrets.getSecret(input.secretName, input.secretVersion ? { version: input.secretVersion } : undefined);
+  } catch (error) {
+    await creatioSide.catch(() => undefined);
+    throw redactError(error, ...credentialSecrets);
+  }
+  const secretValue = clientSecret.value;
+  try {
+    if (!secretValue) throw new Error(`Key Vault secret ${input.secretName} has no value`);
+    const decoded = decodeSiteTags(clientSecret.properties.tags);
+    const keyId = decoded.ok ? decoded.tags.keyId : undefined;
+    const { creatio, link, odataRoot } = await creatioSide;
 
-    const link = await creatio.mailServerLink(input.mailServerId);
     if (!link.mailServer) {
       throw new FinalError(`Creatio GET ${odataRoot}/MailServer(${input.mailServerId}) found no such mail server; pass the id of the site's Office 365 MailServer row as mailServerId`);
     }
@@ -122,13 +148,17 @@ export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: Ac
           creatioSyncedExpiresOn: clientSecret.properties.expiresOn?.toISOString() ?? null,
         });
       }
+      if (input.recordOnSuccess) {
+        change.lastRun = { ...input.recordOnSuccess.lastRun, at: now };
+        if (input.recordOnSuccess.mailReadiness) change.mailReadiness = input.recordOnSuccess.mailReadiness;
+      }
       const tags = mergeSiteTags(clientSecret.properties.tags, change);
       if (JSON.stringify(tags) !== JSON.stringify(clientSecret.properties.tags)) {
         // Tags of the same version: updateSecretProperties never creates a new version.
         await deps.secrets.updateSecretProperties(input.secretName, clientSecret.properties.version!, { tags });
       }
     }
-    return { mailServerId: input.mailServerId, oauthApplicationId: row.Id, odataRoot, actions, syncedAt, syncedKeyId };
+    return { mailServerId: input.mailServerId, oauthApplicationId: row.Id, odataRoot, actions, syncedAt, syncedKeyId, recordedOutcome: decoded.ok && input.recordOnSuccess !== undefined };
   } catch (error) {
     throw redactError(error, secretValue, ...credentialSecrets);
   }

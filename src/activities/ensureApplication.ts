@@ -67,17 +67,65 @@ const APP_SELECT = "$select=id,appId,displayName,signInAudience,web,requiredReso
 
 type WantedResource = { name?: string; appId: string; scopes: readonly string[] };
 
+interface ResourceServicePrincipal {
+  id: string;
+  appId: string;
+  oauth2PermissionScopes?: { id: string; value: string }[];
+}
+
+/**
+ * How long a resource's service principal (its object id and published scope ids) is reused: they
+ * are constants of the tenant (Microsoft's first-party resources keep their ids), so one read
+ * serves every onboarding for an hour (docs/architecture.md, "Upstream calls per onboarding").
+ */
+export const RESOURCE_CACHE_MS = 60 * 60 * 1000;
+
+/** Per Graph client (one client = the app's home tenant): appId (lower case) -> the principal and when it was read. */
+const resourceCache = new WeakMap<object, Map<string, { sp: ResourceServicePrincipal; at: number }>>();
+
+/**
+ * The service principals of these resource app ids, one Graph read for all of them
+ * (`GET /servicePrincipals?$filter=appId in ('...','...')`, learn.microsoft.com/graph/filter-query-parameter,
+ * "in" operator), cached per tenant for RESOURCE_CACHE_MS.
+ */
+async function resourcePrincipals(deps: Pick<ActivityDeps, "graph" | "now">, appIds: readonly string[]): Promise<Map<string, ResourceServicePrincipal | null>> {
+  let cache = resourceCache.get(deps.graph);
+  if (!cache) resourceCache.set(deps.graph, (cache = new Map()));
+  const now = deps.now().getTime();
+  const wanted = [...new Set(appIds.map((a) => a.toLowerCase()))];
+  const missing = wanted.filter((a) => {
+    const hit = cache.get(a);
+    return !hit || now - hit.at >= RESOURCE_CACHE_MS || now < hit.at;
+  });
+  if (missing.length > 0) {
+    const path = `/servicePrincipals?$filter=appId in (${missing.map(odataString).join(",")})&$select=id,appId,oauth2PermissionScopes`;
+    const answer = await graphCall(`GET ${path}`, () => deps.graph.api(path).get() as Promise<{ value?: ResourceServicePrincipal[] }>);
+    const found = new Map((answer.value ?? []).map((sp) => [sp.appId.toLowerCase(), sp]));
+    // A resource the tenant lacks is not remembered: once an administrator adds it, the next run sees it.
+    for (const appId of missing) {
+      const sp = found.get(appId);
+      if (sp) cache.set(appId, { sp, at: now });
+      else cache.delete(appId);
+    }
+  }
+  return new Map(wanted.map((a) => [a, cache.get(a)?.sp ?? null]));
+}
+
+/** Forgets the cached resource principals of this Graph client (tests; a tenant whose resources changed). */
+export function forgetResourcePrincipals(graph: object): void {
+  resourceCache.delete(graph);
+}
+
 /**
  * Looks up each resource's service principal and the ids of the scopes a profile asks for. With
  * `lenient` (scopes being taken away), a scope the resource no longer publishes is skipped: there is
- * nothing of it to remove.
+ * nothing of it to remove. `principals` are the resources' service principals by lower-case appId.
  */
-export async function resolveResources(deps: Pick<ActivityDeps, "graph">, wanted: readonly WantedResource[], lenient = false): Promise<ResolvedResource[]> {
+export function resolveResources(principals: Map<string, ResourceServicePrincipal | null>, wanted: readonly WantedResource[], lenient = false): ResolvedResource[] {
   const resolved: ResolvedResource[] = [];
   for (const resource of wanted) {
     const name = resourceName(resource);
-    const path = `/servicePrincipals(appId=${odataString(resource.appId)})?$select=id,appId,displayName,oauth2PermissionScopes`;
-    const sp = await graphGetOrUndefined<{ id: string; oauth2PermissionScopes?: { id: string; value: string }[] }>(deps.graph, path);
+    const sp = principals.get(resource.appId.toLowerCase());
     if (!sp) {
       if (lenient) continue;
       throw new Error(`${name} (appId ${resource.appId}) has no service principal in this tenant; the resource must be available to the tenant.`);
@@ -125,10 +173,15 @@ export async function ensureApplication(rawInput: EnsureApplicationInput, deps: 
   // The old profile's redirect URI goes only when the new profile uses another path.
   const retiredRedirectUri = input.previousProfile && input.previousProfile.redirectPath !== input.profile.redirectPath ? redirectUriFor(input.host, input.previousProfile) : undefined;
   const keyPath = `/applications(uniqueName=${odataString(uniqueName)})`;
-  const resources = await resolveResources(deps, input.profile.resources);
-  const retired = await resolveResources(deps, retiredScopes(input.previousProfile, input.profile), true);
+  const retiring = retiredScopes(input.previousProfile, input.profile);
+  // The resources (one read, or none while cached) and the application: independent reads, at once.
+  const [principals, existing] = await Promise.all([
+    resourcePrincipals(deps, [...input.profile.resources, ...retiring].map((r) => r.appId)),
+    graphGetOrUndefined<GraphApplication>(deps.graph, `${keyPath}?${APP_SELECT}`),
+  ]);
+  const resources = resolveResources(principals, input.profile.resources);
+  const retired = resolveResources(principals, retiring, true);
 
-  const existing = await graphGetOrUndefined<GraphApplication>(deps.graph, `${keyPath}?${APP_SELECT}`);
   if (!existing) {
     const body = {
       displayName: input.displayName,

@@ -9,8 +9,15 @@ import { activityFields, defaultDeps, whileReplicating, type ActivityDeps } from
  */
 export const ENSURE_SERVICE_PRINCIPAL = "ensureServicePrincipal";
 
-export const ensureServicePrincipalInput = activityFields.pick({ appId: true, displayName: true });
-export type EnsureServicePrincipalInput = z.infer<typeof ensureServicePrincipalInput>;
+export const ensureServicePrincipalInput = activityFields.pick({ appId: true, displayName: true }).extend({
+  /**
+   * ensureApplication created the app in this run: it cannot have a service principal yet, so the
+   * read that would answer 404 is skipped and the upsert goes first (docs/architecture.md,
+   * "Upstream calls per onboarding"). The upsert is idempotent either way.
+   */
+  appCreated: z.boolean().default(false),
+});
+export type EnsureServicePrincipalInput = z.input<typeof ensureServicePrincipalInput>;
 
 export interface EnsureServicePrincipalResult {
   servicePrincipalId: string;
@@ -20,8 +27,10 @@ export interface EnsureServicePrincipalResult {
 export async function ensureServicePrincipal(rawInput: EnsureServicePrincipalInput, deps: ActivityDeps = defaultDeps()): Promise<EnsureServicePrincipalResult> {
   const input = ensureServicePrincipalInput.parse(rawInput);
   const keyPath = `/servicePrincipals(appId=${odataString(input.appId)})`;
-  const existing = await graphGetOrUndefined<{ id: string }>(deps.graph, `${keyPath}?$select=id,appId`);
-  if (existing) return { servicePrincipalId: existing.id, created: false };
+  if (!input.appCreated) {
+    const existing = await graphGetOrUndefined<{ id: string }>(deps.graph, `${keyPath}?$select=id,appId`);
+    if (existing) return { servicePrincipalId: existing.id, created: false };
+  }
 
   return whileReplicating(deps, isReplicationLag, async () => {
     const upsert = await graphUpsert<{ id: string }>(deps.graph, keyPath, { displayName: input.displayName });

@@ -26,6 +26,12 @@ export const grantAdminConsentInput = z.object({
   servicePrincipalId: z.string().min(1),
   grants: z.array(resourceScopes).min(1),
   narrow: z.array(resourceScopes).default([]),
+  /**
+   * ensureServicePrincipal created the principal in this run, so it holds no grant yet: the first
+   * attempt writes without reading. A grant an earlier attempt did create answers 409, which
+   * reads again (isLagOrConflict), so this stays idempotent.
+   */
+  servicePrincipalCreated: z.boolean().default(false),
 });
 export type GrantAdminConsentInput = z.input<typeof grantAdminConsentInput>;
 
@@ -69,47 +75,63 @@ export async function grantAdminConsent(rawInput: GrantAdminConsentInput, deps: 
       .filter((n) => !input.grants.some((g) => g.resourceServicePrincipalId === n.resourceServicePrincipalId))
       .map((n) => ({ resourceName: n.resourceName, resourceServicePrincipalId: n.resourceServicePrincipalId, scopes: [] as string[], remove: n.scopes })),
   ];
-  for (const wanted of targets) {
-    // Read before every write: an earlier attempt may have created (or deleted) the grant already.
-    const result = await whileReplicating(deps, isLagOrConflict, async (): Promise<GrantResult | undefined> => {
-      const listPath = `/oauth2PermissionGrants?$filter=clientId eq ${odataString(input.servicePrincipalId)}`;
-      const list = await graphCall(`GET ${listPath}`, () => deps.graph.api(listPath).get() as Promise<{ value: PermissionGrant[] }>);
-      const grant = list.value.find((g) => g.consentType === "AllPrincipals" && g.resourceId === wanted.resourceServicePrincipalId);
-      if (!grant) {
-        if (wanted.scopes.length === 0) return undefined;
-        const body = {
-          clientId: input.servicePrincipalId,
-          consentType: "AllPrincipals",
-          resourceId: wanted.resourceServicePrincipalId,
-          scope: wanted.scopes.join(" "),
-        };
-        const created = await graphCall("POST /oauth2PermissionGrants", () => deps.graph.api("/oauth2PermissionGrants").post(body) as Promise<PermissionGrant>);
-        return { grantId: created.id, resourceServicePrincipalId: wanted.resourceServicePrincipalId, scopes: wanted.scopes, action: "created" as const };
-      }
-      const current = scopeList(grant.scope);
-      const missing = wanted.scopes.filter((s) => !current.includes(s));
-      const removed = current.filter((s) => wanted.remove.includes(s) && !wanted.scopes.includes(s));
-      if (missing.length === 0 && removed.length === 0) {
-        return { grantId: grant.id, resourceServicePrincipalId: wanted.resourceServicePrincipalId, scopes: current, action: "unchanged" as const };
-      }
-      const scopes = [...current.filter((s) => !removed.includes(s)), ...missing];
-      const path = `/oauth2PermissionGrants/${grant.id}`;
-      if (scopes.length === 0) {
-        await graphCall(`DELETE ${path}`, () => deps.graph.api(path).delete());
-        return { grantId: grant.id, resourceServicePrincipalId: wanted.resourceServicePrincipalId, scopes: [], action: "deleted" as const };
-      }
-      await graphCall(`PATCH ${path}`, () => deps.graph.api(path).patch({ scope: scopes.join(" ") }));
-      const action = missing.length > 0 && removed.length > 0 ? ("changed" as const) : missing.length > 0 ? ("widened" as const) : ("narrowed" as const);
-      return { grantId: grant.id, resourceServicePrincipalId: wanted.resourceServicePrincipalId, scopes, action };
-    }).catch((error: unknown) => {
-      if (error instanceof GraphCallError) {
-        throw new Error(`Admin consent for ${wanted.resourceName} (${[...wanted.scopes, ...wanted.remove.map((s) => `-${s}`)].join(" ")}) failed: ${error.message}`);
-      }
-      throw error;
-    });
-    if (result) results.push(result);
-  }
+  // One read of the service principal's grants serves every resource; the writes (one per
+  // resource, each its own grant) go out at once (docs/architecture.md, "Upstream calls per onboarding").
+  const listPath = `/oauth2PermissionGrants?$filter=clientId eq ${odataString(input.servicePrincipalId)}`;
+  const readGrants = async () => (await graphCall(`GET ${listPath}`, () => deps.graph.api(listPath).get() as Promise<{ value: PermissionGrant[] }>)).value;
+  const firstRead: PermissionGrant[] = input.servicePrincipalCreated ? [] : await readGrants();
+  const outcomes = await Promise.all(
+    targets.map((wanted) => {
+      let read: PermissionGrant[] | undefined = firstRead;
+      // Read before every write: an earlier attempt may have created (or deleted) the grant already;
+      // after a lag or a conflict, this resource's next attempt reads again.
+      return whileReplicating(deps, isLagOrConflict, async (): Promise<GrantResult | undefined> => {
+        const list = read ?? (await readGrants());
+        read = undefined;
+        return converge(deps, input.servicePrincipalId, wanted, list);
+      }).catch((error: unknown) => {
+        if (error instanceof GraphCallError) {
+          throw new Error(`Admin consent for ${wanted.resourceName} (${[...wanted.scopes, ...wanted.remove.map((s) => `-${s}`)].join(" ")}) failed: ${error.message}`);
+        }
+        throw error;
+      });
+    }),
+  );
+  for (const result of outcomes) if (result) results.push(result);
   return { grants: results };
+}
+
+type Target = { resourceName: string; resourceServicePrincipalId: string; scopes: string[]; remove: string[] };
+
+/** Brings one resource's AllPrincipals grant to the wanted scopes, given the grants just read. */
+async function converge(deps: Pick<ActivityDeps, "graph">, servicePrincipalId: string, wanted: Target, list: PermissionGrant[]): Promise<GrantResult | undefined> {
+  const grant = list.find((g) => g.consentType === "AllPrincipals" && g.resourceId === wanted.resourceServicePrincipalId);
+  if (!grant) {
+    if (wanted.scopes.length === 0) return undefined;
+    const body = {
+      clientId: servicePrincipalId,
+      consentType: "AllPrincipals",
+      resourceId: wanted.resourceServicePrincipalId,
+      scope: wanted.scopes.join(" "),
+    };
+    const created = await graphCall("POST /oauth2PermissionGrants", () => deps.graph.api("/oauth2PermissionGrants").post(body) as Promise<PermissionGrant>);
+    return { grantId: created.id, resourceServicePrincipalId: wanted.resourceServicePrincipalId, scopes: wanted.scopes, action: "created" };
+  }
+  const current = scopeList(grant.scope);
+  const missing = wanted.scopes.filter((s) => !current.includes(s));
+  const removed = current.filter((s) => wanted.remove.includes(s) && !wanted.scopes.includes(s));
+  if (missing.length === 0 && removed.length === 0) {
+    return { grantId: grant.id, resourceServicePrincipalId: wanted.resourceServicePrincipalId, scopes: current, action: "unchanged" };
+  }
+  const scopes = [...current.filter((s) => !removed.includes(s)), ...missing];
+  const path = `/oauth2PermissionGrants/${grant.id}`;
+  if (scopes.length === 0) {
+    await graphCall(`DELETE ${path}`, () => deps.graph.api(path).delete());
+    return { grantId: grant.id, resourceServicePrincipalId: wanted.resourceServicePrincipalId, scopes: [], action: "deleted" };
+  }
+  await graphCall(`PATCH ${path}`, () => deps.graph.api(path).patch({ scope: scopes.join(" ") }));
+  const action = missing.length > 0 && removed.length > 0 ? "changed" : missing.length > 0 ? "widened" : "narrowed";
+  return { grantId: grant.id, resourceServicePrincipalId: wanted.resourceServicePrincipalId, scopes, action };
 }
 
 export const grantAdminConsentActivity = {

@@ -85,6 +85,8 @@ export const activityFields = z.object({
 
 /** The Creatio site, the Key Vault secret holding its credential and its mail server: what the Creatio steps share. */
 export const creatioSiteInput = activityFields.pick({ host: true, creatioCredentialSecretName: true, mailServerId: true }).extend({
+  /** The credential's Key Vault version POST /api/tenants read (a reference, never the value); the latest when omitted. */
+  creatioCredentialVersion: z.string().min(1).optional(),
   /** Replace a link to another application's row (checkCreatioSite said so); otherwise that is a conflict. */
   takeOver: z.boolean().default(false),
 });
@@ -95,9 +97,9 @@ export { redactError } from "../domain/failure";
  * The credential secret bound to the site (its creatioSite tag). Missing, unbound or malformed is
  * final: waiting does not fix a credential.
  */
-export async function siteCredentialFor(deps: Pick<ActivityDeps, "secrets">, host: string, credentialSecretName: string): Promise<SiteCredential> {
+export async function siteCredentialFor(deps: Pick<ActivityDeps, "secrets">, host: string, credentialSecretName: string, version?: string): Promise<SiteCredential> {
   try {
-    return await readSiteCredential(deps.secrets, credentialSecretName, host);
+    return await readSiteCredential(deps.secrets, credentialSecretName, host, version);
   } catch (error) {
     if (isSecretNotFound(error)) throw new FinalError(`The Creatio credential secret ${credentialSecretName} does not exist in Key Vault`);
     if (error instanceof CreatioCredentialError) throw new FinalError(error.message);
@@ -110,8 +112,9 @@ export async function creatioClientFor(
   deps: Pick<ActivityDeps, "secrets" | "creatio">,
   host: string,
   credentialSecretName: string,
+  version?: string,
 ): Promise<{ creatio: CreatioClient; secretParts: string[] }> {
-  const site = await siteCredentialFor(deps, host, credentialSecretName);
+  const site = await siteCredentialFor(deps, host, credentialSecretName, version);
   const creatio = deps.creatio({ origin: `https://${host}`, credential: site.credential, defaultIdentityServerUrl: defaultIdentityServerUrlFor(host) });
   return { creatio, secretParts: site.secretParts };
 }

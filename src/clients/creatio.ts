@@ -59,22 +59,48 @@ export interface SiteCredential {
   credential: CreatioCredential;
   /** The secret's value and its password or client secret: redact them from messages. */
   secretParts: string[];
+  /** The Key Vault version read: a reference later steps pass on instead of the value. */
+  version: string | undefined;
 }
+
+type CredentialSecrets = {
+  getSecret(name: string, options?: { version?: string }): Promise<{ value?: string; properties: { version?: string; tags?: Record<string, string> } }>;
+};
+
+/**
+ * Credentials already read, per Key Vault client, by secret name, version and site. A Key Vault
+ * version never changes (learn.microsoft.com/azure/key-vault/secrets/about-secrets), so a step
+ * given the version POST /api/tenants read finds it here when it runs in the same process, instead
+ * of reading it again (docs/architecture.md, "Upstream calls per onboarding"). Kept in memory only,
+ * like the Creatio sessions below; entries go after CREDENTIAL_CACHE_MS.
+ */
+const credentialCache = new WeakMap<object, Map<string, { site: SiteCredential; at: number }>>();
+export const CREDENTIAL_CACHE_MS = 15 * 60 * 1000;
 
 /**
  * Reads and checks the credential secret for `host`: it must exist (a Key Vault 404 propagates),
  * be bound to the host and hold one of the two documented shapes; otherwise CreatioCredentialError.
+ * With `version`, that version (from this process's cache when it read it already); else the latest.
  */
-export async function readSiteCredential(
-  secrets: { getSecret(name: string): Promise<{ value?: string; properties: { tags?: Record<string, string> } }> },
-  secretName: string,
-  host: string,
-): Promise<SiteCredential> {
-  const secret = await secrets.getSecret(secretName);
+export async function readSiteCredential(secrets: CredentialSecrets, secretName: string, host: string, version?: string): Promise<SiteCredential> {
+  let cache = credentialCache.get(secrets);
+  if (!cache) credentialCache.set(secrets, (cache = new Map()));
+  const now = Date.now();
+  for (const [key, entry] of cache) if (now - entry.at >= CREDENTIAL_CACHE_MS) cache.delete(key);
+  const keyOf = (v: string) => JSON.stringify([secretName, v, host.toLowerCase()]);
+  const cached = version ? cache.get(keyOf(version)) : undefined;
+  if (cached) return cached.site;
+  const secret = await secrets.getSecret(secretName, version ? { version } : undefined);
   const unbound = credentialBindingProblem(secretName, secret.properties.tags, host);
   if (unbound) throw new CreatioCredentialError(unbound);
   const credential = parseCreatioCredential(secretName, secret.value);
-  return { credential, secretParts: [secret.value ?? "", "password" in credential ? credential.password : credential.clientSecret] };
+  const site: SiteCredential = {
+    credential,
+    secretParts: [secret.value ?? "", "password" in credential ? credential.password : credential.clientSecret],
+    version: secret.properties.version,
+  };
+  if (site.version) cache.set(keyOf(site.version), { site, at: now });
+  return site;
 }
 
 export class CreatioError extends Error {
@@ -163,20 +189,33 @@ export class CreatioClient {
    * an HTML page with 200 (Creatio Academy "OData basics": `/0/odata` on .NET Framework, `/odata` on
    * .NET). A 401 that survives signing in again is an authentication failure, not a missing root.
    */
+  /** The OData root when this client found it already (no request needed), else undefined. */
+  get knownODataRoot(): string | undefined {
+    return this.odataBase;
+  }
+
   async odataRoot(): Promise<string> {
     if (this.odataBase) return this.odataBase;
+    return (await this.discover("/MailServer?$select=Id&$top=1")).base;
+  }
+
+  /**
+   * Finds the OData root with `query`, a collection query (its answer is `{"value": [...]}`) on an
+   * entity every Creatio has, and returns that answer too: the first read a step needs doubles as
+   * the probe, so first contact costs no extra request (docs/architecture.md, "Upstream calls per onboarding").
+   */
+  private async discover(query: string): Promise<{ base: string; value: unknown[] }> {
     const answers: string[] = [];
     for (const base of ODATA_BASES) {
-      // A cheap query on an entity every Creatio has.
-      const call = `GET ${base}/MailServer`;
-      const probe = await this.send("GET", `${base}/MailServer?$select=Id&$top=1`);
+      const call = `GET ${base}${query.split("?")[0]}`;
+      const probe = await this.send("GET", `${base}${query}`);
       const contentType = (probe.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
       if (probe.status === 401) throw await this.authFailure(call, probe);
       if (probe.ok && contentType === "application/json") {
         const body = (await probe.json().catch(() => undefined)) as { value?: unknown } | undefined;
         if (body && Array.isArray(body.value)) {
           this.odataBase = base;
-          return base;
+          return { base, value: body.value };
         }
         answers.push(`${base} answered ${probe.status} JSON that is not an OData collection`);
         continue;
@@ -216,7 +255,10 @@ export class CreatioClient {
    * row is gone): what Creatio's mail actually uses.
    */
   async mailServerLink(mailServerId: string): Promise<MailServerLink> {
-    const mailServer = (await this.get<MailServerRow>(`/MailServer(${mailServerId})?$select=Id,Name,OAuthApplicationId`)).body;
+    // Before the root is known, the row is read with a collection query that also finds the root.
+    const mailServer = this.odataBase
+      ? (await this.get<MailServerRow>(`/MailServer(${mailServerId})?$select=Id,Name,OAuthApplicationId`)).body
+      : ((await this.discover(`/MailServer?$filter=Id eq ${mailServerId}&$select=Id,Name,OAuthApplicationId`)).value[0] as MailServerRow | undefined);
     const linkedId = mailServer?.OAuthApplicationId;
     const application =
       linkedId && linkedId !== EMPTY_GUID
@@ -295,11 +337,17 @@ export class CreatioClient {
     return Math.min(this.baseDelayMs * 2 ** attempt, 30_000);
   }
 
+  /** Requests sent at once share one sign-in (a second login could lock an account sooner, and costs a request). */
+  private signingIn: Promise<void> | undefined;
+
   private async ensureSignedIn(): Promise<void> {
     if (this.bearer || this.cookies.size > 0) return;
-    const credential = this.options.credential;
-    if ("username" in credential) await this.cookieLogin(credential.username, credential.password);
-    else await this.clientCredentialsLogin(credential.clientId, credential.clientSecret, credential.identityServerUrl);
+    this.signingIn ??= (async () => {
+      const credential = this.options.credential;
+      if ("username" in credential) await this.cookieLogin(credential.username, credential.password);
+      else await this.clientCredentialsLogin(credential.clientId, credential.clientSecret, credential.identityServerUrl);
+    })().finally(() => (this.signingIn = undefined));
+    return this.signingIn;
   }
 
   /** `POST /ServiceModel/AuthService.svc/Login` (no `/0`): 200 with Code 0 and cookies, or 200 with Code 1 and a Message. */

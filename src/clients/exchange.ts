@@ -131,6 +131,9 @@ export function createExchangeClient(options: ExchangeClientOptions): ExchangeAd
 
   return {
     homeTenant() {
+      // The Exchange token does not depend on the organization: asked for at the same time, so the
+      // first command finds it ready (docs/architecture.md, "Upstream calls per onboarding").
+      if (!home) void Promise.resolve(options.credential.getToken(`${base}/.default`)).catch(() => undefined);
       home ??= options.organization().then(
         (org) => {
           const initial = org.verifiedDomains.find((d) => d.isInitial);

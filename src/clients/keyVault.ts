@@ -56,3 +56,29 @@ export function isSecretNotFound(error: unknown): boolean {
   const e = error as { statusCode?: number; code?: string };
   return e?.statusCode === 404 || e?.code === "SecretNotFound";
 }
+
+/** Key Vault clients that have answered once: their challenge (below) is known. */
+const challenged = new WeakSet<object>();
+
+/**
+ * Independent Key Vault reads at once, settled like Promise.allSettled. The SDK's first request per
+ * client goes without a token to learn the vault's challenge (401, then again with a token:
+ * @azure/keyvault-common, keyVaultAuthenticationPolicy); two first requests at once would both be
+ * challenged. So a client's very first batch sends one read first, then the rest together
+ * (docs/architecture.md, "Upstream calls per onboarding").
+ */
+export async function allSettledOnKeyVault<T extends readonly (() => Promise<unknown>)[]>(
+  secrets: object,
+  reads: T,
+): Promise<{ -readonly [K in keyof T]: PromiseSettledResult<Awaited<ReturnType<T[K]>>> }> {
+  type Result = { -readonly [K in keyof T]: PromiseSettledResult<Awaited<ReturnType<T[K]>>> };
+  if (challenged.has(secrets) || reads.length < 2) {
+    const all = await Promise.allSettled(reads.map((read) => read()));
+    challenged.add(secrets);
+    return all as Result;
+  }
+  const [first] = await Promise.allSettled([reads[0]!()]);
+  challenged.add(secrets);
+  const rest = await Promise.allSettled(reads.slice(1).map((read) => read()));
+  return [first, ...rest] as Result;
+}

@@ -10,7 +10,7 @@ import {
   type TenantSummary,
 } from "../api/schemas";
 import { CreatioCredentialError, readSiteCredential } from "../clients/creatio";
-import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
+import { allSettledOnKeyVault, getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { mailStatus } from "../domain/ews";
 import { offboardingInstanceIdFor, onboardingInstanceIdFor, parseCreatioUrl, redirectUriFor, secretNameFor } from "../domain/site";
 import { applicationRestorableUntil, offboardedMark, offboardingRequested, restoreAdvice } from "../domain/offboarding";
@@ -107,10 +107,17 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
     return badRequest("Invalid request", [{ path: "permissionProfile", message: `permissionProfile ${request_.permissionProfile} is not a known profile; known: ${known.join(", ")}` }]);
   }
 
-  // Checked here so a typo, or a credential not bound to this site, answers 400 now.
-  try {
-    await readSiteCredential(deps.secrets, request_.creatioCredentialSecretName, site.site.host);
-  } catch (error) {
+  // Two independent Key Vault reads, at once (docs/architecture.md, "Upstream calls per onboarding"):
+  // the credential, checked here so a typo or a credential not bound to this site answers 400 now
+  // (its version goes to the steps, which read that version, from this process's cache when they
+  // run here); and the site's secret, for its tags only (the value is dropped here and never leaves).
+  const secretName = secretNameFor(site.site.host);
+  const [credentialRead, siteRead] = await allSettledOnKeyVault(deps.secrets, [
+    () => readSiteCredential(deps.secrets, request_.creatioCredentialSecretName, site.site.host),
+    () => deps.secrets.getSecret(secretName),
+  ] as const);
+  if (credentialRead.status === "rejected") {
+    const error: unknown = credentialRead.reason;
     if (isSecretNotFound(error)) {
       return badRequest("Invalid request", [
         { path: "creatioCredentialSecretName", message: `creatioCredentialSecretName: Key Vault has no secret named ${request_.creatioCredentialSecretName}` },
@@ -125,29 +132,35 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
   // The profile the site has now (its tags; creatio-ews before profiles existed): what a change of
   // profile takes away. A profile no longer defined cannot be narrowed: nothing is taken away.
   let previousProfile: PermissionProfile | undefined;
-  const secretName = secretNameFor(site.site.host);
-  // An offboarded site (docs/architecture.md, "Offboarding"), or one whose secret was deleted by
-  // hand: its secret is soft-deleted, and Key Vault keeps the name reserved until it is recovered or
-  // purged (purge protection forbids the purge). Recover it, so the onboarding writes its new
-  // version there; a restored app is reused (issueClientSecret keeps a live password), a gone one is
-  // registered anew.
-  const recovered = await recoverOffboardedSecret(client, context, deps, site.site.host, secretName);
-  if (recovered !== "ok") return recovered;
-  try {
-    // getSecret is the only single-secret read; the value is dropped here and never leaves.
-    const decoded = decodeSiteTags((await deps.secrets.getSecret(secretName)).properties.tags);
+  let knownAppId: string | null = null;
+  let siteTags: Record<string, string> | undefined;
+  if (siteRead.status === "fulfilled") siteTags = siteRead.value.properties.tags;
+  else if (!isSecretNotFound(siteRead.reason)) return keyVaultUnavailable(context, secretName, siteRead.reason);
+  else {
+    // An offboarded site (docs/architecture.md, "Offboarding"), or one whose secret was deleted by
+    // hand: its secret is soft-deleted, and Key Vault keeps the name reserved until it is recovered or
+    // purged (purge protection forbids the purge). Recover it, so the onboarding writes its new
+    // version there; a restored app is reused (issueClientSecret keeps a live password), a gone one is
+    // registered anew.
+    const recovered = await recoverOffboardedSecret(client, context, deps, site.site.host, secretName);
+    if (!recovered.ok) return recovered.response;
+    siteTags = recovered.tags;
+  }
+  if (siteTags) {
+    const decoded = decodeSiteTags(siteTags);
     if (decoded.ok) {
+      knownAppId = decoded.tags.appId;
       const name = decoded.tags.permissionProfile ?? DEFAULT_PERMISSION_PROFILE;
       previousProfile = findProfile(name, deps.permissionProfiles);
       if (!previousProfile) context.warn(`${site.site.host} was onboarded with the permission profile ${name}, which is no longer defined: its scopes are not taken away.`);
     }
-  } catch (error) {
-    if (!isSecretNotFound(error)) return keyVaultUnavailable(context, secretName, error);
   }
 
   const input: OnboardTenantInput = {
     host: site.site.host,
     creatioCredentialSecretName: request_.creatioCredentialSecretName,
+    ...(credentialRead.value.version ? { creatioCredentialVersion: credentialRead.value.version } : {}),
+    knownAppId,
     displayName: request_.displayName,
     secretLifetimeDays: request_.secretLifetimeDays,
     mailServerId: request_.mailServerId,
@@ -166,34 +179,38 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
   return client.createCheckStatusResponse(request, instanceId);
 }
 
-/** Recovers the site's soft-deleted secret when it was offboarded; "ok" when there was nothing to recover or it is recovered, else the answer to give. */
-async function recoverOffboardedSecret(client: DurableClient, context: InvocationContext, deps: TenantsDeps, host: string, secretName: string): Promise<"ok" | HttpResponseInit> {
-  try {
-    await deps.secrets.getSecret(secretName);
-    return "ok";
-  } catch (error) {
-    if (!isSecretNotFound(error)) return keyVaultUnavailable(context, secretName, error);
-  }
+/**
+ * The site's secret is not there: recovers it when it was soft-deleted by an offboarding. The
+ * recovered secret's tags, or none when there was nothing to recover (a new site); else the answer to give.
+ */
+async function recoverOffboardedSecret(
+  client: DurableClient,
+  context: InvocationContext,
+  deps: TenantsDeps,
+  host: string,
+  secretName: string,
+): Promise<{ ok: true; tags?: Record<string, string> } | { ok: false; response: HttpResponseInit }> {
   let deleted;
   try {
     deleted = await deps.secrets.getDeletedSecret(secretName);
   } catch (error) {
-    if (isSecretNotFound(error)) return "ok";
-    return keyVaultUnavailable(context, `deleted secret ${secretName}`, error);
+    if (isSecretNotFound(error)) return { ok: true };
+    return { ok: false, response: keyVaultUnavailable(context, `deleted secret ${secretName}`, error) };
   }
-  if (!ourSecret({ ...deleted.properties, name: secretName })?.tags) return "ok";
+  if (!ourSecret({ ...deleted.properties, name: secretName })?.tags) return { ok: true };
   // Not while an offboarding (or anything else) of the site runs: it would delete what this recovers.
   const active = await activeSiteInstance(client, "onboard", host);
-  if (active) return json(409, { error: conflictMessage(host, { blockedBy: active.instanceId, runtimeStatus: active.runtimeStatus }), instanceId: active.instanceId } satisfies ErrorResponse);
+  if (active)
+    return { ok: false, response: json(409, { error: conflictMessage(host, { blockedBy: active.instanceId, runtimeStatus: active.runtimeStatus }), instanceId: active.instanceId } satisfies ErrorResponse) };
   try {
     const poller = await deps.secrets.beginRecoverDeletedSecret(secretName);
     await poller.pollUntilDone();
   } catch (error) {
     context.error(`Recovering the deleted Key Vault secret ${secretName} failed: ${(error as Error)?.message}`);
-    return json(503, { error: `The offboarded site's Key Vault secret ${secretName} could not be recovered: ${publicMessage(error)}` } satisfies ErrorResponse);
+    return { ok: false, response: json(503, { error: `The offboarded site's Key Vault secret ${secretName} could not be recovered: ${publicMessage(error)}` } satisfies ErrorResponse) };
   }
   context.log(`Recovered the deleted Key Vault secret ${secretName} of the offboarded site ${host} before onboarding it again`);
-  return "ok";
+  return { ok: true, tags: deleted.properties.tags };
 }
 
 function iso(date: Date | string | undefined | null): string | null {

@@ -26,6 +26,10 @@ export const ONBOARD_TENANT = "onboardTenant";
 export const onboardTenantInput = z.object({
   host: z.string().min(1),
   creatioCredentialSecretName: z.string().min(1),
+  /** The credential's Key Vault version POST /api/tenants checked: later steps read that version (a reference, never the value). */
+  creatioCredentialVersion: z.string().min(1).optional(),
+  /** The app id the site's tags named when POST /api/tenants read them (null: none); absent in inputs from before. */
+  knownAppId: z.string().min(1).nullable().optional(),
   displayName: z.string().min(1),
   secretLifetimeDays: z.number().int().min(1).max(730),
   mailServerId: z.string().min(1),
@@ -87,6 +91,8 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
     const preflight: CheckCreatioSiteResult = yield* steps.run(CHECK_CREATIO_SITE, CREATIO_RETRY, {
       host: input.host,
       creatioCredentialSecretName: input.creatioCredentialSecretName,
+      ...(input.creatioCredentialVersion ? { creatioCredentialVersion: input.creatioCredentialVersion } : {}),
+      ...(input.knownAppId !== undefined ? { knownAppId: input.knownAppId } : {}),
       mailServerId: input.mailServerId,
       takeOver: input.takeOver,
     });
@@ -100,11 +106,12 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
     });
 
     // Manual step 6, first half: the app's service principal in this tenant.
-    const sp: EnsureServicePrincipalResult = yield* steps.run(ENSURE_SERVICE_PRINCIPAL, GRAPH_RETRY, { appId: app.appId, displayName: input.displayName });
+    const sp: EnsureServicePrincipalResult = yield* steps.run(ENSURE_SERVICE_PRINCIPAL, GRAPH_RETRY, { appId: app.appId, displayName: input.displayName, appCreated: app.created });
 
     // Manual step 6: admin consent for every user.
     const consent: GrantAdminConsentResult = yield* steps.run(GRANT_ADMIN_CONSENT, GRAPH_RETRY, {
       servicePrincipalId: sp.servicePrincipalId,
+      servicePrincipalCreated: sp.created,
       grants: app.resources.map((r) => ({ resourceName: r.name, resourceServicePrincipalId: r.servicePrincipalId, scopes: r.scopes.map((s) => s.value) })),
       // The previous profile's scopes the profile no longer asks for leave the grants too.
       narrow: (app.retired ?? []).map((r) => ({ resourceName: r.name, resourceServicePrincipalId: r.servicePrincipalId, scopes: r.scopes.map((s) => s.value) })),
@@ -144,16 +151,21 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
       secretName: secret.secretName,
       secretVersion: secret.version,
       creatioCredentialSecretName: input.creatioCredentialSecretName,
+      ...(input.creatioCredentialVersion ? { creatioCredentialVersion: input.creatioCredentialVersion } : {}),
       mailServerId: input.mailServerId,
       appId: app.appId,
       takeOver: preflight.takingOver,
+      // The last step unless user consent follows: it records the outcome with its own tag update.
+      ...(input.allowUserConsent ? {} : { recordOnSuccess: { lastRun: { kind: "onboard" as const, outcome: "succeeded" as const, instanceId }, ...readiness() } }),
     });
 
     // Manual step 9, opt-in only: admin consent already covers every user.
     let userConsent: AllowUserConsentResult | null = null;
     if (input.allowUserConsent) userConsent = yield* steps.run(ALLOW_USER_CONSENT, GRAPH_RETRY, {});
 
-    yield* recordSiteStateQuietly(context, EVENTS.onboardingStep, { host: input.host, lastRun: { kind: "onboard", outcome: "succeeded", instanceId }, ...readiness() });
+    if (!creatio.recordedOutcome) {
+      yield* recordSiteStateQuietly(context, EVENTS.onboardingStep, { host: input.host, lastRun: { kind: "onboard", outcome: "succeeded", instanceId }, ...readiness() });
+    }
     steps.finish("done");
     logEvent(context, EVENTS.onboardingFinished, { site: input.host, instanceId, outcome: "succeeded", appId: app.appId, keyId: secret.keyId, ews: ews.ews });
     const { removedLeftovers: _removed, ...secretReference } = secret;

@@ -193,6 +193,9 @@ test("service principals: seeded Microsoft Graph and Exchange Online with their 
   expect(scopes).toMatchObject({ "User.Read": USER_READ, offline_access: "7427e0e9-2fba-42fe-b0c0-848c9e6a8182", "EWS.AccessAsUser.All": "9769c687-087d-48ac-9cb3-c37dde652038" });
   const exo = await client.api("/servicePrincipals").filter(`appId eq '${EXCHANGE_ONLINE_APP_ID}'`).get();
   expect(exo.value).toHaveLength(1);
+  // `in` (filter-query-parameter.md): both resources in one read, as ensureApplication asks.
+  const both = await client.api("/servicePrincipals").filter(`appId in ('${EXCHANGE_ONLINE_APP_ID}','${MICROSOFT_GRAPH_APP_ID.toUpperCase()}')`).select("id,appId").get();
+  expect(both.value.map((sp: any) => sp.appId).sort()).toEqual([EXCHANGE_ONLINE_APP_ID, MICROSOFT_GRAPH_APP_ID].sort());
   expect(exo.value[0].oauth2PermissionScopes.find((s: any) => s.value === "EWS.AccessAsUser.All").id).toBe(EWS_EXCHANGE);
 
   const app = await client.api("/applications").post(creatioApp());

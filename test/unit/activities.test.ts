@@ -17,18 +17,22 @@ const USER_READ_ID = "e1fe6dd8-ba31-4d61-89e7-88639da4683d";
 const UNIQUE = "creatio-o365-acme--creatio--com";
 const REDIRECT = "https://acme.creatio.com/0/rest/Office365OAuthAuthenticator/ProcessAuthenticationCode";
 
-function resourceSps(call: RecordedCall): Reply | undefined {
-  if (call.method === "GET" && call.path.startsWith(`/servicePrincipals(appId='${EXO}')`)) {
-    return { status: 200, body: { id: "sp-exo", appId: EXO, oauth2PermissionScopes: [{ id: EWS_ID, value: "EWS.AccessAsUser.All" }] } };
-  }
-  if (call.method === "GET" && call.path.startsWith(`/servicePrincipals(appId='${MSGRAPH}')`)) {
-    return {
-      status: 200,
-      body: { id: "sp-graph", appId: MSGRAPH, oauth2PermissionScopes: [{ id: USER_READ_ID, value: "User.Read" }, { id: "9769c687-087d-48ac-9cb3-c37dde652038", value: "EWS.AccessAsUser.All" }] },
-    };
-  }
-  return undefined;
+const EXO_SP = { id: "sp-exo", appId: EXO, oauth2PermissionScopes: [{ id: EWS_ID, value: "EWS.AccessAsUser.All" }] };
+const GRAPH_SP = {
+  id: "sp-graph",
+  appId: MSGRAPH,
+  oauth2PermissionScopes: [{ id: USER_READ_ID, value: "User.Read" }, { id: "9769c687-087d-48ac-9cb3-c37dde652038", value: "EWS.AccessAsUser.All" }],
+};
+const RESOURCE_QUERY = /^\/servicePrincipals\?\$filter=appId in \(([^)]*)\)&\$select=id,appId,oauth2PermissionScopes$/;
+
+/** Answers the one resource lookup (`$filter=appId in (...)`) from these principals. */
+function answerResourceSps(call: RecordedCall, principals: { appId: string }[]): Reply | undefined {
+  const m = call.method === "GET" ? RESOURCE_QUERY.exec(call.path) : null;
+  if (!m) return undefined;
+  const ids = [...m[1]!.matchAll(/'([^']*)'/g)].map((x) => x[1]);
+  return { status: 200, body: { value: principals.filter((p) => ids.includes(p.appId)) } };
 }
+const resourceSps = (call: RecordedCall) => answerResourceSps(call, [EXO_SP, GRAPH_SP]);
 
 const wantedAccess = [
   { resourceAppId: EXO, resourceAccess: [{ id: EWS_ID, type: "Scope" }] },
@@ -74,6 +78,46 @@ describe("ensureApplication", () => {
     expect(upsert.body).toEqual({ displayName: "Creatio", signInAudience: "AzureADMyOrg", web: { redirectUris: [REDIRECT] }, requiredResourceAccess: wantedAccess });
     expect(result).toMatchObject({ appId: "app-id", appObjectId: "app-obj", created: true, redirectUri: REDIRECT });
     expect(result.resources.map((r) => r.servicePrincipalId)).toEqual(["sp-exo", "sp-graph"]);
+    // One read serves both resources (issue 12), beside the read of the app.
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+      `GET /servicePrincipals?$filter=appId in ('${EXO}','${MSGRAPH}')&$select=id,appId,oauth2PermissionScopes`,
+      `GET /applications(uniqueName='${UNIQUE}')?$select=id,appId,displayName,signInAudience,web,requiredResourceAccess`,
+      `PATCH /applications(uniqueName='${UNIQUE}')`,
+    ]);
+  });
+
+  it("reads the resource service principals once per tenant within the hour, then again", async () => {
+    let now = new Date("2026-12-01T10:00:00Z");
+    const existing = { id: "app-obj", appId: "app-id", displayName: "Creatio", signInAudience: "AzureADMyOrg", web: { redirectUris: [REDIRECT] }, requiredResourceAccess: wantedAccess };
+    const { graph, calls } = recordingGraph((call) => resourceSps(call) ?? { status: 200, body: existing });
+    const d = { ...deps(graph, new FakeSecretStore()), now: () => now };
+    const lookups = () => calls.filter((c) => RESOURCE_QUERY.test(c.path)).length;
+    await ensureApplication({ host: "acme.creatio.com", displayName: "Creatio" }, d);
+    await ensureApplication({ host: "other.creatio.com", displayName: "Creatio" }, d);
+    expect(lookups()).toBe(1);
+    now = new Date("2026-12-01T11:00:00Z");
+    const again = await ensureApplication({ host: "acme.creatio.com", displayName: "Creatio" }, d);
+    expect(lookups()).toBe(2);
+    expect(again.resources.map((r) => r.servicePrincipalId)).toEqual(["sp-exo", "sp-graph"]);
+    // Another client (another tenant, or a test's own recorder) has its own cache.
+    const other = recordingGraph((call) => resourceSps(call) ?? { status: 200, body: existing });
+    await ensureApplication({ host: "acme.creatio.com", displayName: "Creatio" }, { ...deps(other.graph, new FakeSecretStore()), now: () => now });
+    expect(other.calls.filter((c) => RESOURCE_QUERY.test(c.path))).toHaveLength(1);
+  });
+
+  it("says which resource the tenant lacks, and does not remember the absence: once added, the next run finds it", async () => {
+    let principals = [GRAPH_SP];
+    const { graph, calls } = recordingGraph(
+      (call) => answerResourceSps(call, principals) ?? (call.method === "GET" ? graphError(404, "Request_ResourceNotFound", "not found") : { status: 201, body: { id: "app-obj", appId: "app-id" } }),
+    );
+    await expect(ensureApplication({ host: "acme.creatio.com", displayName: "Creatio" }, deps(graph, new FakeSecretStore()))).rejects.toThrow(
+      `Office 365 Exchange Online (appId ${EXO}) has no service principal in this tenant`,
+    );
+    principals = [GRAPH_SP, EXO_SP];
+    const ok = await ensureApplication({ host: "acme.creatio.com", displayName: "Creatio" }, deps(graph, new FakeSecretStore()));
+    expect(ok.resources.map((r) => r.servicePrincipalId)).toEqual(["sp-exo", "sp-graph"]);
+    // Only the missing one is asked for again; Microsoft Graph's principal came from the cache.
+    expect(calls.filter((c) => RESOURCE_QUERY.test(c.path)).map((c) => RESOURCE_QUERY.exec(c.path)![1])).toEqual([`'${EXO}','${MSGRAPH}'`, `'${EXO}'`]);
   });
 
   it("repairs a removed redirect URI and permission and keeps what an admin added", async () => {
@@ -111,12 +155,8 @@ describe("ensureApplication", () => {
 describe("permission profiles: moving a site to another profile", () => {
   const MAIL_SEND_ID = "e383f46e-2787-4529-855e-0e479a3ffac0";
   const graphProfile = { name: "creatio-graph", redirectPath: "/0/rest/Office365OAuthAuthenticator/ProcessAuthenticationCode", resources: [{ appId: MSGRAPH, scopes: ["Mail.Send", "User.Read"] }] };
-  const sps = (call: RecordedCall): Reply | undefined => {
-    if (call.method === "GET" && call.path.startsWith(`/servicePrincipals(appId='${MSGRAPH}')`)) {
-      return { status: 200, body: { id: "sp-graph", appId: MSGRAPH, oauth2PermissionScopes: [{ id: USER_READ_ID, value: "User.Read" }, { id: MAIL_SEND_ID, value: "Mail.Send" }] } };
-    }
-    return resourceSps(call);
-  };
+  const sps = (call: RecordedCall): Reply | undefined =>
+    answerResourceSps(call, [EXO_SP, { id: "sp-graph", appId: MSGRAPH, oauth2PermissionScopes: [{ id: USER_READ_ID, value: "User.Read" }, { id: MAIL_SEND_ID, value: "Mail.Send" }] }]);
 
   it("ensureApplication adds the new profile's scopes, removes the old profile's others and keeps an admin's; the emptied Exchange entry goes", async () => {
     const existing = {
@@ -236,6 +276,15 @@ describe("ensureServicePrincipal", () => {
     expect(upserts[0]!.body).toEqual({ displayName: "Creatio" });
   });
 
+  it("for an app created in this run: upserts first, without the read that could only answer 404", async () => {
+    const { graph, calls } = recordingGraph(() => ({ status: 201, body: { id: "sp-app" } }));
+    const result = await ensureServicePrincipal({ appId: "app-id", displayName: "Creatio", appCreated: true }, deps(graph, new FakeSecretStore()));
+    expect(result).toEqual({ servicePrincipalId: "sp-app", created: true });
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual(["PATCH /servicePrincipals(appId='app-id')"]);
+    expect(calls[0]!.headers.prefer).toBe("create-if-missing");
+    expect(calls[0]!.body).toEqual({ displayName: "Creatio" });
+  });
+
   it("returns the existing one without writing", async () => {
     const { graph, calls } = recordingGraph(() => ({ status: 200, body: { id: "sp-app", appId: "app-id" } }));
     await expect(ensureServicePrincipal({ appId: "app-id", displayName: "Creatio" }, deps(graph, new FakeSecretStore()))).resolves.toEqual({ servicePrincipalId: "sp-app", created: false });
@@ -268,6 +317,42 @@ describe("grantAdminConsent", () => {
     expect(patch.path).toBe("/oauth2PermissionGrants/g-graph");
     expect(patch.body).toEqual({ scope: "openid User.Read" });
     expect(result.grants.map((g) => g.action)).toEqual(["created", "widened"]);
+    // One read for both resources, then one write each (issue 12).
+    expect(calls.filter((c) => c.method === "GET")).toHaveLength(1);
+    expect(calls).toHaveLength(3);
+  });
+
+  it("for a service principal created in this run: posts both grants without reading; a grant an earlier attempt made (409) is read and kept", async () => {
+    const { graph, calls } = recordingGraph((call) => {
+      if (call.method === "GET") return { status: 200, body: { value: [{ id: "g-exo", clientId: "sp-app", consentType: "AllPrincipals", resourceId: "sp-exo", scope: "EWS.AccessAsUser.All" }] } };
+      const body = call.body as { resourceId: string };
+      if (body.resourceId === "sp-exo") return graphError(409, "Request_MultipleObjectsWithSameKeyValue", "Permission entry already exists.");
+      return { status: 201, body: { id: "g-graph" } };
+    });
+    const result = await grantAdminConsent(
+      {
+        servicePrincipalId: "sp-app",
+        servicePrincipalCreated: true,
+        grants: [
+          { resourceName: "Office 365 Exchange Online", resourceServicePrincipalId: "sp-exo", scopes: ["EWS.AccessAsUser.All"] },
+          { resourceName: "Microsoft Graph", resourceServicePrincipalId: "sp-graph", scopes: ["User.Read"] },
+        ],
+      },
+      deps(graph, new FakeSecretStore()),
+    );
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+      "POST /oauth2PermissionGrants",
+      "POST /oauth2PermissionGrants",
+      "GET /oauth2PermissionGrants?$filter=clientId eq 'sp-app'",
+    ]);
+    expect(calls.slice(0, 2).map((c) => c.body)).toEqual([
+      { clientId: "sp-app", consentType: "AllPrincipals", resourceId: "sp-exo", scope: "EWS.AccessAsUser.All" },
+      { clientId: "sp-app", consentType: "AllPrincipals", resourceId: "sp-graph", scope: "User.Read" },
+    ]);
+    expect(result.grants.map((g) => [g.grantId, g.action])).toEqual([
+      ["g-exo", "unchanged"],
+      ["g-graph", "created"],
+    ]);
   });
 });
 
@@ -537,11 +622,10 @@ describe("configureCreatio", () => {
     const version = store.seed("creatio-o365-acme--creatio--com", clientSecretValue, {});
     store.seed("creatio-api-acme", JSON.stringify({ username: "Supervisor", password }), { tags: { creatioSite: "acme.creatio.com" } });
     // A Creatio (or proxy) error that quotes what it was sent.
-    const creatio = {
-      odataRoot: async () => {
-        throw new Error(`POST /ServiceModel/AuthService.svc/Login: 500 {"UserName":"Supervisor","UserPassword":"${password}"} secret ${clientSecretValue}`);
-      },
+    const fail = async () => {
+      throw new Error(`POST /ServiceModel/AuthService.svc/Login: 500 {"UserName":"Supervisor","UserPassword":"${password}"} secret ${clientSecretValue}`);
     };
+    const creatio = { odataRoot: fail, mailServerLink: fail };
     const { graph } = recordingGraph(() => ({ status: 404 }));
     const run = configureCreatio(
       { host: "acme.creatio.com", secretName: "creatio-o365-acme--creatio--com", secretVersion: version, creatioCredentialSecretName: "creatio-api-acme", mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b", appId: "app-id" },

@@ -39,7 +39,8 @@ describe("Exchange Online admin client", () => {
     const tenant = await client.homeTenant();
     expect(tenant).toEqual(TENANT);
     expect(await client.getOrganizationConfig(tenant)).toEqual({ EwsEnabled: true, EwsAllowedAppIDs: [APP] });
-    expect(scopes).toEqual(["https://outlook.office365.com/.default"]);
+    // Asked for beside the organization read (issue 12), then by the command (the credential caches it).
+    expect(scopes).toEqual(["https://outlook.office365.com/.default", "https://outlook.office365.com/.default"]);
     expect(sent).toEqual([
       {
         url: `https://outlook.office365.com/adminapi/beta/${TENANT.tenantId}/InvokeCommand`,

@@ -51,8 +51,14 @@ describe("onboardTenant", () => {
       mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b",
       appId: "app-id",
       takeOver: false,
+      // The last step records the outcome with its own tag update (issue 12).
+      recordOnSuccess: {
+        lastRun: { kind: "onboard", outcome: "succeeded", instanceId: "onboard-acme.creatio.com" },
+        mailReadiness: { ews: "allowed", checkedAt: "2026-11-27T12:00:03.000Z" },
+      },
     });
-    // The EWS readiness goes into the tags with the outcome: the secret did not exist when allowEwsAccess ran.
+    // Tags that configureCreatio could not record in: recordSiteState does it. The EWS readiness goes
+    // into the tags with the outcome: the secret did not exist when allowEwsAccess ran.
     expect(activities[7]!.input).toEqual({
       host: "acme.creatio.com",
       lastRun: { kind: "onboard", outcome: "succeeded", instanceId: "onboard-acme.creatio.com" },
@@ -63,8 +69,23 @@ describe("onboardTenant", () => {
     expect(output.secret.removedLeftovers).toBeUndefined();
   });
 
+  it("when configureCreatio recorded the outcome, no recordSiteState follows: one tag write fewer", () => {
+    const { activities, status } = drive(input, { ...results, configureCreatio: { ...results.configureCreatio, recordedOutcome: true } });
+    expect(activities.map((c) => c.name)).toEqual(["checkCreatioSite", "ensureApplication", "ensureServicePrincipal", "grantAdminConsent", "allowEwsAccess", "issueClientSecret", "configureCreatio"]);
+    expect(status).toEqual({ step: "done", stepNumber: 7, totalSteps: 7 });
+  });
+
+  it("passes the credential's version and the known app id to the Creatio steps; the new app's and principal's creation to the next step", () => {
+    const { activities } = drive({ ...input, creatioCredentialVersion: "cv1", knownAppId: null }, { ...results, ensureApplication: { ...results.ensureApplication, created: true } });
+    expect(activities[0]!.input).toMatchObject({ creatioCredentialVersion: "cv1", knownAppId: null });
+    expect(activities.find((c) => c.name === "configureCreatio")!.input).toMatchObject({ creatioCredentialVersion: "cv1" });
+    expect(activities.find((c) => c.name === "ensureServicePrincipal")!.input).toEqual({ appId: "app-id", displayName: "Creatio", appCreated: true });
+    expect(activities.find((c) => c.name === "grantAdminConsent")!.input).toMatchObject({ servicePrincipalId: "sp-app", servicePrincipalCreated: true });
+  });
+
   it("adds the user consent step only when asked", () => {
     const { activities } = drive({ ...input, allowUserConsent: true }, results);
+    expect(activities.find((c) => c.name === "configureCreatio")!.input.recordOnSuccess).toBeUndefined();
     expect(activities.map((c) => c.name).slice(-2)).toEqual(["allowUserConsent", "recordSiteState"]);
     expect(activities.at(-2)!.status).toEqual({ step: "allowUserConsent", stepNumber: 8, totalSteps: 8, attempt: 1 });
   });

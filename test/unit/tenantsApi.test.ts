@@ -57,6 +57,9 @@ describe("POST /api/tenants", () => {
           input: {
             host: "acme.creatio.com",
             creatioCredentialSecretName: "creatio-api-acme",
+            // References only (issue 12): the credential's version the steps read, and the app the site's tags name (none yet).
+            creatioCredentialVersion: "v1",
+            knownAppId: null,
             displayName: "Creatio",
             secretLifetimeDays: 730,
             mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b",
@@ -81,7 +84,7 @@ describe("POST /api/tenants", () => {
     const { client, started } = fakeClient();
     const ok = await createTenant(post(JSON.stringify({ ...valid, permissionProfile: "creatio-graph" })), client, context(), { secrets, now, permissionProfiles: [graphProfile] });
     expect(ok.status).toBe(202);
-    expect((started[0]!.options as { input: unknown }).input).toMatchObject({ profile: graphProfile, previousProfile: CREATIO_EWS_PROFILE });
+    expect((started[0]!.options as { input: unknown }).input).toMatchObject({ profile: graphProfile, previousProfile: CREATIO_EWS_PROFILE, knownAppId: "a" });
 
     const unknown = await createTenant(post(JSON.stringify({ ...valid, permissionProfile: "creatio-grph" })), client, context(), { secrets, now, permissionProfiles: [graphProfile] });
     expect(unknown.status).toBe(400);

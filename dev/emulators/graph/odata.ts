@@ -7,13 +7,23 @@ import type { Json } from "./store";
 export interface EqClause {
   property: string;
   value: string | null;
+  /** `property in ('a','b')`: any of these (filter-query-parameter.md, "in" operator). */
+  anyOf?: string[];
 }
 
-/** Parses `a eq 'x' and b eq 'y'` (also `eq null`). Anything else is an unsupported query, as Graph says. */
+/** Parses `a eq 'x' and b eq 'y'` (also `eq null`, and `a in ('x','y')`). Anything else is an unsupported query, as Graph says. */
 export function parseFilter(filter: string, filterable: string[], resource: string): EqClause[] {
   const clauses: EqClause[] = [];
   const parts = filter.split(/\s+and\s+/i);
   for (const part of parts) {
+    const list = /^\s*(\w+)\s+in\s+\(\s*('(?:[^']|'')*'(?:\s*,\s*'(?:[^']|'')*')*)\s*\)\s*$/i.exec(part);
+    if (list) {
+      const property = filterable.find((p) => p.toLowerCase() === list[1].toLowerCase());
+      if (!property) throw new GraphError(400, "Request_UnsupportedQuery", `Unsupported or invalid query filter clause specified for property '${list[1]}' of resource '${resource}'.`);
+      const anyOf = [...list[2].matchAll(/'((?:[^']|'')*)'/g)].map((v) => v[1].replace(/''/g, "'"));
+      clauses.push({ property, value: null, anyOf });
+      continue;
+    }
     const m = /^\s*(\w+)\s+eq\s+(?:'((?:[^']|'')*)'|(null))\s*$/i.exec(part);
     if (!m) throw new GraphError(400, "Request_UnsupportedQuery", `Unsupported or invalid query filter clause specified for property '${part.trim()}' of resource '${resource}'.`);
     const property = filterable.find((p) => p.toLowerCase() === m[1].toLowerCase());
@@ -25,8 +35,9 @@ export function parseFilter(filter: string, filterable: string[], resource: stri
 
 export function matches(object: Json, clauses: EqClause[]): boolean {
   // Directory string comparisons in $filter are case-insensitive.
-  return clauses.every(({ property, value }) => {
+  return clauses.every(({ property, value, anyOf }) => {
     const actual = object[property];
+    if (anyOf) return typeof actual === "string" && anyOf.some((v) => v.toLowerCase() === actual.toLowerCase());
     if (value === null) return actual === null || actual === undefined;
     return typeof actual === "string" && actual.toLowerCase() === value.toLowerCase();
   });
