@@ -234,7 +234,8 @@ export function buildProgram(io: Io): Command {
       const r = await api(cmd).request("DELETE", `/api/tenants/${encodeURIComponent(host)}`, { confirm: host });
       if (r.status === 200 && r.body?.offboarded) {
         if (json(cmd)) printJson(r.body);
-        else out(`${host}: nothing to do, already offboarded${r.body.offboardedAt ? ` at ${r.body.offboardedAt}` : ""}. ${r.body.message ?? ""}`.trim());
+        // The app's message says when and how to restore; without one, say at least when.
+        else out(r.body.message ?? `${host}: nothing to do, already offboarded${r.body.offboardedAt ? ` at ${r.body.offboardedAt}` : ""}.`);
         return;
       }
       if (r.status === 404 && r.body === undefined) throw new CliError(`${api(cmd).baseUrl} cannot offboard (DELETE /api/tenants/{host} answered 404 without a body): the app is older than this command line; update it`);

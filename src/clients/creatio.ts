@@ -48,9 +48,12 @@ export function credentialBindingProblem(secretName: string, tags: Record<string
   const bound = (tags?.[CREDENTIAL_SITE_TAG] ?? "").toLowerCase().split(/[\s,]+/).filter(Boolean);
   if (bound.includes(host.toLowerCase())) return undefined;
   const found = bound.length > 0 ? `names ${bound.join(" ")}, not ${host}` : "is missing";
+  // A mistyped site address reads the same as a credential of another site: say both fixes.
+  const typo = bound.length > 0 ? ` If you meant ${bound.join(" or ")}, correct the site's URL instead.` : "";
   return (
     `Key Vault secret ${secretName} is not bound to ${host}: its tag ${CREDENTIAL_SITE_TAG} ${found}. ` +
-    `Whoever stores the credential binds it to the site: az keyvault secret set-attributes --vault-name <vault> --name ${secretName} --tags ${CREDENTIAL_SITE_TAG}=${host}`
+    `Whoever stores the credential binds it to the site: az keyvault secret set-attributes --vault-name <vault> --name ${secretName} --tags ${CREDENTIAL_SITE_TAG}=${host}` +
+    typo
   );
 }
 

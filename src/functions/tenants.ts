@@ -120,7 +120,7 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
     const error: unknown = credentialRead.reason;
     if (isSecretNotFound(error)) {
       return badRequest("Invalid request", [
-        { path: "creatioCredentialSecretName", message: `creatioCredentialSecretName: Key Vault has no secret named ${request_.creatioCredentialSecretName}` },
+        { path: "creatioCredentialSecretName", message: `creatioCredentialSecretName: Key Vault has no secret named ${request_.creatioCredentialSecretName}: check the name, or store the site's Creatio credential under it first (README, "Onboard the first Creatio site")` },
       ]);
     }
     if (error instanceof CreatioCredentialError) {

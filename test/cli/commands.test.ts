@@ -228,7 +228,11 @@ describe("offboard (DELETE /api/tenants/{host} contract)", () => {
     const body = { host: "a.example", offboarded: true, offboardedAt: "2026-12-01T00:00:00Z", message: "a.example was offboarded already; nothing was changed." };
     const h = harness(() => ({ status: 200, body }));
     expect(await h.run("offboard", "a.example", "--yes")).toBe(0);
-    expect(h.out()).toBe("a.example: nothing to do, already offboarded at 2026-12-01T00:00:00Z. a.example was offboarded already; nothing was changed.\n");
+    expect(h.out()).toBe("a.example was offboarded already; nothing was changed.\n");
+    // Without the app's message it still says it did nothing, and since when.
+    const bare = harness(() => ({ status: 200, body: { ...body, message: undefined } }));
+    expect(await bare.run("offboard", "a.example", "--yes")).toBe(0);
+    expect(bare.out()).toBe("a.example: nothing to do, already offboarded at 2026-12-01T00:00:00Z.\n");
     const j = harness(() => ({ status: 200, body }));
     expect(await j.run("offboard", "a.example", "--yes", "--output", "json")).toBe(0);
     expect(JSON.parse(j.out())).toEqual(body);

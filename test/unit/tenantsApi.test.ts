@@ -141,6 +141,9 @@ describe("POST /api/tenants", () => {
     };
     expect(await answer("creatio-api-unbound")).toMatch(/is not bound to acme\.creatio\.com: its tag creatioSite is missing.*--tags creatioSite=acme\.creatio\.com/);
     expect(await answer("creatio-api-other")).toMatch(/its tag creatioSite names other\.creatio\.com, not acme\.creatio\.com/);
+    // The same answer as for a mistyped site URL: it says that fix too.
+    expect(await answer("creatio-api-other")).toMatch(/If you meant other\.creatio\.com, correct the site's URL instead\.$/);
+    expect(await answer("nope")).toMatch(/has no secret named nope: check the name, or store the site's Creatio credential under it first/);
     expect(await answer("creatio-api-broken")).toMatch(/is not JSON/);
   });
 
