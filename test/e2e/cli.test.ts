@@ -10,21 +10,18 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { startEmulators, type EmulatorStack } from "../../dev/emulators";
 import { SEED_USERS } from "../../dev/emulators/creatio";
-import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
 import { getFreePorts } from "../../dev/ports";
 import { SANDBOX_DIR } from "../../dev/sandbox";
 import { sandboxCliEnv, writeSandboxCliEnv } from "../../dev/cliEnv";
-import { REPO_ROOT, startTestAzurite, waitFor, type TestStorage } from "../host/helpers";
+import { REPO_ROOT, waitFor } from "../host/helpers";
+import { startAppStack, type AppStack } from "../support/appStack";
 
 const BIN = path.join(REPO_ROOT, "cli", "bin.js");
 const CREDENTIAL = "creatio-api-cli-test";
 const PASSWORD = SEED_USERS[0]!.password;
 
-let stack: EmulatorStack;
-let storage: TestStorage;
-let host: SpawnedHost;
+let app: AppStack;
 let site: string;
 let envDir: string;
 let envFile: string;
@@ -64,29 +61,18 @@ function cli(args: string[], options: { stdin?: string; env?: Record<string, str
   });
 }
 
-async function api(p: string): Promise<any> {
-  return (await fetch(`${host.url}${p}`)).json();
-}
-const setFaults = (base: string, body: object) => fetch(`${base}/_emulator/faults`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-const clearFaults = (base: string) => fetch(`${base}/_emulator/faults`, { method: "DELETE" });
+const api = async (p: string): Promise<any> => (await app.api(p)).body;
 
 beforeAll(async () => {
-  stack = await startEmulators({ sandboxDir: SANDBOX_DIR, graphPort: 0, keyVaultPort: 0, creatioPort: 0 });
-  storage = await startTestAzurite();
-  host = await spawnHost({
-    runTimers: false,
-    env: { ...stack.appSettings(), AzureWebJobsStorage: storage.azurite.connectionString, ROTATION_SCHEDULE: "0 0 3 * * *" },
-  });
-  site = new URL(stack.creatioUrl).host;
+  app = await startAppStack({ emulators: { sandboxDir: SANDBOX_DIR } });
+  site = new URL(app.stack.creatioUrl).host;
   envDir = mkdtempSync(path.join(os.tmpdir(), "cli-env-"));
-  // What npm start writes (dev/start.ts), for this stack.
-  envFile = writeSandboxCliEnv(envDir, sandboxCliEnv(host.url, stack.appSettings()));
+  // What npm start writes (dev/start.ts), for this app.stack.
+  envFile = writeSandboxCliEnv(envDir, sandboxCliEnv(app.host.url, app.stack.appSettings()));
 }, 120_000);
 
 afterAll(async () => {
-  await host?.stop();
-  await storage?.stop();
-  await stack?.close();
+  await app?.close();
   if (envDir) rmSync(envDir, { recursive: true, force: true });
 });
 
@@ -109,11 +95,11 @@ describe("creatio-o365 against the local stack", () => {
   });
 
   it("credential set: stores standard input's login in the emulated vault with the creatioSite tag, never printing it", async () => {
-    const r = await cli(["credential", "set", CREDENTIAL, "--site", stack.creatioUrl], { stdin: JSON.stringify({ username: SEED_USERS[0]!.userName, password: PASSWORD }) });
+    const r = await cli(["credential", "set", CREDENTIAL, "--site", app.stack.creatioUrl], { stdin: JSON.stringify({ username: SEED_USERS[0]!.userName, password: PASSWORD }) });
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^stored ${CREDENTIAL} \\(version \\w+\\) in ${stack.keyVaultUrl.replace(/[.]/g, "\\.")}, bound to ${site} \\(tag creatioSite\\)\\n`));
-    const state: any = await (await fetch(`${stack.keyVaultUrl}/_emulator/state`)).json();
+    expect(r.stdout).toMatch(new RegExp(`^stored ${CREDENTIAL} \\(version \\w+\\) in ${app.stack.keyVaultUrl.replace(/[.]/g, "\\.")}, bound to ${site} \\(tag creatioSite\\)\\n`));
+    const state: any = await (await fetch(`${app.stack.keyVaultUrl}/_emulator/state`)).json();
     const versions = state.secrets[CREDENTIAL].versions;
     expect(versions).toHaveLength(1);
     expect(versions[0]).toMatchObject({ contentType: "application/json", tags: { creatioSite: site } });
@@ -129,13 +115,13 @@ describe("creatio-o365 against the local stack", () => {
     });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/no Azure sign-in found|refused|az login/);
-    const state: any = await (await fetch(`${stack.keyVaultUrl}/_emulator/state`)).json();
+    const state: any = await (await fetch(`${app.stack.keyVaultUrl}/_emulator/state`)).json();
     expect(state.secrets["creatio-api-unsigned"]).toBeUndefined();
   }, 90_000);
 
   it("credential set when the identity lacks the vault role: Key Vault's 403 and the role to ask for; nothing stored", async () => {
     const setRoles = (roles: string[]) =>
-      fetch(`${stack.keyVaultUrl}/_emulator/role-assignments/${stack.identity.objectId}`, { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ roles }) });
+      fetch(`${app.stack.keyVaultUrl}/_emulator/role-assignments/${app.stack.identity.objectId}`, { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ roles }) });
     await setRoles([]);
     let r: Run;
     try {
@@ -145,7 +131,7 @@ describe("creatio-o365 against the local stack", () => {
     }
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^creatio-o365: https:\/\/localhost:\d+ refused to store the secret \(403 [\w ]*\): your identity needs the Key Vault Secrets Officer role on the vault\n$/);
-    const state: any = await (await fetch(`${stack.keyVaultUrl}/_emulator/state`)).json();
+    const state: any = await (await fetch(`${app.stack.keyVaultUrl}/_emulator/state`)).json();
     expect(state.secrets["creatio-api-norole"]).toBeUndefined();
   }, 90_000);
 
@@ -153,12 +139,12 @@ describe("creatio-o365 against the local stack", () => {
     // Graph throttles the application lookups more often than the client retries (5 retries, 1 s
     // apart), so the ensureApplication step fails once, the orchestration waits to retry it, and its
     // second attempt meets three more 429s: each state lasts seconds, long enough to be seen.
-    await setFaults(stack.graphUrl, { throttleNext: 9, retryAfterSeconds: 1, match: "^GET /v1\\.0/applications" });
+    await app.faults(app.stack.graphUrl, { throttleNext: 9, retryAfterSeconds: 1, match: "^GET /v1\\.0/applications" });
     let r: Run;
     try {
-      r = await cli(["onboard", stack.creatioUrl, "--credential", CREDENTIAL, "--lifetime-days", "120"], { timeoutMs: 120_000 });
+      r = await cli(["onboard", app.stack.creatioUrl, "--credential", CREDENTIAL, "--lifetime-days", "120"], { timeoutMs: 120_000 });
     } finally {
-      await clearFaults(stack.graphUrl);
+      await app.faults(app.stack.graphUrl);
     }
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
@@ -202,7 +188,7 @@ describe("creatio-o365 against the local stack", () => {
     expect(r.stdout).toMatch(new RegExp(`app id +${tenant.appId}`));
     expect(r.stdout).toMatch(new RegExp(`credential secret +${CREDENTIAL}`));
     expect(r.stdout).toMatch(new RegExp(`onboarding: onboard-${site} Completed, done`));
-    const j = await cli(["site", stack.creatioUrl, "-o", "json"]);
+    const j = await cli(["site", app.stack.creatioUrl, "-o", "json"]);
     expect(j.code).toBe(0);
     expect(JSON.parse(j.stdout)).toMatchObject({ host: site, appId: tenant.appId });
   });
@@ -233,7 +219,7 @@ describe("creatio-o365 against the local stack", () => {
     expect(before.stdout).toMatch(new RegExp(`${site.replace(/[.]/g, "\\.")} +│ no +│`));
     expect(before.stdout).toMatch(/\nLast sweep: none recorded yet\.\n$/);
 
-    const swept = await fetch(`${host.url}/admin/functions/rotationSweep`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+    const swept = await fetch(`${app.host.url}/admin/functions/rotationSweep`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
     expect(swept.status).toBe(202);
     const sweep = await waitFor("the sweep record", async () => (await api("/api/rotation-plan")).lastSweep ?? undefined, 30_000, 200);
     const after = await cli(["plan"]);
@@ -279,12 +265,12 @@ describe("creatio-o365 against the local stack", () => {
   }, 90_000);
 
   it("never printed the Creatio password or a client secret", async () => {
-    const state: any = await (await fetch(`${stack.keyVaultUrl}/_emulator/state`)).json();
+    const state: any = await (await fetch(`${app.stack.keyVaultUrl}/_emulator/state`)).json();
     const clientSecrets = Object.entries<any>(state.secrets)
       .filter(([name]) => name.startsWith("creatio-o365-"))
       .flatMap(([, s]) => s.versions.map((v: any) => v.value as string));
     expect(clientSecrets.length).toBeGreaterThanOrEqual(3);
     const all = printed.join("\n");
-    for (const value of [PASSWORD, ...clientSecrets, stack.identity.clientSecret]) expect(all).not.toContain(value);
+    for (const value of [PASSWORD, ...clientSecrets, app.stack.identity.clientSecret]) expect(all).not.toContain(value);
   });
 });

@@ -5,82 +5,39 @@
  * action goes through the HTTP API as an operator would, and the emulators' state is read to check
  * what the services hold afterwards. Each site is its own Creatio emulator.
  */
-import type { SecretClient } from "@azure/keyvault-secrets";
-import { sandboxContext } from "../../dev/emulators/context";
-import { startEmulators, type EmulatorStack } from "../../dev/emulators";
-import { createCreatioEmulator } from "../../dev/emulators/creatio";
-import type { EmulatorServer } from "../../dev/emulators/server";
-import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
-import { startTestAzurite, waitFor, waitForStatus, type Status, type TestStorage } from "../host/helpers";
+import { waitFor, type Status } from "../host/helpers";
 import { applicationUniqueNameFor, secretNameFor } from "../../src/domain/site";
 import { decodeSiteTags } from "../../src/domain/tags";
-import { sandboxSecretClient, storeSiteCredential } from "../support/siteCredential";
+import { storeSiteCredential } from "../support/siteCredential";
+import { JSON_HEADERS as json, startAppStack, type AppStack } from "../support/appStack";
 
 const OFFICE365 = "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b";
 const EMPTY_GUID = "00000000-0000-0000-0000-000000000000";
 
-let storage: TestStorage;
-let stack: EmulatorStack;
-let host: SpawnedHost;
-let secrets: SecretClient;
-const creatios: EmulatorServer[] = [];
-const hostLines: string[] = [];
-/** Every answer the app gave, for the secret scan. */
-const answers: string[] = [];
-const json = { "Content-Type": "application/json" };
-
-async function api(path: string, init: RequestInit = {}): Promise<{ status: number; body: any; headers: Headers }> {
-  const r = await fetch(`${host.url}${path}`, init);
-  const text = await r.text();
-  answers.push(text);
-  return { status: r.status, body: text ? JSON.parse(text) : undefined, headers: r.headers };
-}
+let app: AppStack;
+const api: AppStack["api"] = (path, init) => app.api(path, init);
 const del = (site: string, body?: unknown) =>
   api(`/api/tenants/${site}`, { method: "DELETE", ...(body === undefined ? {} : { headers: json, body: JSON.stringify(body) }) });
 
-async function newCreatio(): Promise<{ url: string; host: string }> {
-  const server = createCreatioEmulator(sandboxContext());
-  const url = await server.listen(0);
-  creatios.push(server);
-  return { url, host: new URL(url).host };
-}
-async function onboard(body: { creatioUrl: string } & Record<string, unknown>): Promise<Status> {
-  const creatioCredentialSecretName = await storeSiteCredential(secrets, new URL(body.creatioUrl).host);
-  const r = await api("/api/tenants", { method: "POST", headers: json, body: JSON.stringify({ creatioCredentialSecretName, ...body }) });
-  expect(r.status).toBe(202);
-  return waitForStatus(host.url, r.body.id, ["Completed", "Failed", "Terminated"], 120_000);
-}
-const graphState = async (): Promise<any> => (await fetch(`${stack.graphUrl}/_emulator/state`)).json();
+const newCreatio = () => app.newCreatio();
+const onboard = (body: { creatioUrl: string } & Record<string, unknown>): Promise<Status> => app.onboard(body);
+const graphState = async (): Promise<any> => (await fetch(`${app.stack.graphUrl}/_emulator/state`)).json();
 const creatioState = async (base: string): Promise<any> => (await fetch(`${base}/_emulator/state`)).json();
-const allowList = async (): Promise<string[]> => ((await (await fetch(`${stack.exchangeUrl}/_emulator/state`)).json()) as any).organizationConfig.EwsAllowedAppIDs;
+const allowList = async (): Promise<string[]> => ((await (await fetch(`${app.stack.exchangeUrl}/_emulator/state`)).json()) as any).organizationConfig.EwsAllowedAppIDs;
 
 async function offboard(site: string): Promise<Status> {
   const r = await del(site, { confirm: site });
   expect(r.status).toBe(202);
   expect(r.body.id).toBe(`offboard-${site}`);
   expect(r.headers.get("location")).toBe(r.body.statusQueryGetUri);
-  return waitForStatus(host.url, r.body.id, ["Completed", "Failed", "Terminated"], 120_000);
+  return app.finished(r.body.id);
 }
 
 beforeAll(async () => {
-  storage = await startTestAzurite();
-  stack = await startEmulators({ ewsAccess: "manage" });
-  secrets = sandboxSecretClient(stack);
-  host = await spawnHost({
-    runTimers: false,
-    storageConnectionString: storage.azurite.connectionString,
-    env: { ...stack.appSettings(), AzureWebJobsStorage: storage.azurite.connectionString, EWS_ACCESS: "manage", ROTATION_SCHEDULE: "0 0 3 * * *" },
-    onLine: (line) => hostLines.push(line),
-    timeoutMs: 60_000,
-  });
+  app = await startAppStack({ emulators: { ewsAccess: "manage" }, env: { EWS_ACCESS: "manage" } });
 }, 120_000);
 
-afterAll(async () => {
-  await host?.stop();
-  await Promise.all(creatios.map((c) => c.close()));
-  await stack?.close();
-  await storage?.stop();
-});
+afterAll(() => app?.close());
 
 test("rotation plan before and after a sweep; offboarding removes the site from Creatio, Exchange, Entra and Key Vault; a second DELETE is a no-op; onboarding again works", async () => {
   const site = await newCreatio();
@@ -99,9 +56,7 @@ test("rotation plan before and after a sweep; offboarding removes the site from 
   expect(new Date(entry.dueOn).getTime()).toBe(new Date(entry.creatioSecretExpiresOn).getTime() - 30 * 86_400_000);
 
   // A sweep: its outcome becomes the plan's lastSweep.
-  const from = hostLines.length;
-  expect((await api("/admin/functions/rotationSweep", { method: "POST", headers: json, body: "{}" })).status).toBe(202);
-  await waitFor("the sweep summary", async () => hostLines.slice(from).find((l) => l.includes('"event":"sweep.finished"')), 20_000, 50);
+  await app.runSweep(20_000);
   const afterSweep = await waitFor("the sweep record", async () => (await api("/api/rotation-plan")).body.lastSweep ?? undefined, 10_000, 100);
   expect(afterSweep).toMatchObject({ outcome: "succeeded", managed: 1, due: 0, started: 0, skipped: 0, expired: 0, notMailReady: 0, mailChecked: true, offboarded: 0 });
   // The record is not a site: the list does not show it.
@@ -118,8 +73,8 @@ test("rotation plan before and after a sweep; offboarding removes the site from 
 
   // Offboard.
   const before = await graphState();
-  const app = before.applications.find((a: any) => a.uniqueName === applicationUniqueNameFor(site.host));
-  expect(app.appId).toBe(appId);
+  const registration = before.applications.find((a: any) => a.uniqueName === applicationUniqueNameFor(site.host));
+  expect(registration.appId).toBe(appId);
   const done = await offboard(site.host);
   expect(done.runtimeStatus).toBe("Completed");
   expect(done.customStatus).toMatchObject({ step: "done", stepNumber: 4, totalSteps: 4 });
@@ -134,11 +89,11 @@ test("rotation plan before and after a sweep; offboarding removes the site from 
   // Entra: no app for the site, it is in deleted items, and its service principal is gone.
   const after = await graphState();
   expect(after.applications.find((a: any) => a.uniqueName === applicationUniqueNameFor(site.host))).toBeUndefined();
-  expect(after.deletedApplications.find((a: any) => a.id === app.id)).toMatchObject({ appId, deletedDateTime: expect.any(String) });
+  expect(after.deletedApplications.find((a: any) => a.id === registration.id)).toMatchObject({ appId, deletedDateTime: expect.any(String) });
   expect(after.servicePrincipals.find((s: any) => s.appId === appId)).toBeUndefined();
   // Key Vault: soft-deleted, with the offboarded mark in its tags.
-  await expect(secrets.getSecret(secretNameFor(site.host))).rejects.toMatchObject({ statusCode: 404 });
-  const deleted = await secrets.getDeletedSecret(secretNameFor(site.host));
+  await expect(app.secrets.getSecret(secretNameFor(site.host))).rejects.toMatchObject({ statusCode: 404 });
+  const deleted = await app.secrets.getDeletedSecret(secretNameFor(site.host));
   expect(decodeSiteTags(deleted.properties.tags)).toMatchObject({ ok: true, tags: { lastRun: { kind: "offboard", outcome: "succeeded", instanceId: `offboard-${site.host}` } } });
   // Creatio: the mail server unlinked, no OAuth application with the app's client id.
   const creatio = await creatioState(site.url);
@@ -158,7 +113,7 @@ test("rotation plan before and after a sweep; offboarding removes the site from 
     health: { state: "broken" },
   });
   expect(status.body.offboarded.restore).toMatch(/az keyvault secret recover .*--name creatio-o365-/);
-  expect(status.body.offboarded.restore).toContain(`directory/deletedItems/${app.id}/restore`);
+  expect(status.body.offboarded.restore).toContain(`directory/deletedItems/${registration.id}/restore`);
   expect(status.body.offboarded.restore).toMatch(/POST \/api\/tenants/);
 
   // The list leaves it out unless asked; the plan leaves it out.
@@ -188,7 +143,7 @@ test("rotation plan before and after a sweep; offboarding removes the site from 
 
   // No secret value in any answer.
   const values = (await graphState()).applications.flatMap((a: any) => a.passwordCredentials.map((p: any) => p.secretText)).filter(Boolean);
-  for (const value of values) expect(answers.join("\n")).not.toContain(value);
+  for (const value of values) expect(app.answers.join("\n")).not.toContain(value);
 }, 420_000);
 
 test("a Creatio mail server linked to another app is left alone, and the result says so", async () => {
@@ -233,7 +188,7 @@ test("Creatio down: the offboarding retries, fails at step 1 saying how to resum
     // Nothing after the failing step ran.
     expect((await graphState()).applications.find((a: any) => a.appId === appId)).toBeDefined();
     expect(await allowList()).toContain(appId);
-    expect((await secrets.getSecret(secretNameFor(site.host))).properties.version).toBeDefined();
+    expect((await app.secrets.getSecret(secretNameFor(site.host))).properties.version).toBeDefined();
     // Listed as offboarding; neither the plan nor a manual rotation touches it.
     expect((await api("/api/tenants")).body.find((t: any) => t.host === site.host)).toMatchObject({ state: "offboarding" });
     expect((await api("/api/rotation-plan")).body.sites.map((s: any) => s.host)).not.toContain(site.host);

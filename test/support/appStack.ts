@@ -39,6 +39,8 @@ export interface AppStack {
   readonly secrets: SecretClient;
   /** Every line the host printed, across restarts. */
   readonly hostLines: string[];
+  /** Every answer body the app's API gave through `api`, for scans for secret text. */
+  readonly answers: string[];
   api(path: string, init?: RequestInit): Promise<ApiAnswer>;
   /** Another Creatio site (its own emulator on a free port), closed with the stack. */
   newCreatio(): Promise<CreatioSite>;
@@ -75,6 +77,7 @@ export async function startAppStack(options: AppStackOptions = {}): Promise<AppS
   const stack = await startEmulators(options.emulators);
   const secrets = sandboxSecretClient(stack);
   const hostLines: string[] = [];
+  const answers: string[] = [];
   const creatios: EmulatorServer[] = [];
   let settings = { ROTATION_SCHEDULE: "0 0 3 * * *", ...options.env };
   const startHost = () =>
@@ -91,6 +94,7 @@ export async function startAppStack(options: AppStackOptions = {}): Promise<AppS
     stack,
     secrets,
     hostLines,
+    answers,
     get storage() {
       return storage;
     },
@@ -100,6 +104,7 @@ export async function startAppStack(options: AppStackOptions = {}): Promise<AppS
     async api(path, init = {}) {
       const r = await fetch(`${host.url}${path}`, init);
       const text = await r.text();
+      answers.push(text);
       return { status: r.status, body: text ? JSON.parse(text) : undefined, text, headers: r.headers };
     },
     async newCreatio() {
