@@ -96,6 +96,64 @@ export async function countOnboardingCases(host: SpawnedHost, stack: EmulatorSta
 }
 
 
+/** A first onboarding on a cold host (a process that has served nothing). */
+const COLD: string[] = [
+  // POST /api/tenants
+  "keyVault GET /secrets/{credential}/ 401",
+  "graph GET /{id}/v2.0/.well-known/openid-configuration 200",
+  "graph POST /{id}/oauth2/v2.0/token 200",
+  "keyVault GET /secrets/{credential}/ 200",
+  "keyVault GET /secrets/{site}/ 404",
+  // No secret: an offboarded site's is soft-deleted (its name stays reserved); POST recovers it.
+  "keyVault GET /deletedsecrets/{site} 404",
+  // checkCreatioSite
+  "creatio POST /ServiceModel/AuthService.svc/Login 200",
+  "creatio GET /0/odata/MailServer?$filter=Id eq {id}&$select=Id,Name,OAuthApplicationId 200",
+  "creatio POST /0/ServiceModel/RightsService.svc/GetCanExecuteOperation 200",
+  "creatio GET /0/odata/MailboxSyncSettings?$filter=MailServerId eq {id}&$select=Id 200",
+  // ensureApplication
+  "graph POST /{id}/oauth2/v2.0/token 200",
+  "graph GET /v1.0/servicePrincipals?$filter=appId in ('{id}','{id}')&$select=id,appId,oauth2PermissionScopes 200",
+  "graph GET /v1.0/applications(uniqueName='{site}')?$select=id,appId,displayName,signInAudience,web,requiredResourceAccess 404",
+  "graph PATCH /v1.0/applications(uniqueName='{site}') 201",
+  // ensureServicePrincipal
+  "graph PATCH /v1.0/servicePrincipals(appId='{id}') 201",
+  // grantAdminConsent
+  "graph POST /v1.0/oauth2PermissionGrants 201",
+  "graph POST /v1.0/oauth2PermissionGrants 201",
+  // allowEwsAccess (EWS_ACCESS=manage)
+  "graph GET /v1.0/organization?$select=id,verifiedDomains 200",
+  "graph POST /{id}/oauth2/v2.0/token 200",
+  "exchange POST /adminapi/beta/{id}/InvokeCommand 200",
+  "exchange POST /adminapi/beta/{id}/InvokeCommand 200",
+  "exchange POST /adminapi/beta/{id}/InvokeCommand 200",
+  // issueClientSecret
+  "keyVault GET /secrets/{site}/ 404",
+  "graph GET /v1.0/applications/{id}?$select=id,appId,passwordCredentials 200",
+  "graph POST /v1.0/applications/{id}/addPassword 200",
+  "keyVault PUT /secrets/{site} 200",
+  // configureCreatio (also records the outcome)
+  "keyVault GET /secrets/{site}/{version} 200",
+  "creatio GET /0/odata/MailServer({id})?$select=Id,Name,OAuthApplicationId 200",
+  "creatio GET /0/odata/OAuthApplications?$filter=ClientId eq '{id}'&$select=Id,Name,AppClassName,ClientClassName,ClientId 200",
+  "creatio POST /0/odata/OAuthApplications 201",
+  "creatio PATCH /0/odata/MailServer({id}) 204",
+  "keyVault PATCH /secrets/{site}/{version} 200",
+  ];
+
+/**
+ * What only a cold host asks: the Key Vault challenge, the OpenID configuration, the three token
+ * requests, the resource service principals and the organization (all kept per process). A new site
+ * on a warm host makes the cold host's calls without these.
+ */
+const COLD_HOST_ONLY = new Set([
+  "keyVault GET /secrets/{credential}/ 401",
+  "graph GET /{id}/v2.0/.well-known/openid-configuration 200",
+  "graph POST /{id}/oauth2/v2.0/token 200",
+  "graph GET /v1.0/servicePrincipals?$filter=appId in ('{id}','{id}')&$select=id,appId,oauth2PermissionScopes 200",
+  "graph GET /v1.0/organization?$select=id,verifiedDomains 200",
+]);
+
 /**
  * The documented minimum (docs/architecture.md, "Upstream calls per onboarding"), call by call, as
  * `npm run bench` prints it and test/e2e/onboardingCalls.test.ts compares it with the emulators'
@@ -103,76 +161,8 @@ export async function countOnboardingCases(host: SpawnedHost, stack: EmulatorSta
  * credential secret as {credential}, a Key Vault version as {version}) and the status.
  */
 export const MINIMUM_CALLS: Record<OnboardingCase, string[]> = {
-  cold: [
-    // POST /api/tenants
-    "keyVault GET /secrets/{credential}/ 401",
-    "graph GET /{id}/v2.0/.well-known/openid-configuration 200",
-    "graph POST /{id}/oauth2/v2.0/token 200",
-    "keyVault GET /secrets/{credential}/ 200",
-    "keyVault GET /secrets/{site}/ 404",
-    // No secret: an offboarded site's is soft-deleted (its name stays reserved); POST recovers it.
-    "keyVault GET /deletedsecrets/{site} 404",
-    // checkCreatioSite
-    "creatio POST /ServiceModel/AuthService.svc/Login 200",
-    "creatio GET /0/odata/MailServer?$filter=Id eq {id}&$select=Id,Name,OAuthApplicationId 200",
-    "creatio POST /0/ServiceModel/RightsService.svc/GetCanExecuteOperation 200",
-    "creatio GET /0/odata/MailboxSyncSettings?$filter=MailServerId eq {id}&$select=Id 200",
-    // ensureApplication
-    "graph POST /{id}/oauth2/v2.0/token 200",
-    "graph GET /v1.0/servicePrincipals?$filter=appId in ('{id}','{id}')&$select=id,appId,oauth2PermissionScopes 200",
-    "graph GET /v1.0/applications(uniqueName='{site}')?$select=id,appId,displayName,signInAudience,web,requiredResourceAccess 404",
-    "graph PATCH /v1.0/applications(uniqueName='{site}') 201",
-    // ensureServicePrincipal
-    "graph PATCH /v1.0/servicePrincipals(appId='{id}') 201",
-    // grantAdminConsent
-    "graph POST /v1.0/oauth2PermissionGrants 201",
-    "graph POST /v1.0/oauth2PermissionGrants 201",
-    // allowEwsAccess (EWS_ACCESS=manage)
-    "graph GET /v1.0/organization?$select=id,verifiedDomains 200",
-    "graph POST /{id}/oauth2/v2.0/token 200",
-    "exchange POST /adminapi/beta/{id}/InvokeCommand 200",
-    "exchange POST /adminapi/beta/{id}/InvokeCommand 200",
-    "exchange POST /adminapi/beta/{id}/InvokeCommand 200",
-    // issueClientSecret
-    "keyVault GET /secrets/{site}/ 404",
-    "graph GET /v1.0/applications/{id}?$select=id,appId,passwordCredentials 200",
-    "graph POST /v1.0/applications/{id}/addPassword 200",
-    "keyVault PUT /secrets/{site} 200",
-    // configureCreatio (also records the outcome)
-    "keyVault GET /secrets/{site}/{version} 200",
-    "creatio GET /0/odata/MailServer({id})?$select=Id,Name,OAuthApplicationId 200",
-    "creatio GET /0/odata/OAuthApplications?$filter=ClientId eq '{id}'&$select=Id,Name,AppClassName,ClientClassName,ClientId 200",
-    "creatio POST /0/odata/OAuthApplications 201",
-    "creatio PATCH /0/odata/MailServer({id}) 204",
-    "keyVault PATCH /secrets/{site}/{version} 200",
-  ],
-  warm: [
-    "keyVault GET /secrets/{credential}/ 200",
-    "keyVault GET /secrets/{site}/ 404",
-    "keyVault GET /deletedsecrets/{site} 404",
-    "creatio POST /ServiceModel/AuthService.svc/Login 200",
-    "creatio GET /0/odata/MailServer?$filter=Id eq {id}&$select=Id,Name,OAuthApplicationId 200",
-    "creatio POST /0/ServiceModel/RightsService.svc/GetCanExecuteOperation 200",
-    "creatio GET /0/odata/MailboxSyncSettings?$filter=MailServerId eq {id}&$select=Id 200",
-    "graph GET /v1.0/applications(uniqueName='{site}')?$select=id,appId,displayName,signInAudience,web,requiredResourceAccess 404",
-    "graph PATCH /v1.0/applications(uniqueName='{site}') 201",
-    "graph PATCH /v1.0/servicePrincipals(appId='{id}') 201",
-    "graph POST /v1.0/oauth2PermissionGrants 201",
-    "graph POST /v1.0/oauth2PermissionGrants 201",
-    "exchange POST /adminapi/beta/{id}/InvokeCommand 200",
-    "exchange POST /adminapi/beta/{id}/InvokeCommand 200",
-    "exchange POST /adminapi/beta/{id}/InvokeCommand 200",
-    "keyVault GET /secrets/{site}/ 404",
-    "graph GET /v1.0/applications/{id}?$select=id,appId,passwordCredentials 200",
-    "graph POST /v1.0/applications/{id}/addPassword 200",
-    "keyVault PUT /secrets/{site} 200",
-    "keyVault GET /secrets/{site}/{version} 200",
-    "creatio GET /0/odata/MailServer({id})?$select=Id,Name,OAuthApplicationId 200",
-    "creatio GET /0/odata/OAuthApplications?$filter=ClientId eq '{id}'&$select=Id,Name,AppClassName,ClientClassName,ClientId 200",
-    "creatio POST /0/odata/OAuthApplications 201",
-    "creatio PATCH /0/odata/MailServer({id}) 204",
-    "keyVault PATCH /secrets/{site}/{version} 200",
-  ],
+  cold: COLD,
+  warm: COLD.filter((call) => !COLD_HOST_ONLY.has(call)),
   rerun: [
     "keyVault GET /secrets/{credential}/ 200",
     "keyVault GET /secrets/{site}/ 200",
