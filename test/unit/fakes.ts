@@ -12,6 +12,8 @@ interface Version {
 export class FakeSecretStore implements SecretStore {
   readonly versions = new Map<string, Version[]>();
   readonly writes: { op: "setSecret" | "updateSecretProperties"; name: string; version?: string }[] = [];
+  /** getSecret calls, by name. */
+  readonly reads: string[] = [];
   private counter = 0;
 
   seed(name: string, value: string, props: Partial<SecretProperties> = {}): string {
@@ -32,16 +34,21 @@ export class FakeSecretStore implements SecretStore {
   }
 
   getSecret = (async (name: string, options?: { version?: string }) => {
+    this.reads.push(name);
+    return this.read(name, options);
+  }) as SecretStore["getSecret"];
+
+  private read(name: string, options?: { version?: string }): KeyVaultSecret {
     const list = this.versions.get(name);
     const found = options?.version ? list?.find((v) => v.properties.version === options.version) : list?.[list.length - 1];
     if (!found) throw Object.assign(new Error(`SecretNotFound ${name}`), { statusCode: 404, code: "SecretNotFound" });
     return { name, value: found.value, properties: structuredClone(found.properties) } as KeyVaultSecret;
-  }) as SecretStore["getSecret"];
+  }
 
   setSecret = (async (name: string, value: string, options?: { expiresOn?: Date; contentType?: string; tags?: Record<string, string> }) => {
     const version = this.put(name, value, { expiresOn: options?.expiresOn, contentType: options?.contentType, tags: options?.tags ?? {} });
     this.writes.push({ op: "setSecret", name, version });
-    return this.getSecret(name, { version });
+    return this.read(name, { version });
   }) as SecretStore["setSecret"];
 
   updateSecretProperties = (async (name: string, version: string, options?: { tags?: Record<string, string> }) => {
