@@ -61,9 +61,15 @@ export class FakeSecretStore implements SecretStore {
 
   listPropertiesOfSecrets = (() => {
     const all = [...this.versions.values()].map((list) => structuredClone(list[list.length - 1]!.properties));
-    return (async function* () {
+    const items = (async function* () {
       yield* all;
     })();
+    // byPage as the SDK pages: 25 items a page (Key Vault's default maxresults).
+    const byPage = () =>
+      (async function* () {
+        for (let i = 0; i < all.length; i += 25) yield all.slice(i, i + 25);
+      })();
+    return Object.assign(items, { byPage });
   }) as unknown as SecretStore["listPropertiesOfSecrets"];
 }
 
