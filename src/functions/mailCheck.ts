@@ -89,11 +89,13 @@ export async function recheckMailReadiness(client: DurableClient, context: Invoc
         unknownReason = publicMessage(error, 300);
       }
     }
+    // One tenant's list serves all its sites: looked up, not scanned per site (thousands of sites, thousands of ids).
+    const allowed = config ? new Set(config.EwsAllowedAppIDs.map((id) => id.toLowerCase())) : undefined;
     for (const site of group.sites) {
       const readiness: MailReadiness = ewsRetired(deps.now)
         ? { ews: "retired", checkedAt, reason: `EWS in Exchange Online was shut down on ${EWS_SHUTDOWN_ON}.` }
         : config
-          ? { ...ewsVerdict(config, site.tags.appId), checkedAt }
+          ? { ...ewsVerdict(config, site.tags.appId, allowed), checkedAt }
           : { ews: "unknown", checkedAt, reason: (unknownReason ?? "not checked").slice(0, 300) };
       if (!sameVerdict(site.tags.mailReadiness, readiness)) {
         if (await busy(client, site.host)) {
