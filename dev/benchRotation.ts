@@ -205,6 +205,7 @@ async function rotationPart(): Promise<void> {
     const clearLogs = () => {
       for (const s of [stack.servers.graph, stack.servers.keyVault, ...creatios]) s.requests.length = 0;
     };
+    let rotatedSoFar = 0;
     /** One sweep over `set`: from the timer's invocation until every rotation of the set has finished. */
     const sweep = async (set: SeededSite[]) => {
       await makeDue(set);
@@ -218,9 +219,17 @@ async function rotationPart(): Promise<void> {
         const now = await instances();
         const done = ids.filter((id) => ["Completed", "Failed", "Terminated"].includes(now.get(id) ?? ""));
         if (done.length === ids.length) {
+          const ms = performance.now() - started;
           const failed = ids.filter((id) => now.get(id) !== "Completed");
           if (failed.length) throw new Error(`${failed.length} rotations did not complete, e.g. ${failed[0]}: ${now.get(failed[0]!)}`);
-          return performance.now() - started;
+          // The sweep must have started exactly this set: every earlier set, and no later one.
+          rotatedSoFar += set.length;
+          if (now.size !== rotatedSoFar) {
+            const other = [...now.keys()].find((id) => !ids.includes(id));
+            const why = host.lines.filter((l) => l.includes('"secret.expiry"') && other && l.includes(other.slice("rotate-".length))).slice(-1)[0];
+            throw new Error(`the sweep started ${now.size} rotations in all, not ${rotatedSoFar}; e.g. ${other}: ${why}`);
+          }
+          return ms;
         }
         if (performance.now() - started > 1_800_000) throw new Error(`sweep: ${done.length} of ${ids.length} finished after 30 min`);
         await new Promise((res) => setTimeout(res, 200));
