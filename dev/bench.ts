@@ -13,6 +13,10 @@
 //   - the deployable package (`npm run package`): its size (target <= 5 MiB), and the cold load of
 //     the packaged app against the unbundled dist/ (target: packaged <= 0.5 x unbundled), measured
 //     first, before the stack runs, in alternating fresh node processes (dev/coldLoad.ts).
+//   - last, the rotation figures of dev/benchRotation.ts (500 due rotations under 20% Graph 429s
+//     against their floor; a sweep of 5,000 sites against a bare listing), each part in a process
+//     of its own. `npm run bench -- --only rotation` runs just those (options of benchRotation.ts,
+//     e.g. `--sites 100`, pass through).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +30,7 @@ import { getFreePort } from "./ports";
 import { BUNDLE, buildPackage } from "../scripts/package";
 import { compareColdLoads } from "./coldLoad";
 import { emulatorUrls as allEmulatorUrls, onboardingFigures } from "./onboardingCalls";
+import { rotationBenchLines } from "./benchRotation";
 
 const MiB = 1024 * 1024;
 const PACKAGE_TARGET_MIB = 5;
@@ -101,8 +106,19 @@ async function sweepListing(): Promise<{ ms: number; emulatorMs: number; count: 
   }
 }
 
+async function rotationFigures(): Promise<string[]> {
+  const passOn = process.argv.slice(2).filter((a, i, all) => a !== "--only" && all[i - 1] !== "--only");
+  return [...(await rotationBenchLines("sweep", passOn)), ...(await rotationBenchLines("rotation", passOn))];
+}
+
 async function main() {
   relaunchTrustingSandboxCa();
+  const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
+  if (only === "rotation") {
+    console.log("\nrotation (dev/benchRotation.ts)");
+    for (const line of await rotationFigures()) console.log(`  ${line}`);
+    return;
+  }
   const dataDir = mkdtempSync(join(tmpdir(), "creatio-bench-"));
   const packageLines = await packageFigures(dataDir);
   const rows: [string, number, string][] = [];
@@ -177,6 +193,9 @@ async function main() {
     await azurite.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
+  // After the stack above is stopped: these start their own.
+  console.log("\nrotation (dev/benchRotation.ts)");
+  for (const line of await rotationFigures()) console.log(`  ${line}`);
 }
 
 main().catch((error) => {

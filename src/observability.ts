@@ -84,13 +84,24 @@ export function eventLevel(fields: EventFields): EventLevel {
 
 const SECRET_LIKE = /(pass(word|wd|phrase)?|pwd|secrettext|secretvalue|clientsecret|token|apikey|privatekey|^value$)/i;
 
+/** Field names are few and repeat on every line (a sweep writes one line per site): each is judged once. */
+const secretLikeKeys = new Map<string, boolean>();
+function isSecretLike(key: string): boolean {
+  let known = secretLikeKeys.get(key);
+  if (known === undefined) {
+    known = SECRET_LIKE.test(key.replace(/[-_\s.]/g, ""));
+    if (secretLikeKeys.size < 1000) secretLikeKeys.set(key, known);
+  }
+  return known;
+}
+
 /** The line logEvent writes (exported for tests and for callers that log elsewhere). */
 export function formatEvent(name: EventName, fields: EventFields = {}): string {
   const { site, step, instanceId, outcome, level: _level, ...extra } = fields;
   const line: Record<string, unknown> = { event: name, site, step, instanceId, outcome };
   for (const [key, value] of Object.entries(extra)) {
     if (value === undefined) continue;
-    line[key] = SECRET_LIKE.test(key.replace(/[-_\s.]/g, "")) ? "[redacted]" : value instanceof Error ? value.message : value;
+    line[key] = isSecretLike(key) ? "[redacted]" : value instanceof Error ? value.message : value;
   }
   return JSON.stringify(line);
 }

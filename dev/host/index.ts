@@ -8,6 +8,7 @@
  */
 import { createServer, type Server } from "node:http";
 import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import path from "node:path";
 import { azuriteConnectionString } from "../azurite";
 import { DurableEngine } from "./durable/engine";
@@ -114,7 +115,11 @@ export async function startHost(opts: HostOptions = {}): Promise<HostHandle> {
     if (!cs) throw new Error("Durable functions need storage: set AzureWebJobsStorage (or pass storageConnectionString).");
     const store = new DurableStore(normalizeStorage(cs), hubName);
     await store.init();
-    engine = new DurableEngine({ store, registry, logger, clientBindingData: clientData, idleMs: opts.pollIntervalMs });
+    // host.json extensions.durableTask.maxConcurrentActivityFunctions, as the extension reads it;
+    // absent, the extension's default: 10 x the processor count (learn.microsoft.com/azure/azure-functions/durable/durable-functions-bindings, host.json settings).
+    const configured = ext.durableTask?.maxConcurrentActivityFunctions;
+    const maxConcurrentActivities = typeof configured === "number" && configured > 0 ? configured : 10 * availableParallelism();
+    engine = new DurableEngine({ store, registry, logger, clientBindingData: clientData, idleMs: opts.pollIntervalMs, maxConcurrentActivities });
   }
   const extraInputs = (fn: RegisteredFunction): { name: string; data: RpcTypedData }[] => {
     if (engine) return engine.extraInputs(fn);

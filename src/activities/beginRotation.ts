@@ -77,11 +77,12 @@ export async function beginRotation(rawInput: BeginRotationInput, deps: Activity
   if (!ours) throw new SiteNotManagedError(`Key Vault secret ${secretName} is not one of ours (contentType)`);
   if (!ours.tags) throw new SiteNotManagedError(`The tags of ${secretName} are not a site's tags: ${ours.problem}`);
   const tags = ours.tags;
-  // Before anything is issued: the site's credential must still be bound to it (creatioSite tag).
-  await siteCredentialFor(deps, input.host, tags.creatioCredential);
   const now = deps.now();
-
-  const current = (await appPasswords(deps, tags.appObjectId)).find((p) => p.keyId === tags.keyId);
+  // Two independent reads, overlapped (issue 12): before anything is issued the site's credential
+  // must still be bound to it (creatioSite tag), and the app's passwords say whether the current
+  // keyId still exists and how long-lived it is.
+  const [, passwords] = await Promise.all([siteCredentialFor(deps, input.host, tags.creatioCredential), appPasswords(deps, tags.appObjectId)]);
+  const current = passwords.find((p) => p.keyId === tags.keyId);
 
   const creatioHeldKeyId = tags.creatioSyncedKeyId ?? null;
   const previousKeyId = creatioHeldKeyId && creatioHeldKeyId !== tags.keyId ? creatioHeldKeyId : (tags.previousKeyId ?? null);

@@ -30,6 +30,13 @@ export const issueClientSecretInput = activityFields.pick({ host: true, instance
   scopes: z.array(z.string()).optional(),
   /** The site's permission profile (onboarding); a rotation leaves the recorded one as it is. */
   permissionProfile: z.string().min(1).optional(),
+  /**
+   * Rotation: what beginRotation read moments ago in the same run (references, never a value): the
+   * Key Vault version it saw and whether that version's keyId is still a password of the app. When
+   * Key Vault's current version is still this one, nothing was stored since, so the app's password
+   * list is not read again (see issueClientSecret).
+   */
+  expected: z.object({ version: z.string().min(1), currentExists: z.boolean() }).optional(),
 });
 export type IssueClientSecretInput = z.infer<typeof issueClientSecretInput>;
 
@@ -61,14 +68,24 @@ export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: 
   const input = issueClientSecretInput.parse(rawInput);
   const secretName = secretNameFor(input.host);
   const now = deps.now();
+  // Key Vault is always read again: it is what makes a retried attempt find the secret an earlier
+  // attempt of this run already stored (docs/architecture.md, "Every activity is idempotent").
   const stored = await readStoredSecret(deps, secretName);
+  if (input.purpose === "rotate" && input.expected && stored.found?.version === input.expected.version) {
+    // Rotation, and Key Vault still holds the version beginRotation saw: no attempt of this run
+    // stored a secret, so there is nothing of this run to reuse, and beginRotation's read of the
+    // app's passwords stands (issue 12: one read of the app per run, not two). A password an
+    // earlier attempt added but could not store is left to removeStrayPasswords, which retires
+    // every password that is neither current nor Creatio's later in this same run.
+    return addAndStore(deps, input, secretName, stored, input.expected.currentExists, [], now);
+  }
   const passwords = await readAppPasswords(deps, input.appObjectId);
   const current = stored.keyId ? passwords.find((p) => p.keyId === stored.keyId) : undefined;
   if (stored.found && current && mayReuse(input, stored.found, current, now, deps.rotateDaysBeforeExpiry)) {
     return reuseCurrent(deps, input, secretName, stored, stored.found, current, passwords, now);
   }
   const removedLeftovers = await removeLeftovers(deps, input.appObjectId, passwords, input.instanceId, stored.keep);
-  return addAndStore(deps, input, secretName, stored, current, removedLeftovers, now);
+  return addAndStore(deps, input, secretName, stored, current !== undefined, removedLeftovers, now);
 }
 
 /** What Key Vault holds for the site now, read once (docs/architecture.md, "Key Vault is the registry"). */
@@ -182,7 +199,8 @@ async function addAndStore(
   input: IssueClientSecretInput,
   secretName: string,
   stored: StoredSecret,
-  current: AppPassword | undefined,
+  /** Key Vault's current keyId is still a password of the app. */
+  currentExists: boolean,
   removedLeftovers: string[],
   now: Date,
 ): Promise<SecretReference> {
@@ -211,7 +229,7 @@ async function addAndStore(
 
   try {
     // The replaced keyId stays referenced (previousKeyId) so rotation can remove it after its grace period.
-    const replaced = stored.keyId && stored.keyId !== added.keyId && current ? stored.keyId : stored.previousKeyId;
+    const replaced = stored.keyId && stored.keyId !== added.keyId && currentExists ? stored.keyId : stored.previousKeyId;
     const tags = mergeSiteTags(stored.baseTags, {
       ...siteTagsFor(input, stored, added.keyId, replaced),
       rotationState: stored.siteTags?.rotationState ?? "idle",

@@ -1,12 +1,18 @@
 import { z } from "zod";
-import { appPasswords, protectedKeyIds, removePassword } from "./rotationPasswords";
+import { listed, protectedKeyIds, removePasswordVerified, type ListedPassword } from "./rotationPasswords";
 import { activityFields, defaultDeps, type ActivityDeps } from "./shared";
 
 /**
  * Rotation step: when the grace period has ended, remove the password Creatio used before the
- * rotation, by keyId (`POST /applications/{id}/removePassword`, docs/architecture.md, "Microsoft Graph and Entra ID"). Idempotent: a
- * password already gone is success, and the app's list is read first so a replayed step sends no
- * second removal. Refuses to remove the current keyId or the one Creatio holds (docs/architecture.md, "Rotation never breaks mail sync").
+ * rotation, by keyId (`POST /applications/{id}/removePassword`, docs/architecture.md, "Microsoft Graph and Entra ID").
+ * Refuses to remove the current keyId or the one Creatio holds, read fresh from Key Vault right
+ * before the removal (docs/architecture.md, "Rotation never breaks mail sync").
+ *
+ * Idempotent without reading the app first (issue 12): a replayed step sends the removal again,
+ * Graph refuses it (400, no such keyId, or 404) and the app's list, read to tell that refusal from
+ * another, says "already-gone". The removal is verified by reading the app back; that list, what
+ * the app holds after the removal, is returned for removeStrayPasswords so it need not read the app
+ * again. Three calls in all: the Key Vault secret, the POST, the verifying GET.
  */
 export const REMOVE_OLD_PASSWORD = "removeOldPassword";
 
@@ -16,15 +22,16 @@ export type RemoveOldPasswordInput = z.infer<typeof removeOldPasswordInput>;
 export interface RemoveOldPasswordResult {
   keyId: string;
   outcome: "removed" | "already-gone" | "kept-in-use";
+  /** The app's passwords as read after the removal (keyIds and names only); absent when not read. */
+  remaining?: ListedPassword[];
 }
 
 export async function removeOldPassword(rawInput: RemoveOldPasswordInput, deps: ActivityDeps = defaultDeps()): Promise<RemoveOldPasswordResult> {
   const input = removeOldPasswordInput.parse(rawInput);
   const keep = await protectedKeyIds(deps, input.host);
   if (keep.has(input.keyId)) return { keyId: input.keyId, outcome: "kept-in-use" };
-  const passwords = await appPasswords(deps, input.appObjectId);
-  if (!passwords.some((p) => p.keyId === input.keyId)) return { keyId: input.keyId, outcome: "already-gone" };
-  return { keyId: input.keyId, outcome: await removePassword(deps, input.appObjectId, input.keyId) };
+  const { outcome, remaining } = await removePasswordVerified(deps, input.appObjectId, input.keyId);
+  return { keyId: input.keyId, outcome, ...(remaining ? { remaining: listed(remaining) } : {}) };
 }
 
 export const removeOldPasswordActivity = {

@@ -158,7 +158,7 @@ export const mailStatusSchema = z
       description:
         "allowed: the tenant lets this app use EWS; notUsed: the site's permission profile does not use EWS, so neither the allow-list nor the shutdown concern it; notAllowListed: EwsEnabled is $true but the app id is not in EwsAllowedAppIDs; ewsDisabled: EwsEnabled is $false (or unset); unknown: not checked or the identity may not read it (reason says why); retired: EWS in Exchange Online was shut down (2027-04-01).",
     }),
-    checkedAt: z.string().nullable().meta({ description: "When the tenant was last read (onboarding or the sweep)." }),
+    checkedAt: z.string().nullable().meta({ description: "When this verdict was found: by the onboarding, or by the sweep that saw it change (the sweep reads the tenant on every run and rewrites the tag only when the verdict changes)." }),
     reason: z.string().nullable().meta({ description: "Why the site is not allowed; null when it is." }),
     fix: z.string().nullable().meta({ description: "The PowerShell an Exchange administrator runs (after Connect-ExchangeOnline) for this app id; null when allowed or retired." }),
     ewsShutdownOn: z.string().meta({ description: "The day Microsoft shuts EWS in Exchange Online down for good." }),

@@ -38,14 +38,19 @@ export const daysToEwsShutdown = (now: Date): number => Math.max(0, Math.floor((
  * effect, and Microsoft switched such tenants to blocked from 1 October 2026 (MC1227454), so it is
  * treated as disabled (an interpretation: a tenant still reading $null is not documented).
  */
-export function ewsVerdict(config: { EwsEnabled: boolean | null; EwsAllowedAppIDs: string[] }, appId: string): { ews: Exclude<EwsState, "unknown" | "retired" | "notUsed">; reason?: string } {
+export function ewsVerdict(
+  config: { EwsEnabled: boolean | null; EwsAllowedAppIDs: string[] },
+  appId: string,
+  /** The list lower-cased, when one config is checked for many apps (the sweep): a lookup instead of a scan per app. */
+  allowed?: ReadonlySet<string>,
+): { ews: Exclude<EwsState, "unknown" | "retired" | "notUsed">; reason?: string } {
   if (config.EwsEnabled !== true) {
     return {
       ews: "ewsDisabled",
       reason: config.EwsEnabled === false ? "EwsEnabled is $false in this tenant: Exchange Online blocks every EWS call." : "EwsEnabled is not set in this tenant: since 1 October 2026 Exchange Online blocks EWS for such tenants.",
     };
   }
-  if (config.EwsAllowedAppIDs.some((id) => id.toLowerCase() === appId.toLowerCase())) return { ews: "allowed" };
+  if (allowed ? allowed.has(appId.toLowerCase()) : config.EwsAllowedAppIDs.some((id) => id.toLowerCase() === appId.toLowerCase())) return { ews: "allowed" };
   return { ews: "notAllowListed", reason: `The app id ${appId} is not in the tenant's EwsAllowedAppIDs: Exchange Online refuses its EWS calls.` };
 }
 

@@ -21,6 +21,12 @@ import { instanceStatus, isActive } from "./startExclusive";
  * identity reaches), so sites are grouped under that one tenant id; the grouping is the place
  * where a per-site tenant (issue 10) goes.
  *
+ * Nothing per site beyond the sweep's listing unless the verdict changed (issue 12: a sweep of
+ * thousands of sites costs the listing plus one organization read per tenant): the listing already
+ * carries each site's `mail` tag, so a site whose stored verdict (state and reason) is the one just
+ * found is neither read nor written, and its `checkedAt` stays the time that verdict was first found
+ * (docs/architecture.md, "Exchange Online"). A site whose verdict changed is written.
+ *
  * Concurrent writers: a site whose onboarding or rotation is running is skipped (its run records
  * its own state); the others are written read-modify-write on the current version's tags, so no
  * other tag is replaced.
@@ -37,13 +43,15 @@ export interface MailCheckSummary {
   /** Get-OrganizationConfig calls made (one per tenant). */
   organizationReads: number;
   checked: number;
+  /** Sites whose verdict changed, so their `mail` tag was written. */
+  recorded: number;
   notMailReady: number;
   /** Sites skipped because an onboarding or rotation of theirs is running. */
   skippedRunning: number;
 }
 
 export async function recheckMailReadiness(client: DurableClient, context: InvocationContext, allSites: ManagedSecret[], deps: MailCheckDeps): Promise<MailCheckSummary> {
-  const summary: MailCheckSummary = { organizationReads: 0, checked: 0, notMailReady: 0, skippedRunning: 0 };
+  const summary: MailCheckSummary = { organizationReads: 0, checked: 0, recorded: 0, notMailReady: 0, skippedRunning: 0 };
   // A site whose permission profile does not use EWS was recorded `notUsed` by its onboarding
   // (allowEwsAccess): the allow-list does not concern it. Onboarding it with an EWS profile records a verdict again.
   const sites = allSites.filter((site) => site.tags.mailReadiness?.ews !== "notUsed");
@@ -81,20 +89,25 @@ export async function recheckMailReadiness(client: DurableClient, context: Invoc
         unknownReason = publicMessage(error, 300);
       }
     }
+    // One tenant's list serves all its sites: looked up, not scanned per site (thousands of sites, thousands of ids).
+    const allowed = config ? new Set(config.EwsAllowedAppIDs.map((id) => id.toLowerCase())) : undefined;
     for (const site of group.sites) {
       const readiness: MailReadiness = ewsRetired(deps.now)
         ? { ews: "retired", checkedAt, reason: `EWS in Exchange Online was shut down on ${EWS_SHUTDOWN_ON}.` }
         : config
-          ? { ...ewsVerdict(config, site.tags.appId), checkedAt }
+          ? { ...ewsVerdict(config, site.tags.appId, allowed), checkedAt }
           : { ews: "unknown", checkedAt, reason: (unknownReason ?? "not checked").slice(0, 300) };
-      if (await busy(client, site.host)) {
-        summary.skippedRunning += 1;
-        continue;
-      }
-      try {
-        await store(deps.secrets, site.secretName, readiness);
-      } catch (error) {
-        context.warn(`Could not record the EWS readiness of ${site.host}: ${publicMessage(error, 300)}`);
+      if (!sameVerdict(site.tags.mailReadiness, readiness)) {
+        if (await busy(client, site.host)) {
+          summary.skippedRunning += 1;
+          continue;
+        }
+        try {
+          await store(deps.secrets, site.secretName, readiness);
+          summary.recorded += 1;
+        } catch (error) {
+          context.warn(`Could not record the EWS readiness of ${site.host}: ${publicMessage(error, 300)}`);
+        }
       }
       summary.checked += 1;
       if (readiness.ews !== "allowed") {
@@ -112,6 +125,11 @@ export async function recheckMailReadiness(client: DurableClient, context: Invoc
     }
   }
   return summary;
+}
+
+/** The stored verdict says what was just found (state and reason; not when). */
+function sameVerdict(stored: MailReadiness | undefined, found: MailReadiness): boolean {
+  return stored !== undefined && stored.ews === found.ews && (stored.reason ?? "") === (found.reason ?? "");
 }
 
 async function busy(client: DurableClient, host: string): Promise<boolean> {

@@ -18,10 +18,15 @@ import { GRAPH_RETRY, recordSiteStateQuietly, StepError, stepRunner, type StepRe
  *   2. issueClientSecret      new password + new Key Vault version in one step (onboarding's activity)
  *   3. configureCreatio       Creatio gets the new secret (onboarding's activity)
  *   4. recordSiteState        `grace-period`, previousKeyId = the password Creatio used until now
+ *                             (skipped with a grace period of 0: no timer runs, step 7 records it)
  *   5. gracePeriod            durable timer: mail sync in flight may still use the old secret
  *   6. removeOldPassword      the old password, by keyId
- *   7. removeStrayPasswords   any other password that is neither current nor Creatio's
- *   8. recordSiteState        `idle`, the run succeeded
+ *   7. removeStrayPasswords   any other password that is neither current nor Creatio's; then
+ *                             records `idle`, the run succeeded, on the version it read
+ *
+ * Steps pass references, never values (docs/architecture.md, "Calls per rotation"): beginRotation's
+ * version to issueClientSecret, removeOldPassword's read of the app to removeStrayPasswords. Every
+ * removal still reads the protected keyIds from Key Vault itself.
  *
  * Rotation never breaks mail sync: nothing is removed before Creatio has the new secret and the
  * grace period has passed. If Creatio cannot be updated, Creatio and the old password stay as they
@@ -60,7 +65,7 @@ export interface RotateSecretOutput {
 
 /** Creatio: the client already retries transient errors; a site that stays down fails the run and the next sweep retries. */
 const CREATIO_RETRY: StepRetry = { attempts: 2, firstDelayMs: 2_000 };
-const TOTAL_STEPS = 8;
+const TOTAL_STEPS = 7;
 
 export const rotateSecret: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = rotateSecretInput.parse(context.df.getInput());
@@ -102,6 +107,8 @@ export const rotateSecret: OrchestrationHandler = function* (context: Orchestrat
         creatioCredentialSecretName: site.creatioCredentialSecretName,
         mailServerId: site.mailServerId,
         ...(site.scopes.length ? { scopes: site.scopes } : {}),
+        // What beginRotation read: issueClientSecret reads the app again only if Key Vault moved on.
+        expected: { version: site.version, currentExists: site.currentExists },
       });
     }
 
@@ -118,9 +125,14 @@ export const rotateSecret: OrchestrationHandler = function* (context: Orchestrat
       throw new StepError(CONFIGURE_CREATIO, `Step 3 of ${TOTAL_STEPS} (${CONFIGURE_CREATIO}) failed: Creatio's recorded keyId is ${creatio.syncedKeyId ?? "none"}, not the new ${secret.keyId}. The next sweep retries.`);
     }
 
-    // 4. Creatio has the new secret; the one it used until now is in its grace period.
+    // 4. Creatio has the new secret; the one it used until now is in its grace period. With no grace
+    //    period there is no timer to show: step 7 records previousKeyId with `idle`.
     const graceKeyId = site.creatioHeldKeyId !== secret.keyId ? site.creatioHeldKeyId : site.previousKeyId;
-    yield* steps.run(RECORD_SITE_STATE, GRAPH_RETRY, { host: input.host, rotationState: "grace-period", previousKeyId: graceKeyId });
+    if (input.gracePeriodHours > 0) {
+      yield* steps.run(RECORD_SITE_STATE, GRAPH_RETRY, { host: input.host, rotationState: "grace-period", previousKeyId: graceKeyId });
+    } else {
+      steps.skip(RECORD_SITE_STATE, { reason: "gracePeriodHours is 0" });
+    }
 
     // 5. Grace period: a durable timer survives restarts; the deadline is fixed by the first execution.
     const graceEndsAt = new Date(context.df.currentUtcDateTime.getTime() + input.gracePeriodHours * 3_600_000);
@@ -141,10 +153,14 @@ export const rotateSecret: OrchestrationHandler = function* (context: Orchestrat
     } else {
       steps.skip(REMOVE_OLD_PASSWORD, { reason: "no old password" });
     }
-    const stray: RemoveStrayPasswordsResult = yield* steps.run(REMOVE_STRAY_PASSWORDS, GRAPH_RETRY, { host: input.host, appObjectId: site.appObjectId });
-
-    // 8. Idle. previousKeyId stays as the record of what this rotation replaced (status shows it).
-    yield* steps.run(RECORD_SITE_STATE, GRAPH_RETRY, { host: input.host, rotationState: "idle", lastRun: { kind: "rotate", outcome: "succeeded", instanceId } });
+    // 7 also ends the run: idle, recorded on the version it read. previousKeyId stays as the record
+    //   of what this rotation replaced (status shows it).
+    const stray: RemoveStrayPasswordsResult = yield* steps.run(REMOVE_STRAY_PASSWORDS, GRAPH_RETRY, {
+      host: input.host,
+      appObjectId: site.appObjectId,
+      ...(oldPassword?.remaining ? { passwords: oldPassword.remaining } : {}),
+      finish: { lastRun: { kind: "rotate", outcome: "succeeded", instanceId }, previousKeyId: graceKeyId },
+    });
 
     steps.finish("done");
     logEvent(context, EVENTS.rotationFinished, {
@@ -167,7 +183,7 @@ export const rotateSecret: OrchestrationHandler = function* (context: Orchestrat
       previousKeyId: graceKeyId,
       gracePeriodHours: input.gracePeriodHours,
       graceEndedAt: graceEndsAt.toISOString(),
-      oldPassword,
+      oldPassword: oldPassword ? { keyId: oldPassword.keyId, outcome: oldPassword.outcome } : null,
       strayPasswordsRemoved: stray.removed.map((p) => p.keyId),
     };
     return output;

@@ -327,7 +327,7 @@ test("on demand: during the grace period both passwords exist and both work; the
   // The status API shows it, without any secret value.
   const tenant = await api(`/api/tenants/${site.host}`);
   expect(tenant.body.rotation).toMatchObject({ state: "grace-period", lastOutcome: "succeeded", currentKeyId: during.tags.keyId, previousKeyId: before.tags.keyId });
-  expect(tenant.body.rotationRun).toMatchObject({ runtimeStatus: "Running", currentStep: { step: "gracePeriod", stepNumber: 5, totalSteps: 8 } });
+  expect(tenant.body.rotationRun).toMatchObject({ runtimeStatus: "Running", currentStep: { step: "gracePeriod", stepNumber: 5, totalSteps: 7 } });
 
   const done = await finished(`rotate-${site.host}`);
   expect(done.runtimeStatus).toBe("Completed");

@@ -249,7 +249,7 @@ test("issue 9: a Creatio credential goes only to the sites its creatioSite tag n
   expect((await api(`/api/tenants/${site.host}/rotate`, { method: "POST", headers: json, body: "{}" })).status).toBe(202);
   const failed = await waitForStatus(app.host.url, `rotate-${site.host}`, ["Completed", "Failed"], 60_000);
   expect(failed.runtimeStatus).toBe("Failed");
-  expect(String(failed.output)).toMatch(/Step 1 of 8 \(beginRotation\) failed: Key Vault secret .* is not bound to/);
+  expect(String(failed.output)).toMatch(/Step 1 of 7 \(beginRotation\) failed: Key Vault secret .* is not bound to/);
   expect(site.server.requests.filter((q) => q.path.includes("AuthService")).length).toBe(loginsBefore);
   // Nothing was issued, and the failure shows in the site's status until a rotation succeeds.
   expect((await appFor(site.host)).passwordCredentials).toHaveLength(1);

@@ -14,6 +14,8 @@ export class FakeSecretStore implements SecretStore {
   readonly writes: { op: "setSecret" | "updateSecretProperties" | "deleteSecret" | "recoverDeletedSecret"; name: string; version?: string }[] = [];
   /** Soft-deleted secrets: their versions, and when (Key Vault's soft delete keeps both until purge or recover). */
   readonly deleted = new Map<string, { versions: Version[]; deletedOn: Date }>();
+  /** getSecret calls, by name. */
+  readonly reads: string[] = [];
   private counter = 0;
 
   seed(name: string, value: string, props: Partial<SecretProperties> = {}): string {
@@ -34,16 +36,21 @@ export class FakeSecretStore implements SecretStore {
   }
 
   getSecret = (async (name: string, options?: { version?: string }) => {
+    this.reads.push(name);
+    return this.read(name, options);
+  }) as SecretStore["getSecret"];
+
+  private read(name: string, options?: { version?: string }): KeyVaultSecret {
     const list = this.versions.get(name);
     const found = options?.version ? list?.find((v) => v.properties.version === options.version) : list?.[list.length - 1];
     if (!found) throw Object.assign(new Error(`SecretNotFound ${name}`), { statusCode: 404, code: "SecretNotFound" });
     return { name, value: found.value, properties: structuredClone(found.properties) } as KeyVaultSecret;
-  }) as SecretStore["getSecret"];
+  }
 
   setSecret = (async (name: string, value: string, options?: { expiresOn?: Date; contentType?: string; tags?: Record<string, string> }) => {
     const version = this.put(name, value, { expiresOn: options?.expiresOn, contentType: options?.contentType, tags: options?.tags ?? {} });
     this.writes.push({ op: "setSecret", name, version });
-    return this.getSecret(name, { version });
+    return this.read(name, { version });
   }) as SecretStore["setSecret"];
 
   updateSecretProperties = (async (name: string, version: string, options?: { tags?: Record<string, string> }) => {
@@ -98,9 +105,15 @@ export class FakeSecretStore implements SecretStore {
 
   listPropertiesOfSecrets = (() => {
     const all = [...this.versions.values()].map((list) => structuredClone(list[list.length - 1]!.properties));
-    return (async function* () {
+    const items = (async function* () {
       yield* all;
     })();
+    // byPage as the SDK pages: 25 items a page (Key Vault's default maxresults).
+    const byPage = () =>
+      (async function* () {
+        for (let i = 0; i < all.length; i += 25) yield all.slice(i, i + 25);
+      })();
+    return Object.assign(items, { byPage });
   }) as unknown as SecretStore["listPropertiesOfSecrets"];
 }
 

@@ -52,13 +52,13 @@ describe("beginRotation", () => {
 });
 
 describe("password removal never touches the current password or the one Creatio holds", () => {
-  it("removeOldPassword removes by keyId once; a replay finds it gone and sends nothing", async () => {
+  it("removeOldPassword removes by keyId once; a replay's removal is refused by Graph (no such keyId) and reports already-gone", async () => {
     const vault = new MemoryVault();
     vault.site(HOST, undefined, { keyId: "k2", creatioSyncedKeyId: "k2", previousKeyId: "k1" });
     const app = fakeGraphApp(OBJ, [{ keyId: "k1" }, { keyId: "k2" }]);
     const deps = activityDeps(vault, app.graph);
-    expect(await removeOldPassword({ host: HOST, appObjectId: OBJ, keyId: "k1" }, deps)).toEqual({ keyId: "k1", outcome: "removed" });
-    expect(await removeOldPassword({ host: HOST, appObjectId: OBJ, keyId: "k1" }, deps)).toEqual({ keyId: "k1", outcome: "already-gone" });
+    expect(await removeOldPassword({ host: HOST, appObjectId: OBJ, keyId: "k1" }, deps)).toEqual({ keyId: "k1", outcome: "removed", remaining: [{ keyId: "k2", displayName: null }] });
+    expect(await removeOldPassword({ host: HOST, appObjectId: OBJ, keyId: "k1" }, deps)).toEqual({ keyId: "k1", outcome: "already-gone", remaining: [{ keyId: "k2", displayName: null }] });
     expect(app.removals).toEqual(["k1"]);
   });
 

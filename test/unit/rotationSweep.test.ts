@@ -25,6 +25,15 @@ function vaultWithSpread() {
   return vault;
 }
 
+/** fakeDurableClient, counting its status reads. */
+function countingStatus(running: Set<string>) {
+  const { client } = fakeDurableClient(running);
+  let reads = 0;
+  const getStatus = client.getStatus.bind(client);
+  (client as unknown as { getStatus: typeof getStatus }).getStatus = (...args) => (reads++, getStatus(...args));
+  return { client, statusReads: () => reads };
+}
+
 const deps = (vault: MemoryVault) => ({ secrets: vault, now: () => NOW, rotateDaysBeforeExpiry: 30, gracePeriodHours: 24 });
 
 test("a sweep starts exactly the due sites, an immediate second sweep none", async () => {
@@ -97,7 +106,7 @@ test("the EWS readiness re-check reads the organization once per tenant, records
   const run = recordingContext("rotationSweep");
   const summary = await runRotationSweep(client, run.context, { ...deps(vault), exchange, ewsAccess: "check" });
   expect(reads).toEqual(["t-home"]);
-  expect(summary.mail).toEqual({ organizationReads: 1, checked: 3, notMailReady: 2, skippedRunning: 1 });
+  expect(summary.mail).toEqual({ organizationReads: 1, checked: 3, recorded: 3, notMailReady: 2, skippedRunning: 1 });
   const tagsOf = (host: string) => decodeSiteTags(vault.latest(secretNameFor(host))!.properties.tags);
   expect(tagsOf("a.example.com")).toMatchObject({ ok: true, tags: { mailReadiness: { ews: "allowed", checkedAt: NOW.toISOString() }, previousKeyId: "k0-a.example.com" } });
   expect(tagsOf("b.example.com")).toMatchObject({ ok: true, tags: { mailReadiness: { ews: "notAllowListed" }, appId: "app-b.example.com", keyId: "k1-b.example.com" } });
@@ -109,11 +118,23 @@ test("the EWS readiness re-check reads the organization once per tenant, records
   ]);
   expect(run.lines.filter((l) => l.includes('"siteNotMailReady"')).every((l) => l.startsWith("warning:"))).toBe(true);
 
+  // The same verdicts again: nothing per site beyond the listing (no status read, no Key Vault read
+  // or write), checkedAt stays when each verdict was found; the not-ready sites are still logged.
+  const reads0 = vault.reads.length;
+  const writes0 = vault.writes.length;
+  const { client: watched, statusReads } = countingStatus(new Set(["rotate-busy.example.com"]));
+  const same = recordingContext("rotationSweep");
+  const unchanged = await runRotationSweep(watched, same.context, { ...deps(vault), now: () => new Date(NOW.getTime() + DAY), exchange, ewsAccess: "check" });
+  expect(unchanged.mail).toEqual({ organizationReads: 1, checked: 3, recorded: 0, notMailReady: 2, skippedRunning: 1 });
+  expect([vault.reads.length - reads0, vault.writes.length - writes0, statusReads()]).toEqual([0, 0, 2]);
+  expect(tagsOf("a.example.com")).toMatchObject({ ok: true, tags: { mailReadiness: { ews: "allowed", checkedAt: NOW.toISOString() } } });
+  expect(events(same.lines, "siteNotMailReady").map((e) => e.site)).toEqual(["b.example.com", "c.example.com"]);
+
   // Without the role: unknown for every site, from one failed read, never a failed sweep.
   const denied = { ...exchange, getOrganizationConfig: async () => (reads.push("denied"), Promise.reject(new ExchangeAccessError("Get-OrganizationConfig", 401, "lacks Exchange.ManageAsApp"))) };
   const second = recordingContext("rotationSweep");
   const after = await runRotationSweep(fakeDurableClient().client, second.context, { ...deps(vault), exchange: denied, ewsAccess: "check" });
-  expect(after.mail).toMatchObject({ organizationReads: 1, checked: 4, notMailReady: 4 });
+  expect(after.mail).toMatchObject({ organizationReads: 1, checked: 4, recorded: 4, notMailReady: 4 });
   expect(events(second.lines, "siteNotMailReady").map((e) => e.outcome)).toEqual(["unknown", "unknown", "unknown", "unknown"]);
   expect(tagsOf("a.example.com")).toMatchObject({ ok: true, tags: { mailReadiness: { ews: "unknown", reason: expect.stringMatching(/Exchange\.ManageAsApp/) } } });
 });
@@ -132,7 +153,7 @@ test("the EWS re-check leaves a site whose permission profile does not use EWS (
   };
   const run = recordingContext("rotationSweep");
   const summary = await runRotationSweep(fakeDurableClient().client, run.context, { ...deps(vault), exchange, ewsAccess: "check" });
-  expect(summary.mail).toEqual({ organizationReads: 1, checked: 1, notMailReady: 1, skippedRunning: 0 });
+  expect(summary.mail).toEqual({ organizationReads: 1, checked: 1, recorded: 1, notMailReady: 1, skippedRunning: 0 });
   expect(events(run.lines, "siteNotMailReady").map((e) => e.site)).toEqual(["ews.example.com"]);
   expect(decodeSiteTags(vault.latest(secretNameFor("graph.example.com"))!.properties.tags)).toMatchObject({ ok: true, tags: { mailReadiness: notUsed, permissionProfile: "creatio-graph" } });
 });

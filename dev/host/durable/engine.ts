@@ -32,6 +32,7 @@ export interface EngineOptions {
   /** Extra input bindings (the durable client) for functions invoked by the engine. */
   clientBindingData: () => unknown;
   idleMs?: number;
+  /** Activities run at once (host.json durableTask.maxConcurrentActivityFunctions; see index.ts). */
   maxConcurrentActivities?: number;
 }
 

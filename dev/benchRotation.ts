@@ -1,0 +1,441 @@
+// The rotation half of `npm run bench` (issue 12), also runnable alone:
+//   npx tsx dev/benchRotation.ts [--part rotation|sweep] [--sites 500] [--sweep-sites 5000]
+// Each part runs in a child process of its own (fresh app settings, nothing shared with the rest
+// of the bench) and prints one line per figure: the measured value, the target, met/MISSED.
+//
+// rotation: N managed sites seeded straight into the emulators (a Graph app with one password, a
+//   Creatio emulator per site with its OAuthApplications row linked from its mail server, the Key
+//   Vault secret with a site's tags, a credential bound to the site), then the local host's sweep
+//   (POST /admin/functions/rotationSweep, OLD_SECRET_GRACE_HOURS=0) rotates them all, twice in the
+//   same run: N sites with no faults, then N other sites with 20% of Graph API calls answered 429
+//   (Retry-After 1 s). A warm-up sweep of a few sites runs first.
+//   Floor of the throttled run = the same N rotations without faults, same run, plus the
+//   Retry-After waits the most throttled rotation had to sit through one after another (a 429 is
+//   retried after its Retry-After inside the activity; the rotations overlap, so the waits of
+//   different sites overlap too, but one site's waits are sequential).
+// sweep: 5,000 managed sites (none due; EWS verdicts as the sweep will find them) in the Key Vault
+//   emulator; the sweep's body (runRotationSweep, the app's own Key Vault and Exchange clients) is
+//   timed against a bare listPropertiesOfSecrets of the same vault, alternating, median of 3.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ClientSecretCredential } from "@azure/identity";
+import { SecretClient } from "@azure/keyvault-secrets";
+import { InvocationContext } from "@azure/functions";
+import type { DurableClient } from "durable-functions";
+import { startAzurite } from "./azurite";
+import { SANDBOX_IDENTITY, startEmulators, type EmulatorStack } from "./emulators";
+import { sandboxContext } from "./emulators/context";
+import { createCreatioEmulator, SEED_USERS } from "./emulators/creatio";
+import { setFaults, type EmulatorServer } from "./emulators/server";
+import { spawnHost } from "./host/spawn";
+import { getFreePort } from "./ports";
+import { SANDBOX_DIR } from "./sandbox";
+import { relaunchTrustingSandboxCa } from "./trust";
+import { CreatioClient, CREDENTIAL_SITE_TAG } from "../src/clients/creatio";
+import { encodeSiteTags, SECRET_CONTENT_TYPE } from "../src/domain/tags";
+import { encodeHostForName, secretNameFor } from "../src/domain/site";
+import { ewsVerdict, type MailReadiness } from "../src/domain/ews";
+
+const DAY = 86_400_000;
+const MAIL_SERVER = "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b";
+const ROTATION_TARGET = 1.15;
+const SWEEP_TARGET = 1.1;
+const RETRY_AFTER_S = 1;
+const THROTTLE_FRACTION = 0.2;
+const verdict = (met: boolean) => (met ? "met" : "MISSED");
+const line = (label: string, value: string, target = "") => `${label.padEnd(58)}${value.padStart(16)}  ${target}`.trimEnd();
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Runs one part in a child process (fresh settings) and returns its figure lines. */
+export function rotationBenchLines(part: "rotation" | "sweep", extraArgs: string[] = []): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, __filename, "--part", part, ...extraArgs], { stdio: ["ignore", "pipe", "inherit"], env: process.env });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("exit", (code) => {
+      const lines = out.split("\n").filter((l) => l.startsWith("FIGURE ")).map((l) => l.slice(7));
+      if (code !== 0) reject(new Error(`bench part ${part} exited with ${code}:\n${out}`));
+      else resolve(lines);
+    });
+  });
+}
+const figure = (text: string) => console.log(`FIGURE ${text}`);
+
+function adminSecrets(stack: EmulatorStack): SecretClient {
+  const credential = new ClientSecretCredential(SANDBOX_IDENTITY.tenantId, SANDBOX_IDENTITY.clientId, SANDBOX_IDENTITY.clientSecret, {
+    authorityHost: stack.authorityHost,
+    disableInstanceDiscovery: true,
+  });
+  return new SecretClient(stack.keyVaultUrl, credential, { disableChallengeResourceVerification: true });
+}
+
+async function graphToken(stack: EmulatorStack): Promise<string> {
+  const credential = new ClientSecretCredential(SANDBOX_IDENTITY.tenantId, SANDBOX_IDENTITY.clientId, SANDBOX_IDENTITY.clientSecret, {
+    authorityHost: stack.authorityHost,
+    disableInstanceDiscovery: true,
+  });
+  return (await credential.getToken("https://graph.microsoft.com/.default"))!.token;
+}
+
+async function organizationConfig(stack: EmulatorStack): Promise<{ EwsEnabled: boolean | null; EwsAllowedAppIDs: string[] }> {
+  return ((await (await fetch(`${stack.exchangeUrl}/_emulator/state`)).json()) as { organizationConfig: { EwsEnabled: boolean | null; EwsAllowedAppIDs: string[] } }).organizationConfig;
+}
+
+/** At most `limit` at once. */
+async function inBatches<T>(items: T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: limit }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  }));
+}
+
+interface SeededSite {
+  host: string;
+  appObjectId: string;
+  secretName: string;
+  version: string;
+  creatio: EmulatorServer;
+}
+
+/**
+ * One managed site as an onboarding leaves it, written straight into the emulators: a Graph app
+ * with one password (started 710 days ago, ending in `endsInDays`), a Creatio emulator whose Office
+ * 365 mail server links an OAuthApplications row with the app's client id, the Creatio credential
+ * bound to the site, and the Key Vault secret with the site's tags (Creatio holds the current keyId).
+ */
+async function seedSite(stack: EmulatorStack, ctx: ReturnType<typeof sandboxContext>, secrets: SecretClient, token: string, ews: Parameters<typeof ewsVerdict>[0], i: number, expiresInDays: number): Promise<SeededSite> {
+  const creatio = createCreatioEmulator(ctx);
+  const creatioUrl = await creatio.listen(0);
+  const host = new URL(creatioUrl).host;
+  const graph = async (path: string, body: unknown) => {
+    const r = await fetch(`${stack.graphUrl}/v1.0${path}`, { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    if (!r.ok) throw new Error(`seed: POST ${path} answered ${r.status} ${await r.text()}`);
+    return (await r.json()) as Record<string, string>;
+  };
+  const app = await graph("/applications", { displayName: "Creatio", uniqueName: `creatio-o365-${encodeHostForName(host)}`, web: { redirectUris: [`https://${host}/0/rest/Office365OAuthAuthenticator/ProcessAuthenticationCode`] } });
+  const now = Date.now();
+  const password = await graph(`/applications/${app.id}/addPassword`, {
+    passwordCredential: { displayName: `creatio-o365-oauth onboard-${host} bench #${i}`, startDateTime: new Date(now - 710 * DAY).toISOString(), endDateTime: new Date(now + 20 * DAY).toISOString() },
+  });
+  const login = { username: SEED_USERS[0]!.userName, password: SEED_USERS[0]!.password };
+  const credentialName = `creatio-api-${encodeHostForName(host)}`;
+  await secrets.setSecret(credentialName, JSON.stringify(login), { contentType: "application/json", tags: { [CREDENTIAL_SITE_TAG]: host } });
+  const client = new CreatioClient({ origin: creatioUrl, credential: login });
+  const row = await client.post<{ Id: string }>("/OAuthApplications", { Name: "Office365OAuthAuthenticator", AppClassName: "Office365OAuthAuthenticator", ClientClassName: "Office365OAuthClient", ClientId: app.appId, SecretKey: password.secretText });
+  await client.patch(`/MailServer(${MAIL_SERVER})`, { OAuthApplicationId: row.body!.Id });
+  const syncedAt = new Date(now).toISOString();
+  const mail: MailReadiness = { ...ewsVerdict(ews, app.appId!), checkedAt: syncedAt };
+  const stored = await secrets.setSecret(secretNameFor(host), password.secretText!, {
+    contentType: SECRET_CONTENT_TYPE,
+    expiresOn: new Date(now + expiresInDays * DAY),
+    tags: encodeSiteTags({
+      site: host,
+      appId: app.appId!,
+      appObjectId: app.id!,
+      keyId: password.keyId!,
+      creatioCredential: credentialName,
+      mailServerId: MAIL_SERVER,
+      creatioSyncedKeyId: password.keyId!,
+      creatioSyncedAt: syncedAt,
+      creatioSyncedExpiresOn: new Date(now + 20 * DAY).toISOString(),
+      rotationState: "idle",
+      mailReadiness: mail,
+    }),
+  });
+  return { host, appObjectId: app.id!, secretName: secretNameFor(host), version: stored.properties.version!, creatio };
+}
+
+/** 500 due rotations with and without 20% Graph 429s, through the local host's sweep. */
+async function rotationPart(): Promise<void> {
+  const sites = arg("sites", 500);
+  const warmup = Math.min(8, sites);
+  const dataDir = mkdtempSync(join(tmpdir(), "creatio-bench-rotation-"));
+  const azurite = await startAzurite({ location: dataDir, blobPort: await getFreePort(), queuePort: await getFreePort(), tablePort: await getFreePort() });
+  const stack = await startEmulators({ seedCreatioCredential: false });
+  const creatios: EmulatorServer[] = [];
+  const host = await spawnHost({
+    env: {
+      AzureWebJobsStorage: azurite.connectionString,
+      ROTATION_SCHEDULE: "0 0 3 * * *",
+      OLD_SECRET_GRACE_HOURS: "0",
+      ...stack.appSettings(),
+      // e.g. "--cpu-prof --cpu-prof-dir=/tmp/host-profile" to profile the host and its Durable engine.
+      ...(process.env.BENCH_HOST_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_HOST_NODE_OPTIONS } : {}),
+    },
+    runTimers: false,
+    timeoutMs: 120_000,
+  });
+  try {
+    const ctx = sandboxContext(SANDBOX_DIR);
+    const secrets = adminSecrets(stack);
+    const token = await graphToken(stack);
+    const ews = await organizationConfig(stack);
+    const seedStarted = performance.now();
+    // Every site starts not due (200 days); a set becomes due right before its sweep (its Key Vault expiry moves to 20 days).
+    const total = warmup + 2 * sites;
+    const seeded: SeededSite[] = new Array(total);
+    await inBatches(Array.from({ length: total }, (_, i) => i), 16, async (i) => {
+      seeded[i] = await seedSite(stack, ctx, secrets, token, ews, i, 200);
+      creatios.push(seeded[i]!.creatio);
+    });
+    console.error(`seeded ${total} sites in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
+
+    const makeDue = async (set: SeededSite[]) => {
+      await inBatches(set, 16, async (s) => void (await secrets.updateSecretProperties(s.secretName, s.version, { expiresOn: new Date(Date.now() + 20 * DAY) })));
+    };
+    const instances = async (): Promise<Map<string, string>> => {
+      const out = new Map<string, string>();
+      let continuation: string | undefined;
+      do {
+        const r = await fetch(`${host.url}/runtime/webhooks/durabletask/instances?top=1000&showInput=false`, { headers: continuation ? { "x-ms-continuation-token": continuation } : {} });
+        for (const s of (await r.json()) as { instanceId: string; runtimeStatus: string }[]) out.set(s.instanceId, s.runtimeStatus);
+        continuation = r.headers.get("x-ms-continuation-token") ?? undefined;
+      } while (continuation);
+      return out;
+    };
+    const clearLogs = () => {
+      for (const s of [stack.servers.graph, stack.servers.keyVault, ...creatios]) s.requests.length = 0;
+    };
+    let rotatedSoFar = 0;
+    /** One sweep over `set`: from the timer's invocation until every rotation of the set has finished. */
+    const sweep = async (set: SeededSite[]) => {
+      await makeDue(set);
+      clearLogs();
+      const started = performance.now();
+      const r = await fetch(`${host.url}/admin/functions/rotationSweep`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ input: null }) });
+      if (r.status !== 202) throw new Error(`sweep: admin answered ${r.status}`);
+      const ids = set.map((s) => `rotate-${s.host}`);
+      for (;;) {
+        // The sets are disjoint and each site is rotated once: its instance is new to this sweep.
+        const now = await instances();
+        const done = ids.filter((id) => ["Completed", "Failed", "Terminated"].includes(now.get(id) ?? ""));
+        if (done.length === ids.length) {
+          const ms = performance.now() - started;
+          const failed = ids.filter((id) => now.get(id) !== "Completed");
+          if (failed.length) throw new Error(`${failed.length} rotations did not complete, e.g. ${failed[0]}: ${now.get(failed[0]!)}`);
+          // The sweep must have started exactly this set: every earlier set, and no later one.
+          rotatedSoFar += set.length;
+          if (now.size !== rotatedSoFar) {
+            const other = [...now.keys()].find((id) => !ids.includes(id));
+            const why = host.lines.filter((l) => l.includes('"secret.expiry"') && other && l.includes(other.slice("rotate-".length))).slice(-1)[0];
+            throw new Error(`the sweep started ${now.size} rotations in all, not ${rotatedSoFar}; e.g. ${other}: ${why}`);
+          }
+          return ms;
+        }
+        if (performance.now() - started > 1_800_000) throw new Error(`sweep: ${done.length} of ${ids.length} finished after 30 min`);
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    };
+
+    const warm = seeded.slice(0, warmup);
+    const plain = seeded.slice(warmup, warmup + sites);
+    const throttled = seeded.slice(warmup + sites);
+    await sweep(warm);
+
+    const plainMs = await sweep(plain);
+    // Calls per rotation, from the emulators' own logs (token requests and Key Vault's 401 challenges apart).
+    const graphCalls = stack.servers.graph.requests.filter((q) => q.path.startsWith("/v1.0/")).length;
+    const kvCalls = stack.servers.keyVault.requests.filter((q) => q.status !== 401).length;
+    const creatioCalls = creatios.reduce((n, c) => n + c.requests.length, 0);
+
+    await setFaults(stack.graphUrl, { throttleFraction: THROTTLE_FRACTION, retryAfterSeconds: RETRY_AFTER_S, match: "^(GET|POST|PATCH|DELETE) /v1\\.0/" });
+    const throttledMs = await sweep(throttled);
+    await fetch(`${stack.graphUrl}/_emulator/faults`, { method: "DELETE" });
+    const graphRequests = stack.servers.graph.requests.filter((q) => q.path.startsWith("/v1.0/"));
+    const throttles = graphRequests.filter((q) => q.status === 429);
+    const perSite = new Map<string, number>();
+    for (const q of throttles) {
+      const id = /\/applications\/([^/?]+)/.exec(q.path)?.[1];
+      if (id) perSite.set(id, (perSite.get(id) ?? 0) + 1);
+    }
+    const maxChain = Math.max(0, ...perSite.values());
+    const floorMs = plainMs + maxChain * RETRY_AFTER_S * 1000;
+    const ratio = throttledMs / floorMs;
+
+    figure(line(`${sites} rotations, no faults (sweep to last completion)`, `${(plainMs / 1000).toFixed(1)} s`, `${(plainMs / sites).toFixed(0)} ms per rotation`));
+    figure(line(`  upstream calls per rotation (emulator logs)`, `${((graphCalls + kvCalls + creatioCalls) / sites).toFixed(1)}`, `Graph ${(graphCalls / sites).toFixed(1)}, Key Vault ${(kvCalls / sites).toFixed(1)}, Creatio ${(creatioCalls / sites).toFixed(1)} (documented minimum 15 + Creatio's)`));
+    figure(line(`${sites} rotations, ${THROTTLE_FRACTION * 100}% of Graph calls 429 (Retry-After ${RETRY_AFTER_S} s)`, `${(throttledMs / 1000).toFixed(1)} s`, `${throttles.length} of ${graphRequests.length} Graph calls throttled, at most ${maxChain} in one rotation`));
+    figure(line(`  floor = no-fault run + ${maxChain} x ${RETRY_AFTER_S} s (the most throttled rotation's waits)`, `${(floorMs / 1000).toFixed(1)} s`));
+    figure(line(`  throttled / floor`, ratio.toFixed(2), `target <= ${ROTATION_TARGET}: ${verdict(ratio <= ROTATION_TARGET)}`));
+    figure(line(`  throttled / no-fault run`, (throttledMs / plainMs).toFixed(2)));
+  } finally {
+    await host.stop();
+    await Promise.all(creatios.map((c) => c.close()));
+    await stack.close();
+    await azurite.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** The sweep's 5,000 managed secrets, none due, with the EWS verdict the sweep will find for each. */
+const sweepAppId = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`;
+const allowListed = (count: number) => Array.from({ length: count }, (_, i) => i).filter((i) => i % 500 !== 7).map(sweepAppId);
+
+function sweepSeed(count: number) {
+  const exp = new Date(Date.now() + 200 * DAY);
+  // Every app is allow-listed but every 500th (a realistic few not ready): the vault's Exchange is set so.
+  const stackProbe = { EwsEnabled: true, EwsAllowedAppIDs: allowListed(count) };
+  const seed = Array.from({ length: count }, (_, i) => {
+    const host = `site-${String(i).padStart(5, "0")}.example.creatio.com`;
+    const appId = sweepAppId(i);
+    const keyId = `10000000-0000-4000-8000-${String(i).padStart(12, "0")}`;
+    return {
+      name: secretNameFor(host),
+      value: "not read by a listing",
+      contentType: SECRET_CONTENT_TYPE,
+      expiresOn: exp,
+      tags: encodeSiteTags({
+        site: host,
+        appId,
+        appObjectId: `20000000-0000-4000-8000-${String(i).padStart(12, "0")}`,
+        keyId,
+        creatioCredential: `creatio-api-${encodeHostForName(host)}`,
+        mailServerId: MAIL_SERVER,
+        creatioSyncedKeyId: keyId,
+        creatioSyncedAt: new Date().toISOString(),
+        rotationState: "idle",
+        mailReadiness: { ...ewsVerdict(stackProbe, appId), checkedAt: new Date().toISOString() },
+      }),
+    };
+  });
+  return seed;
+}
+
+/**
+ * The emulators for the sweep figure, in a process of their own (`--part sweep-vault`), as Key
+ * Vault is another machine in Azure: the listing's server side then does not take turns with the
+ * app's own work on one thread. Prints `READY <app settings>`; stops when its stdin closes.
+ */
+async function sweepVaultPart(): Promise<void> {
+  const count = arg("sweep-sites", 5000);
+  const stack = await startEmulators({ keyVaultSeed: sweepSeed(count), seedCreatioCredential: false });
+  const patched = await fetch(`${stack.exchangeUrl}/_emulator/tenant`, { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ organizationConfig: { EwsEnabled: true, EwsAllowedAppIDs: allowListed(count) } }) });
+  if (!patched.ok) throw new Error(`Exchange emulator: PATCH /_emulator/tenant answered ${patched.status}`);
+  console.log(`READY ${JSON.stringify({ settings: stack.appSettings(), exchangeUrl: stack.exchangeUrl })}`);
+  process.stdin.resume();
+  await new Promise((resolve) => process.stdin.on("close", resolve).on("end", resolve));
+  await stack.close();
+}
+
+/** The sweep of 5,000 sites, none due, against a bare listing of the same vault. */
+async function sweepPart(): Promise<void> {
+  const count = arg("sweep-sites", 5000);
+  const vault = spawn(process.execPath, [...process.execArgv, __filename, "--part", "sweep-vault", "--sweep-sites", String(count)], { stdio: ["pipe", "pipe", "inherit"], env: process.env });
+  const ready = await new Promise<{ settings: Record<string, string>; exchangeUrl: string }>((resolve, reject) => {
+    let out = "";
+    vault.stdout!.on("data", (d) => {
+      out += d;
+      const m = /^READY (.*)$/m.exec(out);
+      if (m) resolve(JSON.parse(m[1]!));
+    });
+    vault.on("exit", (code) => reject(new Error(`the sweep's vault exited with ${code}: ${out}`)));
+  });
+  const stack = { exchangeUrl: ready.exchangeUrl, appSettings: () => ready.settings };
+  try {
+    const config = await organizationConfig(stack as EmulatorStack);
+    if (config.EwsEnabled !== true || config.EwsAllowedAppIDs.length !== allowListed(count).length) throw new Error("the Exchange emulator does not hold the allow list the seeded verdicts assume");
+    // Nothing else in this process reads the app's settings: its first read, here, sees these.
+    Object.assign(process.env, { AzureWebJobsStorage: "UseDevelopmentStorage=true", ...stack.appSettings() });
+    const { getSecretClient } = await import("../src/clients/keyVault");
+    const { getExchangeClient } = await import("../src/clients/exchange");
+    const { runRotationSweep } = await import("../src/functions/rotationSweep");
+    const secrets = getSecretClient();
+    const exchange = getExchangeClient();
+    const durable = {
+      getStatus: async () => {
+        throw new Error("404 not found");
+      },
+      startNew: async () => {
+        throw new Error("no site is due in this figure");
+      },
+    } as unknown as DurableClient;
+    let logLines = 0;
+    const context = () => new InvocationContext({ functionName: "rotationSweep", logHandler: () => void logLines++ });
+    const bare = async () => {
+      const t = performance.now();
+      let n = 0;
+      for await (const _ of secrets.listPropertiesOfSecrets()) n++;
+      if (n !== count) throw new Error(`the listing saw ${n} secrets`);
+      return performance.now() - t;
+    };
+    const kvRequests = async () => ((await (await fetch(`${ready.settings.KEY_VAULT_URL}/_emulator/requests`)).json()) as unknown[]).length;
+    const run = async () => {
+      const before = await kvRequests();
+      const t = performance.now();
+      const summary = await runRotationSweep(durable, context(), {
+        secrets,
+        now: () => new Date(),
+        rotateDaysBeforeExpiry: 30,
+        gracePeriodHours: 24,
+        concurrency: 8,
+        exchange,
+        ewsAccess: "check",
+      });
+      const ms = performance.now() - t;
+      if (summary.managed !== count || summary.due !== 0) throw new Error(`sweep summary ${JSON.stringify(summary)}`);
+      return { ms, kvRequests: (await kvRequests()) - before, summary };
+    };
+    // Warm-up: tokens, TLS sessions, the Exchange client, JIT.
+    await bare();
+    await run();
+    if (process.env.BENCH_PROFILE) {
+      // A CPU profile of one sweep, written to $BENCH_PROFILE (a .cpuprofile file).
+      const { Session } = await import("node:inspector/promises");
+      const session = new Session();
+      session.connect();
+      await session.post("Profiler.enable");
+      await session.post("Profiler.setSamplingInterval", { interval: 200 });
+      await session.post("Profiler.start");
+      await run();
+      const { profile } = await session.post("Profiler.stop");
+      (await import("node:fs")).writeFileSync(process.env.BENCH_PROFILE, JSON.stringify(profile));
+    }
+    const bareMs: number[] = [];
+    const sweepMs: number[] = [];
+    let last: Awaited<ReturnType<typeof run>> | undefined;
+    for (let i = 0; i < 3; i++) {
+      bareMs.push(await bare());
+      last = await run();
+      sweepMs.push(last.ms);
+    }
+    const ratio = median(sweepMs) / median(bareMs);
+    figure(line(`bare listPropertiesOfSecrets, ${count} secrets (median of 3)`, `${median(bareMs).toFixed(0)} ms`));
+    figure(line(`sweep of ${count} sites, none due (median of 3)`, `${median(sweepMs).toFixed(0)} ms`, `${last!.kvRequests} Key Vault requests, ${last!.summary.mail?.organizationReads ?? 0} organization read, ${last!.summary.mail?.recorded ?? 0} tags written`));
+    const perSite = (ms: number) => ((ms * 1000) / count).toFixed(0);
+    figure(line(`  sweep / bare listing`, ratio.toFixed(2), `target <= ${SWEEP_TARGET}: ${verdict(ratio <= SWEEP_TARGET)}`));
+    figure(line(`  per site: listing / sweep's own work`, `${perSite(median(bareMs))} / ${perSite(median(sweepMs) - median(bareMs))} us`, "decode of the tags, due rule, one secret.expiry line; no call"));
+  } finally {
+    vault.stdin!.end();
+    await new Promise((resolve) => vault.once("exit", resolve));
+  }
+}
+
+async function main() {
+  relaunchTrustingSandboxCa();
+  const i = process.argv.indexOf("--part");
+  const part = i >= 0 ? process.argv[i + 1] : undefined;
+  if (part === "rotation") return rotationPart();
+  if (part === "sweep") return sweepPart();
+  if (part === "sweep-vault") return sweepVaultPart();
+  const passOn = process.argv.slice(2);
+  for (const p of ["sweep", "rotation"] as const) for (const l of await rotationBenchLines(p, passOn)) console.log(l);
+}
+
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (error) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}
