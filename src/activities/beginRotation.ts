@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { isSecretNotFound } from "../clients/keyVault";
+import { currentSecretProperties } from "../clients/keyVault";
 import { secretNameFor } from "../domain/site";
 import { DAY_MS, isFreshEnough, isInRotationWindow } from "../domain/rotationPlan";
 import { ourSecret } from "../domain/managedSecret";
@@ -65,14 +65,8 @@ const MAX_LIFETIME_DAYS = 730;
 export async function beginRotation(rawInput: BeginRotationInput, deps: ActivityDeps = defaultDeps()): Promise<RotationSite> {
   const input = beginRotationInput.parse(rawInput);
   const secretName = secretNameFor(input.host);
-  let properties;
-  try {
-    // getSecret is the only read of one secret's current version; its value is not used.
-    properties = (await deps.secrets.getSecret(secretName)).properties;
-  } catch (error) {
-    if (isSecretNotFound(error)) throw new SiteNotManagedError(`No Key Vault secret ${secretName}: ${input.host} is not managed here`);
-    throw error;
-  }
+  const properties = await currentSecretProperties(deps.secrets, secretName);
+  if (!properties) throw new SiteNotManagedError(`No Key Vault secret ${secretName}: ${input.host} is not managed here`);
   const ours = ourSecret(properties);
   if (!ours) throw new SiteNotManagedError(`Key Vault secret ${secretName} is not one of ours (contentType)`);
   if (!ours.tags) throw new SiteNotManagedError(`The tags of ${secretName} are not a site's tags: ${ours.problem}`);

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { DeletedSecret } from "@azure/keyvault-secrets";
-import { isSecretNotFound } from "../clients/keyVault";
+import { currentSecretProperties, isSecretNotFound } from "../clients/keyVault";
 import { ourSecret } from "../domain/managedSecret";
 import { offboardedMark } from "../domain/offboarding";
 import { secretNameFor } from "../domain/site";
@@ -36,16 +36,13 @@ export interface DeleteSiteSecretResult {
 export async function deleteSiteSecret(rawInput: DeleteSiteSecretInput, deps: ActivityDeps = defaultDeps()): Promise<DeleteSiteSecretResult> {
   const input = deleteSiteSecretInput.parse(rawInput);
   const secretName = secretNameFor(input.host);
-  let properties;
-  try {
-    properties = (await deps.secrets.getSecret(secretName)).properties;
-  } catch (error) {
-    if (!isSecretNotFound(error)) throw error;
+  const properties = await currentSecretProperties(deps.secrets, secretName);
+  if (!properties) {
     try {
       const deleted = await deps.secrets.getDeletedSecret(secretName);
       return { ...deletedFacts(secretName, deleted), outcome: "already-deleted" };
-    } catch (inner) {
-      if (!isSecretNotFound(inner)) throw inner;
+    } catch (error) {
+      if (!isSecretNotFound(error)) throw error;
       return { secretName, outcome: "absent", offboardedAt: null, deletedOn: null, scheduledPurgeDate: null };
     }
   }

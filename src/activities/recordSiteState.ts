@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { isSecretNotFound } from "../clients/keyVault";
+import { currentSecretProperties } from "../clients/keyVault";
 import { secretNameFor } from "../domain/site";
 import { lastRunSchema, mergeSiteTags, rotationStates, type SiteTagsChange } from "../domain/tags";
 import { mailReadinessSchema } from "../domain/ews";
@@ -40,13 +40,8 @@ export async function recordSiteState(rawInput: RecordSiteStateInput, deps: Acti
   const input = recordSiteStateInput.parse(rawInput);
   const secretName = secretNameFor(input.host);
   const updatedAt = deps.now().toISOString();
-  let properties;
-  try {
-    properties = (await deps.secrets.getSecret(secretName)).properties;
-  } catch (error) {
-    if (isSecretNotFound(error)) return { recorded: false, version: null, keyId: null, updatedAt };
-    throw error;
-  }
+  const properties = await currentSecretProperties(deps.secrets, secretName);
+  if (!properties) return { recorded: false, version: null, keyId: null, updatedAt };
   const change: SiteTagsChange = {};
   if (input.rotationState) Object.assign(change, { rotationState: input.rotationState, rotationUpdatedAt: updatedAt });
   if (input.previousKeyId !== undefined) change.previousKeyId = input.previousKeyId;

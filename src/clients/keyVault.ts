@@ -1,5 +1,5 @@
 import type * as KeyVaultSdk from "@azure/keyvault-secrets";
-import type { SecretClient } from "@azure/keyvault-secrets";
+import type { SecretClient, SecretProperties } from "@azure/keyvault-secrets";
 import { getCredential } from "./credential";
 import { lazyClient } from "./lazy";
 import { settings } from "../settings";
@@ -55,6 +55,19 @@ export type SecretStore = Pick<
 export function isSecretNotFound(error: unknown): boolean {
   const e = error as { statusCode?: number; code?: string };
   return e?.statusCode === 404 || e?.code === "SecretNotFound";
+}
+
+/**
+ * The properties (tags, version, expiry) of a secret's current version; undefined when there is none.
+ * getSecret is Key Vault's only read of one secret, so the value comes too: it is dropped here.
+ */
+export async function currentSecretProperties(secrets: Pick<SecretStore, "getSecret">, secretName: string): Promise<SecretProperties | undefined> {
+  try {
+    return (await secrets.getSecret(secretName)).properties;
+  } catch (error) {
+    if (isSecretNotFound(error)) return undefined;
+    throw error;
+  }
 }
 
 /** Key Vault clients that have answered once: their challenge (below) is known. */
