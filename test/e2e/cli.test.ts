@@ -200,7 +200,7 @@ describe("creatio-o365 against the local stack", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^rotation of .* started \(rotate-/);
     // Steps in the emulators take milliseconds: polling every 500 ms sees some of them.
-    expect(r.stdout).toMatch(/\nstep \d of 8: \w+\n/);
+    expect(r.stdout).toMatch(/\nstep \d of 7: \w+\n/);
     const after = await api(`/api/tenants/${site}`);
     expect(after.secret.keyId).not.toBe(before.secret.keyId);
     expect(r.stdout).toContain(`rotated ${site}\n  new keyId        ${after.secret.keyId}\n`);
@@ -210,7 +210,7 @@ describe("creatio-o365 against the local stack", () => {
     expect(j.code).toBe(0);
     const status = JSON.parse(j.stdout);
     expect(status).toMatchObject({ runtimeStatus: "Completed", output: { host: site, outcome: "succeeded" } });
-    expect(j.stderr).toMatch(/step \d of 8: /);
+    expect(j.stderr).toMatch(/step \d of 7: /);
   }, 240_000);
 
   it("plan: the site, not due, and the last sweep's outcome once a sweep ran; --output json is the API's plan", async () => {
