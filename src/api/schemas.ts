@@ -240,22 +240,25 @@ const siteStateSchema = z.enum(siteStates).meta({
     "managed: the site is (being) onboarded or managed here; offboarding: an offboarding is running or stopped before it finished (DELETE again resumes it); offboarded: its app and secret are deleted (restorable, see offboarded.restore).",
 });
 
+/** A number of sites in the sweep's summary. */
+const count = (description: string) => z.number().int().min(0).meta({ description });
+
 /** The last rotation sweep's outcome (issue 11 part 4), stored by the sweep in Key Vault (docs/architecture.md, "Offboarding" > "The sweep's record"). */
 export const lastSweepSchema = z
   .object({
     at: z.string().meta({ description: "When the sweep ran." }),
     outcome: z.enum(["succeeded", "failed"]),
-    managed: z.number().int().meta({ description: "Managed sites seen (offboarded ones excluded)." }),
-    due: z.number().int().meta({ description: "Sites due for rotation." }),
-    started: z.number().int().meta({ description: "Rotations started." }),
-    skipped: z.number().int().meta({ description: "Due sites not started: a run of theirs was already active, or the start failed (failedToStart)." }),
-    expired: z.number().int().meta({ description: "Sites whose secret in Creatio had already expired." }),
-    notMailReady: z.number().int().meta({ description: "Sites Exchange Online does not let use EWS (or could not tell), from the sweep's re-check; 0 when it did not run (mailChecked false)." }),
+    managed: count("Managed sites seen (offboarded ones excluded)."),
+    due: count("Sites due for rotation."),
+    started: count("Rotations started."),
+    skipped: count("Due sites not started: a run of theirs was already active, or the start failed (failedToStart)."),
+    expired: count("Sites whose secret in Creatio had already expired."),
+    notMailReady: count("Sites Exchange Online does not let use EWS (or could not tell), from the sweep's re-check; 0 when it did not run (mailChecked false)."),
     mailChecked: z.boolean().meta({ description: "The EWS readiness re-check ran (EWS_ACCESS is not off)." }),
-    alreadyRunning: z.number().int(),
-    failedToStart: z.number().int(),
-    unreadable: z.number().int().meta({ description: "Secrets with our contentType whose tags do not decode: not rotated." }),
-    offboarded: z.number().int().meta({ description: "Offboarded (or offboarding) sites the sweep left alone." }),
+    alreadyRunning: count("Due sites whose rotation was already running."),
+    failedToStart: count("Due sites whose rotation could not be started; the next sweep tries again."),
+    unreadable: count("Secrets with our contentType whose tags do not decode: not rotated."),
+    offboarded: count("Offboarded (or offboarding) sites the sweep left alone."),
     error: z.string().nullable().meta({ description: "Why the sweep failed, when it did." }),
   })
   .meta({ id: "LastSweep" });
