@@ -4,16 +4,18 @@
 // what the services hold.
 import { TableServiceClient, TableClient } from "@azure/data-tables";
 import { QueueServiceClient } from "@azure/storage-queue";
-import { startEmulators, SANDBOX_CREATIO_CREDENTIAL_SECRET, type EmulatorStack } from "../../dev/emulators";
-import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
+import { SANDBOX_CREATIO_CREDENTIAL_SECRET, type EmulatorStack } from "../../dev/emulators";
+import type { SpawnedHost } from "../../dev/host/spawn";
 import { SANDBOX_DIR } from "../../dev/sandbox";
 import { workingSiteHealth } from "../support/ewsCalendar";
-import { startTestAzurite, waitFor, type TestStorage } from "../host/helpers";
+import { waitFor, type TestStorage } from "../host/helpers";
+import { startAppStack, type AppStack } from "../support/appStack";
 
 const OFFICE365 = "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b";
 const EXO = "00000002-0000-0ff1-ce00-000000000000";
 const MSGRAPH = "00000003-0000-0000-c000-000000000000";
 
+let app: AppStack;
 let stack: EmulatorStack;
 let storage: TestStorage;
 let host: SpawnedHost;
@@ -75,33 +77,15 @@ async function graphState() {
 }
 
 /** A Graph token for the app's own identity, to make drift "by hand". */
-async function graphToken(): Promise<string> {
-  const form = new URLSearchParams({
-    grant_type: "client_credentials",
-    client_id: stack.identity.clientId,
-    client_secret: stack.identity.clientSecret,
-    scope: "https://graph.microsoft.com/.default",
-  });
-  const r = await fetch(`${stack.authorityHost}/${stack.identity.tenantId}/oauth2/v2.0/token`, { method: "POST", body: form });
-  return ((await r.json()) as { access_token: string }).access_token;
-}
+const graphToken = () => app.graphToken();
 
 beforeAll(async () => {
-  stack = await startEmulators({ sandboxDir: SANDBOX_DIR, graphPort: 0, keyVaultPort: 0, creatioPort: 0 });
-  storage = await startTestAzurite();
-  host = await spawnHost({
-    runTimers: false,
-    // The rotation sweep timer reads its schedule as %ROTATION_SCHEDULE%: the host needs the setting itself.
-    env: { ...stack.appSettings(), AzureWebJobsStorage: storage.azurite.connectionString, ROTATION_SCHEDULE: "0 0 3 * * *" },
-  });
+  app = await startAppStack({ emulators: { sandboxDir: SANDBOX_DIR } });
+  ({ stack, storage, host } = app);
   site = new URL(stack.creatioUrl).host;
 }, 120_000);
 
-afterAll(async () => {
-  await host?.stop();
-  await storage?.stop();
-  await stack?.close();
-});
+afterAll(() => app?.close());
 
 describe("onboarding through the local host", () => {
   it("with Creatio refusing writes, 429s and replication lag: ends Failed naming configureCreatio, having kept the secret in Key Vault; status says mail cannot sync", async () => {
