@@ -3,7 +3,7 @@ import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 import { httpTriggerFor } from "../api/openapi";
 import { offboardRequestSchema, type ErrorResponse, type OffboardedResponse } from "../api/schemas";
-import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
+import { currentSecretProperties, getSecretClient, type SecretStore } from "../clients/keyVault";
 import { ourSecret } from "../domain/managedSecret";
 import { restoreAdvice } from "../domain/offboarding";
 import { offboardingInstanceIdFor, onboardingInstanceIdFor, secretNameFor } from "../domain/site";
@@ -42,15 +42,18 @@ export async function offboardTenantRequest(request: HttpRequest, client: Durabl
 
   const secretName = secretNameFor(host);
   let input: OffboardTenantInput | undefined;
+  let properties;
   try {
-    const { properties } = await deps.secrets.getSecret(secretName);
+    properties = await currentSecretProperties(deps.secrets, secretName);
+  } catch (error) {
+    return keyVaultUnavailable(context, secretName, error);
+  }
+  if (properties) {
     const ours = ourSecret({ ...properties, name: secretName });
     if (!ours?.tags || ours.problem) {
       return json(404, { error: `Key Vault secret ${secretName} exists but is not a managed site's secret` } satisfies ErrorResponse);
     }
     input = { host, appId: ours.tags.appId, creatioCredentialSecretName: ours.tags.creatioCredential, mailServerId: ours.tags.mailServerId };
-  } catch (error) {
-    if (!isSecretNotFound(error)) return keyVaultUnavailable(context, secretName, error);
   }
 
   if (!input) {
@@ -65,8 +68,7 @@ export async function offboardTenantRequest(request: HttpRequest, client: Durabl
     } catch (error) {
       return keyVaultUnavailable(context, `deleted secret ${secretName}`, error);
     }
-    const onboarding = await instanceStatus(client, onboardingInstanceIdFor(host));
-    const offboarding = await instanceStatus(client, offboardingInstanceIdFor(host));
+    const [onboarding, offboarding] = await Promise.all([instanceStatus(client, onboardingInstanceIdFor(host)), instanceStatus(client, offboardingInstanceIdFor(host))]);
     const doneAt = offboardedWithoutSecretAt(onboarding, offboarding);
     if (doneAt) return alreadyOffboarded(host, doneAt, `To manage it again: POST /api/tenants with its creatioUrl (https://${host}) and creatioCredentialSecretName.`);
     if (!onboarding && !offboarding) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);

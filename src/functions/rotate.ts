@@ -3,7 +3,7 @@ import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 import { httpTriggerFor } from "../api/openapi";
 import { rotateRequestSchema, type ErrorResponse } from "../api/schemas";
-import { getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
+import { currentSecretProperties, getSecretClient, type SecretStore } from "../clients/keyVault";
 import { secretNameFor } from "../domain/site";
 import { ourSecret } from "../domain/managedSecret";
 import { offboardingRequested } from "../domain/offboarding";
@@ -39,7 +39,8 @@ export async function rotateTenant(request: HttpRequest, client: DurableClient, 
   // Managed here: our secret, with a site's tags (properties only; the value is dropped).
   const secretName = secretNameFor(host);
   try {
-    const { properties } = await deps.secrets.getSecret(secretName);
+    const properties = await currentSecretProperties(deps.secrets, secretName);
+    if (!properties) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
     const tags = ourSecret(properties)?.tags;
     if (!tags) {
       return json(404, { error: `Key Vault secret ${secretName} exists but is not a managed site's secret` } satisfies ErrorResponse);
@@ -51,7 +52,6 @@ export async function rotateTenant(request: HttpRequest, client: DurableClient, 
       } satisfies ErrorResponse);
     }
   } catch (error) {
-    if (isSecretNotFound(error)) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
     return keyVaultUnavailable(context, secretName, error);
   }
 

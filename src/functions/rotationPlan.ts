@@ -1,7 +1,7 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from "@azure/functions";
 import { httpTriggerFor } from "../api/openapi";
 import type { RotationPlan } from "../api/schemas";
-import { getSecretClient, type SecretStore } from "../clients/keyVault";
+import { allSettledOnKeyVault, getSecretClient, type SecretStore } from "../clients/keyVault";
 import { planRotations } from "../domain/rotationPlan";
 import { settings } from "../settings";
 import { answeringSettingsErrors, json, keyVaultUnavailable } from "./responses";
@@ -29,7 +29,12 @@ export async function getRotationPlan(_request: HttpRequest, context: Invocation
   const now = deps.now();
   let body: RotationPlan;
   try {
-    const { managed } = await listManagedSecrets(deps.secrets, context);
+    // Two independent Key Vault reads, at once (one first on a client not yet challenged).
+    const [listed, record] = await allSettledOnKeyVault(deps.secrets, [() => listManagedSecrets(deps.secrets, context), () => readSweepRecord(deps.secrets)] as const);
+    if (listed.status === "rejected") throw listed.reason;
+    if (record.status === "rejected") throw record.reason;
+    const { managed } = listed.value;
+    const lastSweep = record.value;
     const plans = planRotations(managed, now, deps.rotateDaysBeforeExpiry);
     body = {
       generatedAt: now.toISOString(),
@@ -42,7 +47,7 @@ export async function getRotationPlan(_request: HttpRequest, context: Invocation
         dueOn: iso(p.nextRotationDueAt),
         daysLeft: p.daysLeft,
       })),
-      lastSweep: await readSweepRecord(deps.secrets),
+      lastSweep,
     };
   } catch (error) {
     return keyVaultUnavailable(context, "the list of secrets", error);

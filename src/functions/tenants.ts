@@ -1,3 +1,4 @@
+import type { SecretProperties } from "@azure/keyvault-secrets";
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from "@azure/functions";
 import * as df from "durable-functions";
 import type { DurableClient, DurableOrchestrationStatus } from "durable-functions";
@@ -10,7 +11,7 @@ import {
   type TenantSummary,
 } from "../api/schemas";
 import { CreatioCredentialError, readSiteCredential } from "../clients/creatio";
-import { allSettledOnKeyVault, getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
+import { allSettledOnKeyVault, currentSecretProperties, getSecretClient, isSecretNotFound, type SecretStore } from "../clients/keyVault";
 import { mailStatus } from "../domain/ews";
 import { offboardingInstanceIdFor, onboardingInstanceIdFor, parseCreatioUrl, redirectUriFor, secretNameFor } from "../domain/site";
 import { applicationRestorableUntil, offboardedMark, offboardingRequested, restoreAdvice } from "../domain/offboarding";
@@ -226,12 +227,11 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
   const { host } = route;
   const secretName = secretNameFor(host);
 
-  let properties: { version?: string; createdOn?: Date; expiresOn?: Date; tags?: Record<string, string> } | undefined;
+  let properties: SecretProperties | undefined;
   try {
-    // getSecret is the only single-secret read; the value is dropped here and never leaves.
-    properties = (await deps.secrets.getSecret(secretName)).properties;
+    properties = await currentSecretProperties(deps.secrets, secretName);
   } catch (error) {
-    if (!isSecretNotFound(error)) return keyVaultUnavailable(context, secretName, error);
+    return keyVaultUnavailable(context, secretName, error);
   }
   // An offboarded site's secret is soft-deleted; its tags stay readable there (docs/architecture.md, "Offboarding").
   let deleted: DeletedSiteSecret | undefined;
@@ -243,9 +243,12 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
     }
   }
   const instanceId = onboardingInstanceIdFor(host);
-  const status = await instanceStatus(client, instanceId);
-  const rotationRun = await rotationStatus(client, host);
-  const offboardRun = await instanceStatus(client, offboardingInstanceIdFor(host));
+  // The site's three orchestrations, read at once.
+  const [status, rotationRun, offboardRun] = await Promise.all([
+    instanceStatus(client, instanceId),
+    rotationStatus(client, host),
+    instanceStatus(client, offboardingInstanceIdFor(host)),
+  ]);
   if (!properties && !deleted && !status && !offboardRun) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
 
   const decoded = properties ? decodeSiteTags(properties.tags) : deleted ? decodeSiteTags(deleted.tags) : undefined;
