@@ -21,7 +21,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startAzurite } from "./azurite";
-import { SANDBOX_CREATIO_CREDENTIAL_SECRET, startEmulators } from "./emulators";
+import { startEmulators } from "./emulators";
 import { setFaults, type FaultSettings } from "./emulators/server";
 import { spawnHost } from "./host/spawn";
 import { relaunchTrustingSandboxCa } from "./trust";
@@ -29,7 +29,7 @@ import { getSecretClient } from "../src/clients/keyVault";
 import { getFreePort } from "./ports";
 import { BUNDLE, buildPackage } from "../scripts/package";
 import { compareColdLoads } from "./coldLoad";
-import { emulatorUrls as allEmulatorUrls, onboardingFigures } from "./onboardingCalls";
+import { emulatorUrls as allEmulatorUrls, onboardSandboxSite, onboardingFigures } from "./onboardingCalls";
 import { rotationBenchLines } from "./benchRotation";
 
 const MiB = 1024 * 1024;
@@ -63,16 +63,6 @@ async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value: T 
   const started = performance.now();
   const value = await work();
   return { ms: performance.now() - started, value };
-}
-
-async function waitForCompletion(statusUrl: string, timeoutMs = 120_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const status = (await (await fetch(statusUrl)).json()) as { runtimeStatus: string };
-    if (["Completed", "Failed", "Terminated"].includes(status.runtimeStatus)) return status.runtimeStatus;
-    if (Date.now() > deadline) throw new Error(`Still ${status.runtimeStatus} after ${timeoutMs} ms: ${statusUrl}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Lists 5,000 managed-looking secrets with the app's own client, as the rotation sweep does. */
@@ -147,14 +137,11 @@ async function main() {
   const onboard = async (label: string, faults: Partial<FaultSettings>) => {
     for (const url of emulatorUrls) await setFaults(url, faults);
     const run = await timed(async () => {
-      const response = await fetch(`${host.url}/api/tenants`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ creatioUrl: stack.creatioUrl, creatioCredentialSecretName: SANDBOX_CREATIO_CREDENTIAL_SECRET }),
-      });
-      if (response.status !== 202) throw new Error(`${label}: POST answered ${response.status} ${await response.text()}`);
-      const body = (await response.json()) as { statusQueryGetUri: string };
-      return waitForCompletion(body.statusQueryGetUri);
+      try {
+        return (await onboardSandboxSite(host, stack)).runtimeStatus;
+      } catch (error) {
+        throw new Error(`${label}: ${(error as Error).message}`);
+      }
     });
     for (const url of emulatorUrls) await fetch(`${url}/_emulator/faults`, { method: "DELETE" });
     rows.push([label, run.ms, run.value]);

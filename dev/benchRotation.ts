@@ -16,6 +16,7 @@
 // sweep: 5,000 managed sites (none due; EWS verdicts as the sweep will find them) in the Key Vault
 //   emulator; the sweep's body (runRotationSweep, the app's own Key Vault and Exchange clients) is
 //   timed against a bare listPropertiesOfSecrets of the same vault, alternating, median of 3.
+import { median } from "./coldLoad";
 import { SWEEP_RECORD_SECRET } from "../src/functions/sweepRecord";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -51,7 +52,6 @@ const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 };
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Runs one part in a child process (fresh settings) and returns its figure lines. */
 export function rotationBenchLines(part: "rotation" | "sweep", extraArgs: string[] = []): Promise<string[]> {
