@@ -22,7 +22,7 @@ import type { EmulatorContext } from "./context";
 import { AUDIENCES } from "./context";
 import { EmulatorRequest, EmulatorResponse, EmulatorServer } from "./server";
 import { bearerToken } from "./jwtSigner";
-import { SecretEntry, SecretStore, SecretVersion, SeedSecret } from "./keyVault/store";
+import { SecretEntry, SecretStore, SeedSecret } from "./keyVault/store";
 import { deletedSecretBundle, deletedSecretItem, kvError, secretBundle, secretItem } from "./keyVault/wire";
 
 export type { SeedSecret } from "./keyVault/store";

@@ -8,7 +8,7 @@ import type { FunctionRegistry, RegisteredFunction, RpcHttpResponse, RpcTypedDat
 import { invokeFunction } from "./invoke";
 import type { HostLogger } from "./log";
 import { errMessage } from "./env";
-import { compareRoutes, compileRoute, matchRoute, type CompiledRoute } from "./routes";
+import { compareRoutes, compileRoute, type CompiledRoute } from "./routes";
 
 export interface HttpRoute {
   fn: RegisteredFunction;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ExchangeAccessError, type ExchangeAdmin, type ExchangeTenant } from "../clients/exchange";
+import { ExchangeAccessError, type ExchangeTenant } from "../clients/exchange";
 import { EWS_SHUTDOWN_ON, ewsRetired, ewsVerdict, type MailReadiness } from "../domain/ews";
 import { publicMessage } from "../domain/failure";
 import { activityFields, defaultDeps, type ActivityDeps } from "./shared";

@@ -3,7 +3,6 @@ import * as df from "durable-functions";
 import type { DurableClient } from "durable-functions";
 import { getSecretClient, type SecretStore } from "../clients/keyVault";
 import { getExchangeClient, type ExchangeAdmin } from "../clients/exchange";
-import { hostFromSecretName, secretNameFor } from "../domain/site";
 import { planRotations, type ManagedSecret, type SitePlan } from "../domain/rotationPlan";
 import { ourSecret } from "../domain/managedSecret";
 import { offboardingRequested } from "../domain/offboarding";
@@ -70,7 +69,6 @@ const defaultDeps = (): SweepDeps => {
   };
 };
 
-/**
 /**
  * Our secrets (by contentType), with decodable tags; the rest are counted. A site whose offboarding
  * was asked for (its lastRun is an offboarding, finished or not: docs/architecture.md,

@@ -8,7 +8,6 @@
 import { waitFor, type Status } from "../host/helpers";
 import { applicationUniqueNameFor, secretNameFor } from "../../src/domain/site";
 import { decodeSiteTags } from "../../src/domain/tags";
-import { storeSiteCredential } from "../support/siteCredential";
 import { JSON_HEADERS as json, startAppStack, type AppStack } from "../support/appStack";
 
 const OFFICE365 = "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b";

@@ -8,7 +8,7 @@ import { applicationUniqueNameFor, secretNameFor } from "../../src/domain/site";
 import { decodeSiteTags, type SiteTags } from "../../src/domain/tags";
 import { workingSiteHealth } from "../support/ewsCalendar";
 import { JSON_HEADERS as json, startAppStack, type AppStack } from "../support/appStack";
-import { waitFor, waitForStatus } from "../host/helpers";
+import { waitForStatus } from "../host/helpers";
 import { storeSiteCredential } from "../support/siteCredential";
 
 let app: AppStack;

@@ -2,7 +2,7 @@
 // root answers), both sign-in kinds, Creatio's Code 1 refusal, the ForceUseSession header the
 // emulator requires at login, one re-login after the session ends, and errors that name the call.
 import { createCreatioEmulator, createCreatioIdentityService, SEED_CLIENTS, SEED_USERS, OFFICE365_MAIL_SERVER_ID } from "../../dev/emulators/creatio";
-import { SANDBOX_IDENTITY, type EmulatorContext, sandboxContext } from "../../dev/emulators/context";
+import { type EmulatorContext, sandboxContext } from "../../dev/emulators/context";
 import type { EmulatorServer } from "../../dev/emulators/server";
 import { CreatioClient } from "../../src/clients/creatio";
 

@@ -6,7 +6,6 @@ import { FakeSecretStore } from "./fakes";
 import type { Context, Middleware } from "@microsoft/microsoft-graph-client";
 import type { DurableClient } from "durable-functions";
 import { InvocationContext } from "@azure/functions";
-import type { SecretStore } from "../../src/clients/keyVault";
 import { createGraphClient } from "../../src/clients/graph";
 import type { ActivityDeps } from "../../src/activities/shared";
 import { encodeSiteTags, SECRET_CONTENT_TYPE, type SiteTagsInput } from "../../src/domain/tags";

@@ -3,7 +3,6 @@
 import { HttpRequest, InvocationContext } from "@azure/functions";
 import type { DurableClient } from "durable-functions";
 import { answeringSettingsErrors, loggingSettingsErrors } from "../../src/functions/responses";
-import { listTenants, createTenant } from "../../src/functions/tenants";
 import { parseSettings, SettingsError } from "../../src/settings";
 import { explainSettingsProblems, localSettingsView, sandboxSettingsView, settingsFailureReport } from "../../dev/settingsCheck";
 
