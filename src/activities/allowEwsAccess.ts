@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ExchangeAccessError, type ExchangeTenant } from "../clients/exchange";
-import { EWS_SHUTDOWN_ON, ewsRetired, ewsVerdict, type MailReadiness } from "../domain/ews";
+import { EWS_SHUTDOWN_ON, ewsRetired, ewsVerdict, isAppIdListed, type MailReadiness } from "../domain/ews";
 import { publicMessage } from "../domain/failure";
 import { activityFields, defaultDeps, type ActivityDeps } from "./shared";
 
@@ -72,7 +72,7 @@ export async function allowEwsAccess(rawInput: AllowEwsAccessInput, deps: Activi
         done.actions.push("enabledEws");
         config = await exchange.getOrganizationConfig(tenant);
       }
-      for (let attempt = 1; !listed(config.EwsAllowedAppIDs, input.appId); attempt++) {
+      for (let attempt = 1; !isAppIdListed(config.EwsAllowedAppIDs, input.appId); attempt++) {
         if (attempt > VERIFY_ATTEMPTS) throw new Error(`Exchange Online did not keep the app id ${input.appId} in EwsAllowedAppIDs after ${VERIFY_ATTEMPTS} writes`);
         if (attempt > 1) await deps.sleep(500 * attempt);
         await exchange.addEwsAllowedAppIds(tenant, [input.appId]);
@@ -87,8 +87,6 @@ export async function allowEwsAccess(rawInput: AllowEwsAccessInput, deps: Activi
     throw error;
   }
 }
-
-const listed = (ids: string[], appId: string) => ids.some((id) => id.toLowerCase() === appId.toLowerCase());
 
 export const allowEwsAccessActivity = {
   name: ALLOW_EWS_ACCESS,

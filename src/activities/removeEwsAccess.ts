@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ExchangeAccessError } from "../clients/exchange";
+import { isAppIdListed } from "../domain/ews";
 import { publicMessage } from "../domain/failure";
 import { activityFields, defaultDeps, type ActivityDeps } from "./shared";
 
@@ -45,7 +46,7 @@ export async function removeEwsAccess(rawInput: RemoveEwsAccessInput, deps: Acti
     const tenant = await exchange.homeTenant();
     const done = { ...base, tenantId: tenant.tenantId };
     let config = await exchange.getOrganizationConfig(tenant);
-    for (let attempt = 1; listed(config.EwsAllowedAppIDs, appId); attempt++) {
+    for (let attempt = 1; isAppIdListed(config.EwsAllowedAppIDs, appId); attempt++) {
       if (attempt > VERIFY_ATTEMPTS) throw new Error(`Exchange Online still lists the app id ${appId} in EwsAllowedAppIDs after ${VERIFY_ATTEMPTS} removals`);
       if (attempt > 1) await deps.sleep(500 * attempt);
       await exchange.removeEwsAllowedAppIds(tenant, [appId]);
@@ -61,8 +62,6 @@ export async function removeEwsAccess(rawInput: RemoveEwsAccessInput, deps: Acti
     throw error;
   }
 }
-
-const listed = (ids: string[], appId: string) => ids.some((id) => id.toLowerCase() === appId.toLowerCase());
 
 export const removeEwsAccessActivity = {
   name: REMOVE_EWS_ACCESS,

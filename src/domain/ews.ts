@@ -33,6 +33,12 @@ export const ewsRetired = (now: Date): boolean => now.getTime() >= SHUTDOWN_MS;
 /** Whole days until the shutdown, rounded down like every other days-left figure (0 once it has happened). */
 export const daysToEwsShutdown = (now: Date): number => Math.max(0, Math.floor((SHUTDOWN_MS - now.getTime()) / 86_400_000));
 
+/** Whether `ids` (a tenant's EwsAllowedAppIDs) lists `appId`; Exchange compares app ids without regard to case. */
+export function isAppIdListed(ids: readonly string[], appId: string): boolean {
+  const wanted = appId.toLowerCase();
+  return ids.some((id) => id.toLowerCase() === wanted);
+}
+
 /**
  * The verdict for an app from the organization's settings. `EwsEnabled` $null: the list has no
  * effect, and Microsoft switched such tenants to blocked from 1 October 2026 (MC1227454), so it is
@@ -50,7 +56,7 @@ export function ewsVerdict(
       reason: config.EwsEnabled === false ? "EwsEnabled is $false in this tenant: Exchange Online blocks every EWS call." : "EwsEnabled is not set in this tenant: since 1 October 2026 Exchange Online blocks EWS for such tenants.",
     };
   }
-  if (allowed ? allowed.has(appId.toLowerCase()) : config.EwsAllowedAppIDs.some((id) => id.toLowerCase() === appId.toLowerCase())) return { ews: "allowed" };
+  if (allowed ? allowed.has(appId.toLowerCase()) : isAppIdListed(config.EwsAllowedAppIDs, appId)) return { ews: "allowed" };
   return { ews: "notAllowListed", reason: `The app id ${appId} is not in the tenant's EwsAllowedAppIDs: Exchange Online refuses its EWS calls.` };
 }
 
