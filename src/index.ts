@@ -13,3 +13,4 @@ import "./functions/rotationPlan";
 import "./functions/rotationSweep";
 import "./functions/keyVaultEvents";
 import "./functions/openapi";
+import "./functions/consentCallback";

@@ -20,6 +20,8 @@ export const EVENTS = {
   offboardingFinished: "offboarding.finished",
   /** One step (activity) of an orchestration: outcome "started" | "succeeded" | "failed". Not alerted on (retries). */
   onboardingStep: "onboarding.step",
+  /** GET /api/consent/callback: outcome "consented" | "declined" | "refused" (with `reason`). */
+  adminConsentCallback: "consent.callback",
   rotationStep: "rotation.step",
   offboardingStep: "offboarding.step",
   /** The rotation sweep (timer) began / ended. outcome on finished: "succeeded" | "failed". */

@@ -15,6 +15,14 @@ const httpsUrl = (what: string) =>
     .url({ protocol: /^https$/, error: `${what} must be an https:// URL` })
     .transform((u) => u.replace(/\/+$/, ""));
 
+/**
+ * The consent callback: https, or http on localhost, the one plain-http redirect URI Entra accepts
+ * (learn.microsoft.com/entra/identity-platform/reply-url, "Localhost exceptions").
+ */
+const consentRedirectUri = z
+  .url({ protocol: /^https?$/, error: "CONSENT_REDIRECT_URI must be an https:// URL ending in /api/consent/callback" })
+  .refine((u) => new URL(u).protocol === "https:" || ["localhost", "127.0.0.1"].includes(new URL(u).hostname), "CONSENT_REDIRECT_URI must use https:// (http only for localhost)");
+
 /** Env values are strings; accept the usual spellings of a boolean and nothing else. */
 const envBoolean = z
   .enum(["true", "false", "1", "0", "yes", "no", "TRUE", "FALSE", "True", "False"], {
@@ -111,6 +119,16 @@ export const settingsSchema = z
   // Exchange Online admin API (and token resource) base URL; sovereign clouds differ
   // (e.g. https://outlook.office365.us for GCC High).
   EXCHANGE_ADMIN_URL: z.preprocess(emptyToUndefined, httpsUrl("EXCHANGE_ADMIN_URL").default("https://outlook.office365.com")),
+  // Other Entra tenants (docs/architecture.md, "Serving several tenants"; README, "Serving several
+  // Microsoft 365 tenants"): the multi-tenant provisioner application of the home tenant whose
+  // federated credential trusts the app's managed identity. Unset: the app serves its home tenant only.
+  PROVISIONER_CLIENT_ID: z.preprocess(emptyToUndefined, z.guid({ error: "must be the provisioner application's client (app) id, a GUID" }).optional()),
+  // Where Entra sends a customer's administrator after admin consent: this app's GET /api/consent/callback,
+  // registered as a redirect URI of the provisioner. Default: from WEBSITE_HOSTNAME, which Azure Functions sets.
+  CONSENT_REDIRECT_URI: z.preprocess(emptyToUndefined, consentRedirectUri.optional()),
+  WEBSITE_HOSTNAME: z.preprocess(emptyToUndefined, z.string().optional()),
+  // How long an onboarding waits for a customer's administrator to consent (fractions for tests).
+  ADMIN_CONSENT_WAIT_HOURS: z.preprocess(emptyToUndefined, number().min(0.0001, { error: "must be more than 0" }).max(24 * 30, { error: "must be at most 720" }).default(168)),
   // Permission profiles beside the built-in creatio-ews (docs/architecture.md, "Microsoft Graph and Entra ID").
   PERMISSION_PROFILES: permissionProfiles,
   })
@@ -150,6 +168,17 @@ export function parseSettings(env: Record<string, string | undefined>): Settings
   const result = settingsSchema.safeParse(env);
   if (result.success) return result.data;
   throw new SettingsError(`Invalid app settings: ${settingsProblems(env).map((p) => p.message).join("; ")}`);
+}
+
+/**
+ * The consent callback URL Entra redirects an administrator to: CONSENT_REDIRECT_URI, else this
+ * app's own host (WEBSITE_HOSTNAME; the local host serves plain http on localhost).
+ */
+export function consentRedirectUriOf(s: Pick<Settings, "CONSENT_REDIRECT_URI" | "WEBSITE_HOSTNAME">): string | undefined {
+  if (s.CONSENT_REDIRECT_URI) return s.CONSENT_REDIRECT_URI;
+  if (!s.WEBSITE_HOSTNAME) return undefined;
+  const scheme = /^(localhost|127\.0\.0\.1)(:\d+)?$/i.test(s.WEBSITE_HOSTNAME) ? "http" : "https";
+  return `${scheme}://${s.WEBSITE_HOSTNAME}/api/consent/callback`;
 }
 
 let cached: Settings | undefined;

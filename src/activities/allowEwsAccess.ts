@@ -25,7 +25,7 @@ import { activityFields, defaultDeps, type ActivityDeps } from "./shared";
  */
 export const ALLOW_EWS_ACCESS = "allowEwsAccess";
 
-export const allowEwsAccessInput = activityFields.pick({ host: true, appId: true }).extend({
+export const allowEwsAccessInput = activityFields.pick({ host: true, appId: true, tenantId: true }).extend({
   enableEwsForTenant: z.boolean().default(false),
   /** The site's permission profile asks for Exchange Online's EWS.AccessAsUser.All; when not, the step is `notUsed`. */
   usesEws: z.boolean().default(true),
@@ -43,7 +43,7 @@ export interface AllowEwsAccessResult extends MailReadiness {
 /** Read-back attempts after adding the id (Exchange applies a change at once for reads; the service's own use can take longer). */
 const VERIFY_ATTEMPTS = 4;
 
-export async function allowEwsAccess(rawInput: AllowEwsAccessInput, deps: ActivityDeps = defaultDeps()): Promise<AllowEwsAccessResult> {
+export async function allowEwsAccess(rawInput: AllowEwsAccessInput, deps: ActivityDeps = defaultDeps(rawInput)): Promise<AllowEwsAccessResult> {
   const input = allowEwsAccessInput.parse(rawInput);
   const now = deps.now();
   const mode = deps.ewsAccess ?? "check";
@@ -56,7 +56,7 @@ export async function allowEwsAccess(rawInput: AllowEwsAccessInput, deps: Activi
 
   let tenant: ExchangeTenant;
   try {
-    tenant = await exchange.homeTenant();
+    tenant = await exchange.tenant();
   } catch (error) {
     const status = (error as { statusCode?: number })?.statusCode;
     if (status === 401 || status === 403)

@@ -2,7 +2,7 @@ import type { AuthorizationPolicy } from "@microsoft/microsoft-graph-types";
 import { z } from "zod";
 import { graphCall } from "../clients/graph";
 import { USER_CONSENT_POLICY } from "../domain/permissions";
-import { defaultDeps, type ActivityDeps } from "./shared";
+import { activityFields, defaultDeps, type ActivityDeps } from "./shared";
 
 /**
  * Step 7 (manual step 9), opt-in: allow users to consent tenant-wide. The PATCH replaces the whole
@@ -19,7 +19,7 @@ export const ALLOW_USER_CONSENT = "allowUserConsent";
 
 const SELF_CONSENT_PREFIX = "ManagePermissionGrantsForSelf.";
 
-export const allowUserConsentInput = z.object({ policy: z.string().min(1).default(USER_CONSENT_POLICY) });
+export const allowUserConsentInput = activityFields.pick({ tenantId: true }).extend({ policy: z.string().min(1).default(USER_CONSENT_POLICY) });
 export type AllowUserConsentInput = z.input<typeof allowUserConsentInput>;
 
 export interface AllowUserConsentResult {
@@ -30,7 +30,7 @@ export interface AllowUserConsentResult {
 }
 
 
-export async function allowUserConsent(rawInput: AllowUserConsentInput, deps: ActivityDeps = defaultDeps()): Promise<AllowUserConsentResult> {
+export async function allowUserConsent(rawInput: AllowUserConsentInput, deps: ActivityDeps = defaultDeps(rawInput)): Promise<AllowUserConsentResult> {
   const input = allowUserConsentInput.parse(rawInput);
   const path = "/policies/authorizationPolicy";
   const read = await graphCall(`GET ${path}`, () => deps.graph.api(path).get() as Promise<AuthorizationPolicy & { value?: AuthorizationPolicy[] }>);

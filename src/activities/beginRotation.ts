@@ -3,6 +3,7 @@ import { currentSecretProperties } from "../clients/keyVault";
 import { secretNameFor } from "../domain/site";
 import { DAY_MS, isFreshEnough, isInRotationWindow } from "../domain/rotationPlan";
 import { ourSecret } from "../domain/managedSecret";
+import { FinalError } from "../domain/failure";
 import { mergeSiteTags, type SiteTagsChange } from "../domain/tags";
 import { appPasswords, type AppPassword } from "./rotationPasswords";
 import { activityFields, defaultDeps, siteCredentialFor, type ActivityDeps } from "./shared";
@@ -21,7 +22,7 @@ import { activityFields, defaultDeps, siteCredentialFor, type ActivityDeps } fro
  */
 export const BEGIN_ROTATION = "beginRotation";
 
-export const beginRotationInput = activityFields.pick({ host: true, instanceId: true });
+export const beginRotationInput = activityFields.pick({ host: true, instanceId: true, tenantId: true });
 export type BeginRotationInput = z.infer<typeof beginRotationInput>;
 
 export interface RotationSite {
@@ -62,7 +63,7 @@ export class SiteNotManagedError extends Error {
 
 const MAX_LIFETIME_DAYS = 730;
 
-export async function beginRotation(rawInput: BeginRotationInput, deps: ActivityDeps = defaultDeps()): Promise<RotationSite> {
+export async function beginRotation(rawInput: BeginRotationInput, deps: ActivityDeps = defaultDeps(rawInput)): Promise<RotationSite> {
   const input = beginRotationInput.parse(rawInput);
   const secretName = secretNameFor(input.host);
   const properties = await currentSecretProperties(deps.secrets, secretName);
@@ -71,6 +72,10 @@ export async function beginRotation(rawInput: BeginRotationInput, deps: Activity
   if (!ours) throw new SiteNotManagedError(`Key Vault secret ${secretName} is not one of ours (contentType)`);
   if (!ours.tags) throw new SiteNotManagedError(`The tags of ${secretName} are not a site's tags: ${ours.problem}`);
   const tags = ours.tags;
+  // The clients were chosen for the tenant the starter read from these tags; a site never changes
+  // tenant, so a difference means the tags were edited by hand since: nothing is done in the wrong tenant.
+  if ((tags.tenantId ?? undefined)?.toLowerCase() !== input.tenantId?.toLowerCase())
+    throw new FinalError(`The tags of ${secretName} name tenant ${tags.tenantId ?? "(home)"}, but this rotation was started for ${input.tenantId ?? "the home tenant"}: start it again`);
   const now = deps.now();
   // Two independent reads, overlapped (issue 12): before anything is issued the site's credential
   // must still be bound to it (creatioSite tag), and the app's passwords say whether the current

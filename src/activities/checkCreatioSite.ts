@@ -47,7 +47,7 @@ export interface CheckCreatioSiteResult {
 
 export const MANAGE_MAIL_SERVERS_OPERATION = "CanManageMailServers";
 
-export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: ActivityDeps = defaultDeps()): Promise<CheckCreatioSiteResult> {
+export async function checkCreatioSite(rawInput: CheckCreatioSiteInput, deps: ActivityDeps = defaultDeps(rawInput)): Promise<CheckCreatioSiteResult> {
   const input = checkCreatioSiteInput.parse(rawInput);
   const origin = `https://${input.host}`;
   // Where the name points, before any request goes there: never a metadata or link-local address,

@@ -49,7 +49,7 @@ export const OAUTH_APPLICATION_NAME = "Office365OAuthAuthenticator";
 export const OAUTH_CLIENT_CLASS_NAME = "Office365OAuthClient";
 
 
-export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: ActivityDeps = defaultDeps()): Promise<ConfigureCreatioResult> {
+export async function configureCreatio(rawInput: ConfigureCreatioInput, deps: ActivityDeps = defaultDeps(rawInput)): Promise<ConfigureCreatioResult> {
   const input = configureCreatioInput.parse(rawInput);
   // The Creatio credential's secret parts, kept out of error messages too (Creatio error bodies are quoted in them).
   const credentialSecrets: string[] = [];

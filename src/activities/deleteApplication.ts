@@ -14,7 +14,7 @@ import { activityFields, defaultDeps, type ActivityDeps } from "./shared";
  */
 export const DELETE_APPLICATION = "deleteApplication";
 
-export const deleteApplicationInput = activityFields.pick({ host: true }).extend({
+export const deleteApplicationInput = activityFields.pick({ host: true, tenantId: true }).extend({
   appId: activityFields.shape.appId.optional(),
 });
 export type DeleteApplicationInput = z.input<typeof deleteApplicationInput>;
@@ -30,7 +30,7 @@ export interface DeleteApplicationResult {
 
 
 
-export async function deleteApplication(rawInput: DeleteApplicationInput, deps: ActivityDeps = defaultDeps()): Promise<DeleteApplicationResult> {
+export async function deleteApplication(rawInput: DeleteApplicationInput, deps: ActivityDeps = defaultDeps(rawInput)): Promise<DeleteApplicationResult> {
   const input = deleteApplicationInput.parse(rawInput);
   const uniqueName = applicationUniqueNameFor(input.host);
   const path = `/applications(uniqueName=${odataString(uniqueName)})`;

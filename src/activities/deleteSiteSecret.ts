@@ -33,7 +33,7 @@ export interface DeleteSiteSecretResult {
   scheduledPurgeDate: string | null;
 }
 
-export async function deleteSiteSecret(rawInput: DeleteSiteSecretInput, deps: ActivityDeps = defaultDeps()): Promise<DeleteSiteSecretResult> {
+export async function deleteSiteSecret(rawInput: DeleteSiteSecretInput, deps: ActivityDeps = defaultDeps(rawInput)): Promise<DeleteSiteSecretResult> {
   const input = deleteSiteSecretInput.parse(rawInput);
   const secretName = secretNameFor(input.host);
   const properties = await currentSecretProperties(deps.secrets, secretName);

@@ -16,7 +16,7 @@ import { activityFields, defaultDeps, whileReplicating, type ActivityDeps } from
  */
 export const ENSURE_APPLICATION = "ensureApplication";
 
-export const ensureApplicationInput = activityFields.pick({ host: true, displayName: true }).extend({
+export const ensureApplicationInput = activityFields.pick({ host: true, displayName: true, tenantId: true }).extend({
   /** What the app asks for; creatio-ews when absent (an input from before profiles). */
   profile: permissionProfileSchema.default(CREATIO_EWS_PROFILE),
   /** The profile the site was onboarded with before (its tags); absent on a first onboarding. */
@@ -166,7 +166,7 @@ export function mergeRequiredResourceAccess(existing: RequiredResourceAccess[], 
   return merged;
 }
 
-export async function ensureApplication(rawInput: EnsureApplicationInput, deps: ActivityDeps = defaultDeps()): Promise<EnsureApplicationResult> {
+export async function ensureApplication(rawInput: EnsureApplicationInput, deps: ActivityDeps = defaultDeps(rawInput)): Promise<EnsureApplicationResult> {
   const input = ensureApplicationInput.parse(rawInput);
   const uniqueName = applicationUniqueNameFor(input.host);
   const redirectUri = redirectUriFor(input.host, input.profile);

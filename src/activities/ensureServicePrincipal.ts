@@ -9,7 +9,7 @@ import { activityFields, defaultDeps, whileReplicating, type ActivityDeps } from
  */
 export const ENSURE_SERVICE_PRINCIPAL = "ensureServicePrincipal";
 
-export const ensureServicePrincipalInput = activityFields.pick({ appId: true, displayName: true }).extend({
+export const ensureServicePrincipalInput = activityFields.pick({ appId: true, displayName: true, tenantId: true }).extend({
   /**
    * ensureApplication created the app in this run: it cannot have a service principal yet, so the
    * read that would answer 404 is skipped and the upsert goes first (docs/architecture.md,
@@ -24,7 +24,7 @@ export interface EnsureServicePrincipalResult {
   created: boolean;
 }
 
-export async function ensureServicePrincipal(rawInput: EnsureServicePrincipalInput, deps: ActivityDeps = defaultDeps()): Promise<EnsureServicePrincipalResult> {
+export async function ensureServicePrincipal(rawInput: EnsureServicePrincipalInput, deps: ActivityDeps = defaultDeps(rawInput)): Promise<EnsureServicePrincipalResult> {
   const input = ensureServicePrincipalInput.parse(rawInput);
   const keyPath = `/servicePrincipals(appId=${odataString(input.appId)})`;
   if (!input.appCreated) {

@@ -1,7 +1,7 @@
 import type { OAuth2PermissionGrant } from "@microsoft/microsoft-graph-types";
 import { z } from "zod";
 import { graphCall, isReplicationLag, odataString, GraphCallError, type Selected } from "../clients/graph";
-import { defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
+import { activityFields, defaultDeps, whileReplicating, type ActivityDeps } from "./shared";
 
 /**
  * Step 4 (manual step 6, "Grant admin consent"): one `AllPrincipals` oauth2PermissionGrant per
@@ -22,7 +22,7 @@ const resourceScopes = z.object({
   scopes: z.array(z.string().min(1)).min(1),
 });
 
-export const grantAdminConsentInput = z.object({
+export const grantAdminConsentInput = activityFields.pick({ tenantId: true }).extend({
   servicePrincipalId: z.string().min(1),
   grants: z.array(resourceScopes).min(1),
   narrow: z.array(resourceScopes).default([]),
@@ -65,7 +65,7 @@ export function scopeList(scope: string | null | undefined): string[] {
   return (scope ?? "").split(/\s+/).filter(Boolean);
 }
 
-export async function grantAdminConsent(rawInput: GrantAdminConsentInput, deps: ActivityDeps = defaultDeps()): Promise<GrantAdminConsentResult> {
+export async function grantAdminConsent(rawInput: GrantAdminConsentInput, deps: ActivityDeps = defaultDeps(rawInput)): Promise<GrantAdminConsentResult> {
   const input = grantAdminConsentInput.parse(rawInput);
   const results: GrantResult[] = [];
   const targets = [

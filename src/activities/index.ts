@@ -15,12 +15,14 @@ import { unlinkCreatioActivity } from "./unlinkCreatio";
 import { removeEwsAccessActivity } from "./removeEwsAccess";
 import { deleteApplicationActivity } from "./deleteApplication";
 import { deleteSiteSecretActivity } from "./deleteSiteSecret";
+import { checkTenantAccessActivity } from "./checkTenantAccess";
 
 /**
  * Every activity, registered once: onboarding, rotation and offboarding; onboarding and rotation share issueClientSecret and
  * configureCreatio, so registration lives here rather than in either orchestrator.
  */
 export const activities = [
+  checkTenantAccessActivity,
   checkCreatioSiteActivity,
   ensureApplicationActivity,
   ensureServicePrincipalActivity,

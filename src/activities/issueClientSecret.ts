@@ -21,7 +21,7 @@ import { removePassword, type AppPassword } from "./rotationPasswords";
  */
 export const ISSUE_CLIENT_SECRET = "issueClientSecret";
 
-export const issueClientSecretInput = activityFields.pick({ host: true, instanceId: true, appId: true, appObjectId: true, creatioCredentialSecretName: true, mailServerId: true }).extend({
+export const issueClientSecretInput = activityFields.pick({ host: true, instanceId: true, appId: true, appObjectId: true, creatioCredentialSecretName: true, mailServerId: true, tenantId: true }).extend({
   /** Stable for one orchestration run (its start time); tells this run's passwords from earlier runs'. */
   runId: z.string().min(1),
   purpose: z.enum(["onboard", "rotate"]),
@@ -64,7 +64,7 @@ export function isOurPassword(credential: AppPassword, instanceId: string): bool
   return (credential.displayName ?? "").startsWith(`${DISPLAY_NAME_PREFIX} ${instanceId} `);
 }
 
-export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: ActivityDeps = defaultDeps()): Promise<SecretReference> {
+export async function issueClientSecret(rawInput: IssueClientSecretInput, deps: ActivityDeps = defaultDeps(rawInput)): Promise<SecretReference> {
   const input = issueClientSecretInput.parse(rawInput);
   const secretName = secretNameFor(input.host);
   const now = deps.now();
@@ -162,6 +162,8 @@ function siteTagsFor(input: IssueClientSecretInput, stored: StoredSecret, keyId:
     mailServerId: stored.siteTags?.mailServerId ?? input.mailServerId,
     scopes: input.scopes?.join(" ") ?? undefined,
     permissionProfile: input.permissionProfile ?? undefined,
+    // A site never changes tenant (POST /api/tenants refuses it): absent leaves the tag as it is.
+    tenantId: input.tenantId ?? undefined,
   };
 }
 

@@ -36,7 +36,7 @@ export interface RecordSiteStateResult {
   updatedAt: string;
 }
 
-export async function recordSiteState(rawInput: RecordSiteStateInput, deps: ActivityDeps = defaultDeps()): Promise<RecordSiteStateResult> {
+export async function recordSiteState(rawInput: RecordSiteStateInput, deps: ActivityDeps = defaultDeps(rawInput)): Promise<RecordSiteStateResult> {
   const input = recordSiteStateInput.parse(rawInput);
   const secretName = secretNameFor(input.host);
   const updatedAt = deps.now().toISOString();

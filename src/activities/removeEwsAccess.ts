@@ -15,7 +15,7 @@ import { activityFields, defaultDeps, type ActivityDeps } from "./shared";
  */
 export const REMOVE_EWS_ACCESS = "removeEwsAccess";
 
-export const removeEwsAccessInput = activityFields.pick({ host: true }).extend({
+export const removeEwsAccessInput = activityFields.pick({ host: true, tenantId: true }).extend({
   appId: activityFields.shape.appId.optional(),
 });
 export type RemoveEwsAccessInput = z.input<typeof removeEwsAccessInput>;
@@ -31,7 +31,7 @@ export interface RemoveEwsAccessResult {
 
 const VERIFY_ATTEMPTS = 4;
 
-export async function removeEwsAccess(rawInput: RemoveEwsAccessInput, deps: ActivityDeps = defaultDeps()): Promise<RemoveEwsAccessResult> {
+export async function removeEwsAccess(rawInput: RemoveEwsAccessInput, deps: ActivityDeps = defaultDeps(rawInput)): Promise<RemoveEwsAccessResult> {
   const input = removeEwsAccessInput.parse(rawInput);
   const mode = deps.ewsAccess ?? "check";
   const base = { mode, tenantId: null as string | null, actions: [] as "removedAppId"[] };
@@ -43,7 +43,7 @@ export async function removeEwsAccess(rawInput: RemoveEwsAccessInput, deps: Acti
   }
   const exchange = deps.exchange;
   try {
-    const tenant = await exchange.homeTenant();
+    const tenant = await exchange.tenant();
     const done = { ...base, tenantId: tenant.tenantId };
     let config = await exchange.getOrganizationConfig(tenant);
     for (let attempt = 1; isAppIdListed(config.EwsAllowedAppIDs, appId); attempt++) {

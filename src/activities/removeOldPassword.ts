@@ -16,7 +16,7 @@ import { activityFields, defaultDeps, type ActivityDeps } from "./shared";
  */
 export const REMOVE_OLD_PASSWORD = "removeOldPassword";
 
-export const removeOldPasswordInput = activityFields.pick({ host: true, appObjectId: true, keyId: true });
+export const removeOldPasswordInput = activityFields.pick({ host: true, appObjectId: true, keyId: true, tenantId: true });
 export type RemoveOldPasswordInput = z.infer<typeof removeOldPasswordInput>;
 
 export interface RemoveOldPasswordResult {
@@ -26,7 +26,7 @@ export interface RemoveOldPasswordResult {
   remaining?: ListedPassword[];
 }
 
-export async function removeOldPassword(rawInput: RemoveOldPasswordInput, deps: ActivityDeps = defaultDeps()): Promise<RemoveOldPasswordResult> {
+export async function removeOldPassword(rawInput: RemoveOldPasswordInput, deps: ActivityDeps = defaultDeps(rawInput)): Promise<RemoveOldPasswordResult> {
   const input = removeOldPasswordInput.parse(rawInput);
   const keep = await protectedKeyIds(deps, input.host);
   if (keep.has(input.keyId)) return { keyId: input.keyId, outcome: "kept-in-use" };

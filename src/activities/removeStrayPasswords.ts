@@ -21,7 +21,7 @@ import { activityFields, defaultDeps, type ActivityDeps } from "./shared";
  */
 export const REMOVE_STRAY_PASSWORDS = "removeStrayPasswords";
 
-export const removeStrayPasswordsInput = activityFields.pick({ host: true, appObjectId: true }).extend({
+export const removeStrayPasswordsInput = activityFields.pick({ host: true, appObjectId: true, tenantId: true }).extend({
   passwords: z.array(z.object({ keyId: z.string().min(1), displayName: z.string().nullable() })).optional(),
   finish: z
     .object({
@@ -40,7 +40,7 @@ export interface RemoveStrayPasswordsResult {
   recordedAt?: string;
 }
 
-export async function removeStrayPasswords(rawInput: RemoveStrayPasswordsInput, deps: ActivityDeps = defaultDeps()): Promise<RemoveStrayPasswordsResult> {
+export async function removeStrayPasswords(rawInput: RemoveStrayPasswordsInput, deps: ActivityDeps = defaultDeps(rawInput)): Promise<RemoveStrayPasswordsResult> {
   const input = removeStrayPasswordsInput.parse(rawInput);
   const { keep, secretName, properties } = await readProtected(deps, input.host);
   const passwords: ListedPassword[] = input.passwords ?? (await appPasswords(deps, input.appObjectId)).map((p) => ({ keyId: p.keyId, displayName: p.displayName ?? null }));

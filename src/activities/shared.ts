@@ -28,18 +28,30 @@ export interface ActivityDeps {
   ewsAccess?: "manage" | "check" | "off";
 }
 
-export function defaultDeps(): ActivityDeps {
+/**
+ * The production clients for an activity's input: Graph and Exchange Online of the site's tenant
+ * (its `tenantId`, the home tenant when absent; docs/architecture.md, "Serving several tenants").
+ * Key Vault and Creatio do not depend on the tenant.
+ */
+export function defaultDeps(input?: unknown): ActivityDeps {
+  const tenantId = tenantIdOf(input);
   return {
-    graph: getGraphClient(),
+    graph: getGraphClient(tenantId),
     secrets: getSecretClient(),
     creatio: getCreatioClient,
     now: () => new Date(),
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     rotateDaysBeforeExpiry: settings().ROTATE_DAYS_BEFORE_EXPIRY,
     creatioAllowLoopback: settings().CREATIO_ALLOW_LOOPBACK,
-    exchange: getExchangeClient(),
+    exchange: getExchangeClient(tenantId),
     ewsAccess: settings().EWS_ACCESS,
   };
+}
+
+/** The `tenantId` an activity input names, if any. */
+function tenantIdOf(input: unknown): string | undefined {
+  const value = input && typeof input === "object" ? (input as { tenantId?: unknown }).tenantId : undefined;
+  return typeof value === "string" && value !== "" ? value : undefined;
 }
 
 /**
@@ -81,6 +93,8 @@ export const activityFields = z.object({
   secretName: z.string().min(1),
   creatioCredentialSecretName: z.string().min(1),
   mailServerId: z.string().min(1),
+  /** The site's Entra tenant id when it is not the app's home tenant (src/domain/tenant.ts); absent: the home tenant. */
+  tenantId: z.string().min(1).optional(),
 });
 
 /** The Creatio site, the Key Vault secret holding its credential and its mail server: what the Creatio steps share. */

@@ -39,7 +39,7 @@ export interface UnlinkCreatioResult {
   note: string | null;
 }
 
-export async function unlinkCreatio(rawInput: UnlinkCreatioInput, deps: ActivityDeps = defaultDeps()): Promise<UnlinkCreatioResult> {
+export async function unlinkCreatio(rawInput: UnlinkCreatioInput, deps: ActivityDeps = defaultDeps(rawInput)): Promise<UnlinkCreatioResult> {
   const input = unlinkCreatioInput.parse(rawInput);
   if (!input.appId || !input.creatioCredentialSecretName || !input.mailServerId) {
     return { actions: [], linkedToOtherClientId: null, note: "The site's tags name no Creatio settings of this product: nothing was changed in Creatio." };

@@ -142,6 +142,26 @@ export const API_ROUTES: readonly ApiRoute[] = [
   },
   {
     method: "GET",
+    route: "consent/callback",
+    operationId: "adminConsentCallback",
+    summary: "Where Entra sends a customer's administrator after admin consent",
+    description:
+      "Anonymous, because an administrator's browser lands here (learn.microsoft.com/entra/identity-platform/v2-admin-consent). It only wakes the onboarding whose single-use `state` it carries, when that onboarding waits for consent in the named tenant; it starts and changes nothing else. Answers a small HTML page.",
+    secured: false,
+    query: [
+      { name: "state", description: "The state the onboarding put in its adminConsentUrl." },
+      { name: "admin_consent", description: "True when the administrator consented." },
+      { name: "tenant", description: "The tenant the consent was given in." },
+      { name: "error", description: "Set by Entra when consent was declined or failed." },
+      { name: "error_description", description: "Entra's explanation of the error." },
+    ],
+    responses: {
+      "200": { description: "HTML: consent recorded, the onboarding continues; or the decline recorded, the onboarding fails naming it." },
+      "400": { description: "HTML: the answer is refused (unknown, used or expired state, another tenant); nothing was raised." },
+    },
+  },
+  {
+    method: "GET",
     route: "openapi.json",
     operationId: "getOpenApiDocument",
     summary: "This OpenAPI document",

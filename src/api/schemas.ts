@@ -3,6 +3,7 @@ import { KEY_VAULT_NAME_PATTERN, parseCreatioUrl } from "../domain/site";
 import { unsafeTextProblem } from "../domain/text";
 import { ewsStates } from "../domain/ews";
 import { DEFAULT_PERMISSION_PROFILE } from "../domain/permissions";
+import { entraTenantNameSchema } from "../domain/tenant";
 
 /**
  * Request and response schemas of the tenants HTTP API (docs/architecture.md, "Layers"). They are the single
@@ -64,6 +65,11 @@ export const onboardRequestSchema = z
         description:
           "With EWS_ACCESS=manage: also set the tenant's Exchange Online EwsEnabled to $true when it is not. Off by default: EwsEnabled is never changed, and a tenant whose EWS is disabled ends the onboarding with mail.ews = ewsDisabled.",
       }),
+    entraTenantId: entraTenantNameSchema.optional().meta({
+      description:
+        "The Entra tenant the site's Microsoft 365 lives in: its id (a GUID) or a verified domain (contoso.onmicrosoft.com). Absent: the app's home tenant. Another tenant needs PROVISIONER_CLIENT_ID and, the first time, an administrator of that tenant to consent (the onboarding waits in awaitingAdminConsent with the URL). A site stays in the tenant it was onboarded in.",
+      example: "contoso.onmicrosoft.com",
+    }),
     permissionProfile: z
       .string()
       .min(1)
@@ -120,6 +126,13 @@ export const stepProgressSchema = z
     lastError: z.string().optional().meta({ description: "While waiting to retry: why the last attempt failed." }),
     graceEndsAt: z.string().optional().meta({ description: "During a rotation's grace period: when it ends." }),
     error: z.string().optional().meta({ description: "The run failed: the message naming the step." }),
+    tenantId: z.string().optional().meta({ description: "A site of another Entra tenant: that tenant's id." }),
+    adminConsentUrl: z
+      .string()
+      .optional()
+      .meta({ description: "While the step is awaitingAdminConsent: the URL an administrator of the site's tenant opens to consent to the provisioner (single use: it stops working once the callback arrived)." }),
+    waitingUntil: z.string().optional().meta({ description: "While awaitingAdminConsent: when the onboarding stops waiting and fails (ADMIN_CONSENT_WAIT_HOURS)." }),
+    consentReceivedAt: z.string().optional().meta({ description: "When the consent callback arrived; the run then waits for Entra to show the consent." }),
   })
   .meta({ id: "StepProgress", description: "Custom status of onboardTenant and rotateSecret: step k of n." });
 
@@ -291,6 +304,8 @@ export const tenantSummarySchema = z
   .object({
     host: z.string().meta({ description: "Site key: the Creatio site's lower-cased host." }),
     secretName: z.string().meta({ description: "Key Vault secret holding the client secret (the value is never returned)." }),
+    entraTenantId: z.string().nullable().meta({ description: "The Entra tenant id of the site's app: the home tenant's (AZURE_TENANT_ID) for a site of the home tenant, null when that is not configured." }),
+    homeTenant: z.boolean().meta({ description: "The site lives in the app's home tenant (its own identity manages it); false: another tenant, managed by the provisioner." }),
     appId: z.string().nullable(),
     keyId: z.string().nullable().meta({ description: "keyId of the current password." }),
     expiresOn: z.string().nullable().meta({ description: "Expiry of the secret Creatio holds (ISO 8601): when its mail stops. null when Creatio holds none." }),
@@ -323,6 +338,16 @@ export const tenantStatusSchema = z
     host: z.string(),
     creatioUrl: z.string(),
     redirectUri: z.string().meta({ description: "Web redirect URI registered on the app." }),
+    entraTenantId: z.string().nullable().meta({ description: "The Entra tenant id of the site's app: the home tenant's (AZURE_TENANT_ID) for a site of the home tenant, null when that is not configured." }),
+    homeTenant: z.boolean().meta({ description: "The site lives in the app's home tenant (its own identity manages it); false: another tenant, managed by the provisioner." }),
+    adminConsent: z
+      .object({
+        url: z.string().meta({ description: "Open it as an administrator of the site's tenant, and accept." }),
+        tenantId: z.string(),
+        waitingUntil: z.string().meta({ description: "When the onboarding stops waiting and fails." }),
+      })
+      .nullable()
+      .meta({ description: "The onboarding waits for an administrator of the site's tenant to consent (step awaitingAdminConsent); null otherwise." }),
     permissionProfile: z.string().nullable().meta({ description: "Permission profile the site was last onboarded with (creatio-ews for a site onboarded before profiles existed); null when the site's tags cannot be read." }),
     appId: z.string().nullable(),
     applicationObjectId: z.string().nullable(),

@@ -1,6 +1,6 @@
 import type * as IdentitySdk from "@azure/identity";
 import type { TokenCredential } from "@azure/identity";
-import { settings } from "../settings";
+import { settings, SettingsError } from "../settings";
 
 /**
  * The app's own identity. In Azure: the user-assigned managed identity named by AZURE_CLIENT_ID.
@@ -51,4 +51,70 @@ export function getCredential(): TokenCredential {
     }));
   }
   return credential;
+}
+
+/**
+ * Tenants the app reaches besides its home tenant (docs/architecture.md, "Serving several
+ * tenants"): the multi-tenant provisioner application (PROVISIONER_CLIENT_ID) signs in to the
+ * customer's tenant with a client assertion, and that assertion is a token of the app's own
+ * managed identity for `api://AzureADTokenExchange`, which the provisioner's federated identity
+ * credential trusts. No secret exists for it anywhere
+ * (learn.microsoft.com/entra/workload-id/workload-identity-federation-config-app-trust-managed-identity).
+ * One credential per tenant, kept for the process: MSAL caches each tenant's tokens in it.
+ */
+const tenantCredentials = new Map<string, TokenCredential>();
+let assertionSource: TokenCredential | undefined;
+
+/** The exchange token's audience (same source: "Configure an application to trust a managed identity"). */
+export const TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default";
+
+/** True when `tenantId` names the app's home tenant, or names none (a site onboarded before tenants existed). */
+export function isHomeTenant(tenantId: string | undefined | null): boolean {
+  if (!tenantId) return true;
+  const home = settings().AZURE_TENANT_ID;
+  return home !== undefined && home.toLowerCase() === tenantId.toLowerCase();
+}
+
+/** The credential for a site's tenant: the app's own for its home tenant, the provisioner's for any other. */
+export function credentialFor(tenantId: string | undefined | null): TokenCredential {
+  if (isHomeTenant(tenantId)) return getCredential();
+  const key = tenantId!.toLowerCase();
+  let credential = tenantCredentials.get(key);
+  if (!credential) {
+    const s = settings();
+    if (!s.PROVISIONER_CLIENT_ID) throw new SettingsError(`Invalid app settings: PROVISIONER_CLIENT_ID is required but not set (a site lives in tenant ${key}, not in the home tenant)`);
+    const { ClientAssertionCredential, ManagedIdentityCredential } = require("@azure/identity") as typeof IdentitySdk;
+    assertionSource ??= new ManagedIdentityCredential(s.AZURE_CLIENT_ID ? { clientId: s.AZURE_CLIENT_ID } : {});
+    const source = assertionSource;
+    credential = withoutCae(
+      new ClientAssertionCredential(key, s.PROVISIONER_CLIENT_ID, async () => {
+        const token = await source.getToken(TOKEN_EXCHANGE_SCOPE);
+        if (!token) throw new Error("The managed identity gave no token for api://AzureADTokenExchange");
+        return token.token;
+      }, {
+        ...(s.AZURE_AUTHORITY_HOST ? { authorityHost: s.AZURE_AUTHORITY_HOST } : {}),
+        disableInstanceDiscovery: s.AZURE_DISABLE_INSTANCE_DISCOVERY,
+      }),
+    );
+    tenantCredentials.set(key, credential);
+  }
+  return credential;
+}
+
+/**
+ * Drops a tenant's credential with its token cache: right after admin consent Entra may issue a
+ * token without the consented roles for a while, and MSAL would serve that token until it expires.
+ */
+export function forgetTenantCredential(tenantId: string): void {
+  tenantCredentials.delete(tenantId.toLowerCase());
+}
+
+/** A site's tenant as a cache key: "home" for the home tenant. */
+export function tenantKey(tenantId: string | undefined | null): string {
+  return isHomeTenant(tenantId) ? "home" : tenantId!.toLowerCase();
+}
+
+/** A credential that asks credentialFor on every request, so it follows forgetTenantCredential. */
+export function tenantCredential(tenantId: string | undefined | null): TokenCredential {
+  return { getToken: (scopes, options) => credentialFor(tenantId).getToken(scopes, options) };
 }

@@ -1,6 +1,6 @@
 import type { TokenCredential } from "@azure/identity";
 import type { Client } from "@microsoft/microsoft-graph-client";
-import { getCredential } from "./credential";
+import { tenantCredential, tenantKey } from "./credential";
 import { getGraphClient } from "./graph";
 import { lazyClient } from "./lazy";
 import { settings } from "../settings";
@@ -37,8 +37,8 @@ export interface ExchangeTenant {
 }
 
 export interface ExchangeAdmin {
-  /** The app's home tenant (id and initial domain), read once from Graph. */
-  homeTenant(): Promise<ExchangeTenant>;
+  /** The tenant this client serves (id and initial domain), read once from its Graph /organization. */
+  tenant(): Promise<ExchangeTenant>;
   getOrganizationConfig(tenant: ExchangeTenant): Promise<OrganizationEwsConfig>;
   /** Adds app ids to EwsAllowedAppIDs server side (`@{Add=...}`): a concurrent writer's ids are kept. */
   addEwsAllowedAppIds(tenant: ExchangeTenant, appIds: string[]): Promise<void>;
@@ -130,7 +130,7 @@ export function createExchangeClient(options: ExchangeClientOptions): ExchangeAd
   }
 
   return {
-    homeTenant() {
+    tenant() {
       // The Exchange token does not depend on the organization: asked for at the same time, so the
       // first command finds it ready (docs/architecture.md, "Upstream calls per onboarding").
       if (!home) void Promise.resolve(options.credential.getToken(`${base}/.default`)).catch(() => undefined);
@@ -193,16 +193,19 @@ async function readOrganization(graph: Client): Promise<{ id: string; verifiedDo
   return org;
 }
 
-let exchangeClient: ExchangeAdmin | undefined;
+const exchangeClients = new Map<string, ExchangeAdmin>();
 
-/** Made once, on first use (src/clients/lazy.ts). */
-export function getExchangeClient(): ExchangeAdmin {
-  if (!exchangeClient) {
+/** The Exchange Online admin client of a site's tenant (home when none is named); made once per tenant, on first use (src/clients/lazy.ts). */
+export function getExchangeClient(tenantId?: string | null): ExchangeAdmin {
+  const key = tenantKey(tenantId);
+  let client = exchangeClients.get(key);
+  if (!client) {
     const baseUrl = settings().EXCHANGE_ADMIN_URL;
-    exchangeClient = lazyClient(() => {
-      const graph = getGraphClient();
-      return createExchangeClient({ baseUrl, credential: getCredential(), organization: () => readOrganization(graph) });
+    client = lazyClient(() => {
+      const graph = getGraphClient(tenantId);
+      return createExchangeClient({ baseUrl, credential: tenantCredential(tenantId), organization: () => readOrganization(graph) });
     });
+    exchangeClients.set(key, client);
   }
-  return exchangeClient;
+  return client;
 }

@@ -2,7 +2,7 @@ import type * as GraphSdk from "@microsoft/microsoft-graph-client";
 import type { Client, Context, Middleware, MiddlewareOptions } from "@microsoft/microsoft-graph-client";
 import type * as GraphAzureAuth from "@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials";
 import type { TokenCredential } from "@azure/identity";
-import { getCredential } from "./credential";
+import { tenantCredential, tenantKey } from "./credential";
 import { lazyClient } from "./lazy";
 import { settings } from "../settings";
 
@@ -140,15 +140,23 @@ export function createGraphClient(options: GraphClientOptions): Client {
   });
 }
 
-let graphClient: Client | undefined;
+const graphClients = new Map<string, Client>();
 
-/** Built on its first call (./lazy.ts): an activity that takes it as a dependency and never calls Graph does not load the SDK. */
-export function getGraphClient(): Client {
-  if (!graphClient) {
+/**
+ * The Graph client of a site's tenant (the home tenant when none is named), one per tenant, built on
+ * its first call (./lazy.ts): an activity that takes it as a dependency and never calls Graph does
+ * not load the SDK. Its tokens come from credentialFor at each request, so a tenant credential
+ * dropped after consent (forgetTenantCredential) is replaced here too.
+ */
+export function getGraphClient(tenantId?: string | null): Client {
+  const key = tenantKey(tenantId);
+  let client = graphClients.get(key);
+  if (!client) {
     const baseUrl = settings().GRAPH_BASE_URL;
-    graphClient = lazyClient(() => createGraphClient({ baseUrl, credential: getCredential() }));
+    client = lazyClient(() => createGraphClient({ baseUrl, credential: tenantCredential(tenantId) }));
+    graphClients.set(key, client);
   }
-  return graphClient;
+  return client;
 }
 
 function isGraphError(error: unknown): error is GraphSdk.GraphError {

@@ -51,6 +51,8 @@ export interface SitePlan {
   /** Why it is due; undefined when it is not. */
   reason: DueReason | undefined;
   rotationState: SiteTags["rotationState"];
+  /** The site's Entra tenant when not the home tenant (its rotation runs there). */
+  tenantId: string | undefined;
 }
 
 export function daysLeft(expiresOn: Date | undefined, now: Date): number | null {
@@ -126,6 +128,7 @@ export function planSite(secret: ManagedSecret, now: Date, rotateDaysBeforeExpir
     due: reason !== undefined,
     reason,
     rotationState: secret.tags.rotationState,
+    tenantId: secret.tags.tenantId,
   };
 }
 

@@ -65,6 +65,7 @@ export const siteTagsSchema = z.object({
   mailServerId: guidish.describe("Creatio MailServer row linked to the OAuth application."),
   scopes: z.string().optional().describe("Granted delegated scopes, space separated, e.g. `EWS.AccessAsUser.All User.Read`."),
   permissionProfile: z.string().min(1).max(63).optional().describe("Name of the permission profile the site was last onboarded with (src/domain/permissions.ts); absent means creatio-ews, the only profile before there were others."),
+  tenantId: guidish.optional().describe("The Entra tenant id of the site's app when it is not the app's home tenant (docs/architecture.md, \"Serving several tenants\"); absent: the home tenant."),
   creatioSyncedAt: isoDate.optional().describe("When Creatio last received the client id and secret."),
   creatioSyncedKeyId: guidish.optional().describe("keyId Creatio last received."),
   creatioSyncedExpiresOn: isoDate.optional().describe("Expiry of the password Creatio holds: the day its mail sync stops unless a rotation delivers a newer one."),
@@ -85,7 +86,9 @@ const PACKED = {
   rotation: { state: "rotationState", at: "rotationUpdatedAt", prev: "previousKeyId" },
   // The profile name joined the granted scopes in one tag when profiles came (issue 8, item 5): the
   // flat `scopes` tag of earlier versions became this one, so the count stays at 13 of 15.
-  permissions: { profile: "permissionProfile", scopes: "scopes" },
+  // The tenant the grants (and the app) live in joined them when sites could live in other tenants
+  // (issue 10): absent means the app's home tenant, as for every site onboarded before.
+  permissions: { profile: "permissionProfile", scopes: "scopes", tenant: "tenantId" },
 } as const satisfies Record<string, Record<string, keyof SiteTags>>;
 /** Logical fields stored whole as a JSON tag: logical name -> tag name. */
 const JSON_FIELDS = { lastRun: "lastRun", creatioCheck: "creatioCheck", mailReadiness: "mail" } as const satisfies Partial<Record<keyof SiteTags, string>>;

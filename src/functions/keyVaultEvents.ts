@@ -60,7 +60,7 @@ export async function handleKeyVaultEvent(event: GridEvent, client: DurableClien
     return ignore(`stale: version ${screened.version} is no longer current (current ${current.version})`, screened.host);
   }
 
-  const result = await startRotation(client, { host: screened.host, gracePeriodHours: deps.gracePeriodHours, trigger: "event" });
+  const result = await startRotation(client, { host: screened.host, gracePeriodHours: deps.gracePeriodHours, trigger: "event", ...(ours.tags.tenantId ? { tenantId: ours.tags.tenantId } : {}) });
   const outcome: KeyVaultEventOutcome = result.started ? "rotationStarted" : "rotationRunning";
   logEvent(context, EVENTS.keyVaultEvent, { ...base, site: screened.host, instanceId: result.instanceId, outcome, version: screened.version });
   return outcome;

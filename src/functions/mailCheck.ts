@@ -17,9 +17,9 @@ import { instanceStatus, isActive } from "./startExclusive";
  * `siteNotMailReady` event per site that is not ready (infra/app/alerts.bicep alerts on it).
  * Read-only: the sweep never writes the tenant's settings (onboarding does, in manage mode).
  *
- * Today every site lives in the app's home tenant (the tenant whose Graph and Exchange the app's
- * identity reaches), so sites are grouped under that one tenant id; the grouping is the place
- * where a per-site tenant (issue 10) goes.
+ * Sites are grouped by their tenant (the `tenantId` their tags name, the home tenant when none;
+ * docs/architecture.md, "Serving several tenants"), and each group is asked with that tenant's
+ * client: the app's own identity at home, the provisioner elsewhere.
  *
  * Nothing per site beyond the sweep's listing unless the verdict changed (issue 12: a sweep of
  * thousands of sites costs the listing plus one organization read per tenant): the listing already
@@ -32,9 +32,14 @@ import { instanceStatus, isActive } from "./startExclusive";
  * other tag is replaced.
  */
 
+const HOME = "home";
+
 export interface MailCheckDeps {
   secrets: SecretStore;
+  /** The home tenant's client. */
   exchange?: ExchangeAdmin;
+  /** Another tenant's client (sites whose tags name a tenant); those sites are not checked when omitted. */
+  exchangeFor?: (tenantId: string) => ExchangeAdmin;
   ewsAccess: "manage" | "check" | "off";
   now: Date;
 }
@@ -58,28 +63,39 @@ export async function recheckMailReadiness(client: DurableClient, context: Invoc
   if (deps.ewsAccess === "off" || !deps.exchange || sites.length === 0) return summary;
   const checkedAt = deps.now.toISOString();
 
-  // Sites by Entra tenant: all in the home tenant today (see above).
-  let groups: Map<string, { tenant: ExchangeTenant | null; sites: ManagedSecret[] }>;
-  let tenantProblem: string | undefined;
-  try {
-    const home = ewsRetired(deps.now) ? null : await deps.exchange.homeTenant();
-    groups = new Map([[home?.tenantId ?? "home", { tenant: home, sites }]]);
-  } catch (error) {
-    const status = (error as { statusCode?: number })?.statusCode;
-    if (status !== 401 && status !== 403) throw error;
-    tenantProblem = `The app's identity cannot read the organization from Microsoft Graph (needs Organization.Read.All): ${publicMessage(error, 200)}`;
-    groups = new Map([["home", { tenant: null, sites }]]);
+  // Sites by Entra tenant: one organization read per tenant.
+  const byTenant = new Map<string, ManagedSecret[]>();
+  for (const site of sites) {
+    const key = site.tags.tenantId?.toLowerCase() ?? HOME;
+    byTenant.set(key, [...(byTenant.get(key) ?? []), site]);
   }
 
-  for (const [tenantId, group] of groups) {
+  for (const [tenantKey, groupSites] of byTenant) {
+    const exchange = tenantKey === HOME ? deps.exchange : deps.exchangeFor?.(tenantKey);
+    if (!exchange) continue;
+    const who = tenantKey === HOME ? "The app's identity" : `The provisioner in tenant ${tenantKey}`;
+    let tenant: ExchangeTenant | null = null;
     let config: OrganizationEwsConfig | undefined;
-    let unknownReason = tenantProblem;
-    if (ewsRetired(deps.now)) {
-      unknownReason = undefined;
-    } else if (group.tenant) {
+    let unknownReason: string | undefined;
+    if (!ewsRetired(deps.now)) {
+      try {
+        tenant = await exchange.tenant();
+      } catch (error) {
+        const status = (error as { statusCode?: number })?.statusCode;
+        if (status !== 401 && status !== 403) {
+          if (tenantKey === HOME) throw error;
+          context.warn(`Could not read the organization of tenant ${tenantKey}: ${publicMessage(error, 300)}`);
+          continue;
+        }
+        unknownReason = `${who} cannot read the organization from Microsoft Graph (needs Organization.Read.All): ${publicMessage(error, 200)}`;
+      }
+    }
+    const tenantId = tenant?.tenantId ?? (tenantKey === HOME ? "home" : tenantKey);
+    const group = { tenant, sites: groupSites };
+    if (tenant) {
       try {
         summary.organizationReads += 1;
-        config = await deps.exchange.getOrganizationConfig(group.tenant);
+        config = await exchange.getOrganizationConfig(tenant);
       } catch (error) {
         if (!(error instanceof ExchangeAccessError)) {
           // Throttled or down after the client's retries: keep what the tags say; the next sweep tries again.

@@ -53,7 +53,7 @@ export async function offboardTenantRequest(request: HttpRequest, client: Durabl
     if (!ours?.tags || ours.problem) {
       return json(404, { error: `Key Vault secret ${secretName} exists but is not a managed site's secret` } satisfies ErrorResponse);
     }
-    input = { host, appId: ours.tags.appId, creatioCredentialSecretName: ours.tags.creatioCredential, mailServerId: ours.tags.mailServerId };
+    input = { host, appId: ours.tags.appId, creatioCredentialSecretName: ours.tags.creatioCredential, mailServerId: ours.tags.mailServerId, ...(ours.tags.tenantId ? { tenantId: ours.tags.tenantId } : {}) };
   }
 
   if (!input) {
@@ -72,7 +72,9 @@ export async function offboardTenantRequest(request: HttpRequest, client: Durabl
     const doneAt = offboardedWithoutSecretAt(onboarding, offboarding);
     if (doneAt) return alreadyOffboarded(host, doneAt, `To manage it again: POST /api/tenants with its creatioUrl (https://${host}) and creatioCredentialSecretName.`);
     if (!onboarding && !offboarding) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
-    input = { host };
+    // Its app, if any, lives in the tenant the onboarding was started for.
+    const tenantId = (onboarding?.input as { tenantId?: unknown } | undefined)?.tenantId;
+    input = { host, ...(typeof tenantId === "string" ? { tenantId } : {}) };
   }
 
   const result = await startExclusive(client, "offboard", OFFBOARD_TENANT, host, input);

@@ -38,6 +38,7 @@ export async function rotateTenant(request: HttpRequest, client: DurableClient, 
 
   // Managed here: our secret, with a site's tags (properties only; the value is dropped).
   const secretName = secretNameFor(host);
+  let tenantId: string | undefined;
   try {
     const properties = await currentSecretProperties(deps.secrets, secretName);
     if (!properties) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
@@ -45,6 +46,7 @@ export async function rotateTenant(request: HttpRequest, client: DurableClient, 
     if (!tags) {
       return json(404, { error: `Key Vault secret ${secretName} exists but is not a managed site's secret` } satisfies ErrorResponse);
     }
+    tenantId = tags.tenantId;
     // An offboarding was asked for and did not finish (docs/architecture.md, "Offboarding"): finish it or onboard again, not rotate.
     if (offboardingRequested(tags)) {
       return json(409, {
@@ -56,7 +58,7 @@ export async function rotateTenant(request: HttpRequest, client: DurableClient, 
   }
 
   const gracePeriodHours = read.body.gracePeriodHours ?? deps.defaultGracePeriodHours();
-  const result = await startRotation(client, { host, gracePeriodHours, trigger: "manual" });
+  const result = await startRotation(client, { host, gracePeriodHours, trigger: "manual", ...(tenantId ? { tenantId } : {}) });
   if (!result.started) {
     return json(409, { error: conflictMessage(host, result), instanceId: result.blockedBy } satisfies ErrorResponse);
   }

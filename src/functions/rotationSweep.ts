@@ -36,6 +36,8 @@ export interface SweepDeps {
   concurrency?: number;
   /** Exchange Online admin API for the EWS readiness re-check; skipped when omitted. */
   exchange?: ExchangeAdmin;
+  /** Exchange Online of another tenant, for its sites' EWS re-check. */
+  exchangeFor?: (tenantId: string) => ExchangeAdmin;
   /** EWS_ACCESS; off (no re-check) when omitted. */
   ewsAccess?: "manage" | "check" | "off";
 }
@@ -65,6 +67,7 @@ const defaultDeps = (): SweepDeps => {
     gracePeriodHours: s.OLD_SECRET_GRACE_HOURS,
     concurrency: s.ROTATION_SWEEP_CONCURRENCY,
     exchange: getExchangeClient(),
+    exchangeFor: getExchangeClient,
     ewsAccess: s.EWS_ACCESS,
   };
 };
@@ -142,7 +145,7 @@ export async function runRotationSweep(client: DurableClient, context: Invocatio
     }
     // After the rotations are started, so a site rotating now is skipped rather than written under it.
     if (deps.exchange && deps.ewsAccess && deps.ewsAccess !== "off") try {
-      summary.mail = await recheckMailReadiness(client, context, managed, { secrets: deps.secrets, exchange: deps.exchange, ewsAccess: deps.ewsAccess, now });
+      summary.mail = await recheckMailReadiness(client, context, managed, { secrets: deps.secrets, exchange: deps.exchange, ...(deps.exchangeFor ? { exchangeFor: deps.exchangeFor } : {}), ewsAccess: deps.ewsAccess, now });
     } catch (error) {
       // The rotation part of the sweep stands; the next sweep checks again.
       context.error(`The EWS readiness re-check failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -203,7 +206,7 @@ export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (
 
 async function startFor(client: DurableClient, context: InvocationContext, plan: SitePlan, deps: SweepDeps, summary: SweepSummary): Promise<string> {
   try {
-    const result = await startRotation(client, { host: plan.host, gracePeriodHours: deps.gracePeriodHours, trigger: "sweep" });
+    const result = await startRotation(client, { host: plan.host, gracePeriodHours: deps.gracePeriodHours, trigger: "sweep", ...(plan.tenantId ? { tenantId: plan.tenantId } : {}) });
     if (result.started) {
       summary.started += 1;
       return "rotationStarted";

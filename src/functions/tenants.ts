@@ -28,6 +28,7 @@ import { answeringSettingsErrors, badRequest, json, keyVaultUnavailable, routeHo
 import { readJsonBody } from "./requestBody";
 import { activeSiteInstance, conflictMessage, instanceStatus, isActive, startExclusive } from "./startExclusive";
 import { settings } from "../settings";
+import { resolveTenantId } from "../clients/entra";
 import { httpTriggerFor } from "../api/openapi";
 import { ONBOARD_TENANT, type OnboardTenantInput } from "../orchestrators/onboardTenant";
 
@@ -48,6 +49,18 @@ export interface TenantsDeps {
   allowLoopback?: boolean;
   /** PERMISSION_PROFILES: the operator's profiles beside the built-in ones; none when omitted. */
   permissionProfiles?: PermissionProfile[];
+  /** AZURE_TENANT_ID: the home tenant's id, shown for its sites; unknown when omitted. */
+  homeTenantId?: string;
+  /** Other tenants (issue 10): PROVISIONER_CLIENT_ID is set, how long an onboarding waits for consent, and a tenant name (id or domain) to its id. */
+  tenants?: TenantDeps;
+}
+
+export interface TenantDeps {
+  /** PROVISIONER_CLIENT_ID is set: sites of other tenants can be onboarded. */
+  provisioner: boolean;
+  adminConsentWaitHours: number;
+  /** The tenant's id, or undefined when Entra has no such tenant; throws when Entra cannot be asked. */
+  resolve: (name: string) => Promise<string | undefined>;
 }
 
 const DEFAULT_ROTATE_DAYS = 30;
@@ -61,9 +74,21 @@ const defaultDeps = (): TenantsDeps => {
     rotateDaysBeforeExpiry: s.ROTATE_DAYS_BEFORE_EXPIRY,
     allowLoopback: s.CREATIO_ALLOW_LOOPBACK,
     permissionProfiles: s.PERMISSION_PROFILES,
+    ...(s.AZURE_TENANT_ID ? { homeTenantId: s.AZURE_TENANT_ID } : {}),
+    tenants: {
+      provisioner: s.PROVISIONER_CLIENT_ID !== undefined,
+      adminConsentWaitHours: s.ADMIN_CONSENT_WAIT_HOURS,
+      resolve: (name) => resolveTenantId(s.AZURE_AUTHORITY_HOST ?? "https://login.microsoftonline.com", name),
+    },
     checkCreatio: (tags, now) => checkCreatioLink(secrets, tags, now),
   };
 };
+
+/** The tenant fields of a site: its tags' tenant, else the home tenant. */
+export function tenantFields(tenantId: string | undefined, homeTenantId: string | undefined): { entraTenantId: string | null; homeTenant: boolean } {
+  if (tenantId && tenantId.toLowerCase() !== homeTenantId?.toLowerCase()) return { entraTenantId: tenantId, homeTenant: false };
+  return { entraTenantId: homeTenantId ?? null, homeTenant: true };
+}
 
 /** Rotation facts of a site from its plan (the sweep's own rule): tags and expiry only, never a value. */
 export function rotationOf(tags: SiteTags, plan: SitePlan): RotationStatus {
@@ -108,6 +133,15 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
     return badRequest("Invalid request", [{ path: "permissionProfile", message: `permissionProfile ${request_.permissionProfile} is not a known profile; known: ${known.join(", ")}` }]);
   }
 
+  // The site's Entra tenant, when the request names one: resolved to its id, and refused when this
+  // deployment cannot serve it (docs/architecture.md, "Serving several tenants").
+  let requestedTenant: string | undefined;
+  if (request_.entraTenantId !== undefined) {
+    const resolved = await resolveRequestedTenant(request_.entraTenantId, deps, context);
+    if (!resolved.ok) return resolved.response;
+    requestedTenant = resolved.tenantId;
+  }
+
   // Two independent Key Vault reads, at once (docs/architecture.md, "Upstream calls per onboarding"):
   // the credential, checked here so a typo or a credential not bound to this site answers 400 now
   // (its version goes to the steps, which read that version, from this process's cache when they
@@ -147,9 +181,20 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
     if (!recovered.ok) return recovered.response;
     siteTags = recovered.tags;
   }
+  // A site stays in its tenant: its app, grants and allow-list entry live there. A request without
+  // entraTenantId means the site's own tenant, so a repeated POST resumes as before.
+  let siteTenant: string | undefined;
   if (siteTags) {
     const decoded = decodeSiteTags(siteTags);
     if (decoded.ok) {
+      siteTenant = decoded.tags.tenantId;
+      const inTags = tenantFields(decoded.tags.tenantId, deps.homeTenantId);
+      const asked = request_.entraTenantId === undefined ? inTags : tenantFields(requestedTenant, deps.homeTenantId);
+      if (asked.homeTenant !== inTags.homeTenant || (!asked.homeTenant && asked.entraTenantId !== inTags.entraTenantId)) {
+        return json(409, {
+          error: `${site.site.host} is managed in ${inTags.homeTenant ? "the app's home tenant" : `tenant ${inTags.entraTenantId}`}, not ${asked.homeTenant ? "the home tenant" : `tenant ${asked.entraTenantId}`}: a site stays in the tenant it was onboarded in. Omit entraTenantId to onboard it again there, or offboard it first (DELETE /api/tenants/${site.site.host}) and then onboard it in the other tenant.`,
+        } satisfies ErrorResponse);
+      }
       knownAppId = decoded.tags.appId;
       const name = decoded.tags.permissionProfile ?? DEFAULT_PERMISSION_PROFILE;
       previousProfile = findProfile(name, deps.permissionProfiles);
@@ -157,6 +202,10 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
     }
   }
 
+  const tenantOfRun = request_.entraTenantId !== undefined ? requestedTenant : siteTenant;
+  if (tenantOfRun && !deps.tenants?.provisioner) {
+    return badRequest("Invalid request", [{ path: "entraTenantId", message: provisionerMissing(tenantOfRun) }]);
+  }
   const input: OnboardTenantInput = {
     host: site.site.host,
     creatioCredentialSecretName: request_.creatioCredentialSecretName,
@@ -170,6 +219,7 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
     enableEwsForTenant: request_.enableEwsForTenant,
     profile,
     ...(previousProfile ? { previousProfile } : {}),
+    ...(tenantOfRun ? { tenantId: tenantOfRun, adminConsentWaitHours: deps.tenants?.adminConsentWaitHours ?? 168 } : {}),
   };
   const result = await startExclusive(client, "onboard", ONBOARD_TENANT, site.site.host, input);
   if (!result.started) {
@@ -178,6 +228,31 @@ export async function createTenant(request: HttpRequest, client: DurableClient, 
   const instanceId = result.instanceId;
   context.log(`Started ${ONBOARD_TENANT} ${instanceId}`);
   return client.createCheckStatusResponse(request, instanceId);
+}
+
+const provisionerMissing = (tenantId: string) =>
+  `entraTenantId: tenant ${tenantId} is not this app's home tenant, and this deployment serves its home tenant only: PROVISIONER_CLIENT_ID is not set (README, "Serving several Microsoft 365 tenants", says how to create the provisioner)`;
+
+/** entraTenantId (an id or a verified domain) → the tenant's id, undefined for the home tenant; or the answer to give. */
+async function resolveRequestedTenant(
+  name: string,
+  deps: TenantsDeps,
+  context: InvocationContext,
+): Promise<{ ok: true; tenantId: string | undefined } | { ok: false; response: HttpResponseInit }> {
+  if (deps.homeTenantId && name === deps.homeTenantId.toLowerCase()) return { ok: true, tenantId: undefined };
+  if (!deps.tenants) return { ok: false, response: badRequest("Invalid request", [{ path: "entraTenantId", message: provisionerMissing(name) }]) };
+  let tenantId: string | undefined;
+  try {
+    tenantId = await deps.tenants.resolve(name);
+  } catch (error) {
+    context.error(`Resolving entraTenantId ${name} failed: ${(error as Error)?.message}`);
+    return { ok: false, response: json(503, { error: `${publicMessage(error)}. Try again shortly; AZURE_AUTHORITY_HOST names the Entra endpoint.` } satisfies ErrorResponse) };
+  }
+  if (!tenantId) {
+    return { ok: false, response: badRequest("Invalid request", [{ path: "entraTenantId", message: `entraTenantId: Entra ID has no tenant ${name}: check the tenant id, or use one of the tenant's verified domains (e.g. contoso.onmicrosoft.com)` }]) };
+  }
+  if (deps.homeTenantId && tenantId === deps.homeTenantId.toLowerCase()) return { ok: true, tenantId: undefined };
+  return { ok: true, tenantId };
 }
 
 /**
@@ -266,9 +341,15 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
   const check = tags && !offboarded && deps.checkCreatio ? await deps.checkCreatio(tags, now) : null;
   const assessed = tags && !offboarded ? assess(host, secretName, tags, properties?.expiresOn, now, window, check) : undefined;
   const permissionProfile = tags ? (tags.permissionProfile ?? DEFAULT_PERMISSION_PROFILE) : (output?.permissionProfile ?? null);
+  // A site waiting for consent has no tags yet: its tenant is the one its onboarding was started for.
+  const onboardingTenant = (status?.input as { tenantId?: unknown } | undefined)?.tenantId;
+  const waiting = isActive(status) ? progressOf(status!.customStatus) : null;
   const body: TenantStatus = {
     host,
     creatioUrl: `https://${host}`,
+    ...tenantFields(tags?.tenantId ?? (typeof onboardingTenant === "string" ? onboardingTenant : undefined), deps.homeTenantId),
+    adminConsent:
+      waiting?.adminConsentUrl && waiting.waitingUntil ? { url: waiting.adminConsentUrl, tenantId: waiting.tenantId ?? String(onboardingTenant), waitingUntil: waiting.waitingUntil } : null,
     redirectUri: redirectUriFor(host, findProfile(permissionProfile ?? undefined, deps.permissionProfiles)),
     permissionProfile,
     appId: tags?.appId ?? output?.appId ?? null,
@@ -460,6 +541,7 @@ export async function listTenants(request: HttpRequest, context: InvocationConte
       sites.push({
         host,
         secretName: properties.name,
+        ...tenantFields(tags?.tenantId, deps.homeTenantId),
         appId: tags?.appId ?? null,
         keyId: tags?.keyId ?? null,
         expiresOn: iso(assessed?.plan.expiresOn),
@@ -486,6 +568,7 @@ export async function listTenants(request: HttpRequest, context: InvocationConte
         sites.push({
           host: tags.site,
           secretName: properties.name,
+          ...tenantFields(tags.tenantId, deps.homeTenantId),
           appId: tags.appId,
           keyId: tags.keyId,
           expiresOn: null,

@@ -30,6 +30,8 @@ export const offboardTenantInput = z.object({
   appId: z.string().min(1).optional(),
   creatioCredentialSecretName: z.string().min(1).optional(),
   mailServerId: z.string().min(1).optional(),
+  /** The site's Entra tenant when not the home tenant: the app and the EWS allow-list entry are removed there. */
+  tenantId: z.string().min(1).optional(),
 });
 export type OffboardTenantInput = z.input<typeof offboardTenantInput>;
 
@@ -54,6 +56,7 @@ export const offboardTenant: OrchestrationHandler = function* (context: Orchestr
     nextAction: `Fix the cause, then DELETE /api/tenants/${input.host} again with {"confirm":"${input.host}"}: it resumes where this run stopped.`,
   });
   const { instanceId } = steps;
+  const inTenant = input.tenantId ? { tenantId: input.tenantId } : {};
   try {
     const creatio: UnlinkCreatioResult = yield* steps.run(UNLINK_CREATIO, CREATIO_RETRY, {
       host: input.host,
@@ -61,8 +64,8 @@ export const offboardTenant: OrchestrationHandler = function* (context: Orchestr
       ...(input.creatioCredentialSecretName ? { creatioCredentialSecretName: input.creatioCredentialSecretName } : {}),
       ...(input.mailServerId ? { mailServerId: input.mailServerId } : {}),
     });
-    const exchange: RemoveEwsAccessResult = yield* steps.run(REMOVE_EWS_ACCESS, EXCHANGE_RETRY, { host: input.host, ...(input.appId ? { appId: input.appId } : {}) });
-    const application: DeleteApplicationResult = yield* steps.run(DELETE_APPLICATION, GRAPH_RETRY, { host: input.host, ...(input.appId ? { appId: input.appId } : {}) });
+    const exchange: RemoveEwsAccessResult = yield* steps.run(REMOVE_EWS_ACCESS, EXCHANGE_RETRY, { host: input.host, ...(input.appId ? { appId: input.appId } : {}), ...inTenant });
+    const application: DeleteApplicationResult = yield* steps.run(DELETE_APPLICATION, GRAPH_RETRY, { host: input.host, ...(input.appId ? { appId: input.appId } : {}), ...inTenant });
     const keyVault: DeleteSiteSecretResult = yield* steps.run(DELETE_SITE_SECRET, GRAPH_RETRY, { host: input.host, instanceId });
 
     steps.finish("done");

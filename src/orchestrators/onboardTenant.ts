@@ -11,7 +11,9 @@ import { CONFIGURE_CREATIO, type ConfigureCreatioResult } from "../activities/co
 import { ALLOW_USER_CONSENT, type AllowUserConsentResult } from "../activities/allowUserConsent";
 import { redirectUriFor } from "../domain/site";
 import { CREATIO_EWS_PROFILE, permissionProfileSchema, profileUsesEws } from "../domain/permissions";
+import { CHECK_TENANT_ACCESS, type CheckTenantAccessResult } from "../activities/checkTenantAccess";
 import { EVENTS, logEvent } from "../observability";
+import { AWAITING_ADMIN_CONSENT, awaitAdminConsent } from "./adminConsent";
 import { CREATIO_RETRY, EXCHANGE_RETRY, GRAPH_RETRY, recordSiteStateQuietly, StepError, stepRunner } from "./steps";
 
 /**
@@ -45,11 +47,20 @@ export const onboardTenantInput = z.object({
   profile: permissionProfileSchema.default(CREATIO_EWS_PROFILE),
   /** The profile the site's tags name (absent: never onboarded, or a profile no longer defined). */
   previousProfile: permissionProfileSchema.optional(),
+  /**
+   * The site's Entra tenant id when it is not the app's home tenant (src/domain/tenant.ts), resolved
+   * by POST /api/tenants from `entraTenantId`; absent: the home tenant, with the app's own identity.
+   */
+  tenantId: z.string().min(1).optional(),
+  /** ADMIN_CONSENT_WAIT_HOURS, passed in so no setting is read here. */
+  adminConsentWaitHours: z.number().positive().default(168),
 });
 export type OnboardTenantInput = z.input<typeof onboardTenantInput>;
 
 export interface OnboardTenantOutput {
   host: string;
+  /** The site's Entra tenant when not the home tenant; null: the home tenant. */
+  tenantId: string | null;
   appId: string;
   applicationObjectId: string;
   servicePrincipalId: string;
@@ -74,18 +85,31 @@ export interface OnboardTenantOutput {
 
 export const onboardTenant: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = onboardTenantInput.parse(context.df.getInput());
+  const nextAction = "Fix the cause, then POST /api/tenants again: it resumes where this run stopped.";
+  // A site of another tenant has two steps more: the provisioner's access there, and the consent wait.
+  const tenantSteps = input.tenantId ? 2 : 0;
   const steps = stepRunner(context, {
     site: input.host,
-    totalSteps: input.allowUserConsent ? 8 : 7,
+    totalSteps: (input.allowUserConsent ? 8 : 7) + tenantSteps,
     event: EVENTS.onboardingStep,
-    nextAction: "Fix the cause, then POST /api/tenants again: it resumes where this run stopped.",
+    nextAction,
   });
   const { instanceId, runId } = steps;
+  // Every Graph and Exchange Online step runs in the site's tenant (docs/architecture.md, "Serving several tenants").
+  const inTenant = input.tenantId ? { tenantId: input.tenantId } : {};
 
   let mail: AllowEwsAccessResult | undefined;
   // The readiness goes into the site's tags with the run's outcome (the secret may not exist before).
   const readiness = () => (mail ? { mailReadiness: { ews: mail.ews, checkedAt: mail.checkedAt, ...(mail.reason ? { reason: mail.reason.slice(0, 300) } : {}) } } : {});
   try {
+    // Another tenant: before anything there, the provisioner must be let in by an administrator of
+    // that tenant (admin consent). Nothing is created anywhere until then.
+    if (input.tenantId) {
+      const access: CheckTenantAccessResult = yield* steps.run(CHECK_TENANT_ACCESS, GRAPH_RETRY, { tenantId: input.tenantId, instanceId });
+      if (access.access === "consentRequired") yield* awaitAdminConsent(context, steps, input.host, access, input.adminConsentWaitHours, nextAction);
+      else steps.skip(AWAITING_ADMIN_CONSENT, { reason: "consented before" });
+    }
+
     // Before anything is created: the site answers, the credential logs in and may change mail
     // servers, the mail server exists and is not linked to another application.
     const preflight: CheckCreatioSiteResult = yield* steps.run(CHECK_CREATIO_SITE, CREATIO_RETRY, {
@@ -98,7 +122,7 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
     });
 
     // Manual steps 2-5: app registration, redirect URI, delegated permissions.
-    const app: EnsureApplicationResult = yield* steps.run(ENSURE_APPLICATION, GRAPH_RETRY, {
+    const app: EnsureApplicationResult = yield* steps.run(ENSURE_APPLICATION, GRAPH_RETRY, { ...inTenant,
       host: input.host,
       displayName: input.displayName,
       profile: input.profile,
@@ -106,10 +130,10 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
     });
 
     // Manual step 6, first half: the app's service principal in this tenant.
-    const sp: EnsureServicePrincipalResult = yield* steps.run(ENSURE_SERVICE_PRINCIPAL, GRAPH_RETRY, { appId: app.appId, displayName: input.displayName, appCreated: app.created });
+    const sp: EnsureServicePrincipalResult = yield* steps.run(ENSURE_SERVICE_PRINCIPAL, GRAPH_RETRY, { ...inTenant, appId: app.appId, displayName: input.displayName, appCreated: app.created });
 
     // Manual step 6: admin consent for every user.
-    const consent: GrantAdminConsentResult = yield* steps.run(GRANT_ADMIN_CONSENT, GRAPH_RETRY, {
+    const consent: GrantAdminConsentResult = yield* steps.run(GRANT_ADMIN_CONSENT, GRAPH_RETRY, { ...inTenant,
       servicePrincipalId: sp.servicePrincipalId,
       servicePrincipalCreated: sp.created,
       grants: app.resources.map((r) => ({ resourceName: r.name, resourceServicePrincipalId: r.servicePrincipalId, scopes: r.scopes.map((s) => s.value) })),
@@ -120,7 +144,7 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
 
     // Exchange Online lets the app use EWS, before Creatio is told about it. "Not mail-ready" is a
     // result the status reports with the fix, not a failed onboarding.
-    const ews: AllowEwsAccessResult = yield* steps.run(ALLOW_EWS_ACCESS, EXCHANGE_RETRY, {
+    const ews: AllowEwsAccessResult = yield* steps.run(ALLOW_EWS_ACCESS, EXCHANGE_RETRY, { ...inTenant,
       host: input.host,
       appId: app.appId,
       enableEwsForTenant: input.enableEwsForTenant,
@@ -130,7 +154,7 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
     mail = ews;
 
     // Manual steps 7-8: client secret, straight into Key Vault.
-    const secret: SecretReference = yield* steps.run(ISSUE_CLIENT_SECRET, GRAPH_RETRY, {
+    const secret: SecretReference = yield* steps.run(ISSUE_CLIENT_SECRET, GRAPH_RETRY, { ...inTenant,
       host: input.host,
       instanceId,
       runId,
@@ -161,7 +185,7 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
 
     // Manual step 9, opt-in only: admin consent already covers every user.
     let userConsent: AllowUserConsentResult | null = null;
-    if (input.allowUserConsent) userConsent = yield* steps.run(ALLOW_USER_CONSENT, GRAPH_RETRY, {});
+    if (input.allowUserConsent) userConsent = yield* steps.run(ALLOW_USER_CONSENT, GRAPH_RETRY, inTenant);
 
     if (!creatio.recordedOutcome) {
       yield* recordSiteStateQuietly(context, EVENTS.onboardingStep, { host: input.host, lastRun: { kind: "onboard", outcome: "succeeded", instanceId }, ...readiness() });
@@ -171,6 +195,7 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
     const { removedLeftovers: _removed, ...secretReference } = secret;
     const output: OnboardTenantOutput = {
       host: input.host,
+      tenantId: input.tenantId ?? null,
       appId: app.appId,
       applicationObjectId: app.appObjectId,
       servicePrincipalId: sp.servicePrincipalId,

@@ -45,6 +45,8 @@ export const rotateSecretInput = z.object({
   host: z.string().min(1),
   gracePeriodHours: z.number().min(0),
   trigger: z.enum(rotationTriggers),
+  /** The site's Entra tenant from its tags when not the home tenant: every Graph step runs there (docs/architecture.md, "Serving several tenants"). */
+  tenantId: z.string().min(1).optional(),
 });
 export type RotateSecretInput = z.infer<typeof rotateSecretInput>;
 
@@ -76,11 +78,13 @@ export const rotateSecret: OrchestrationHandler = function* (context: Orchestrat
     nextAction: `Creatio keeps the secret it holds; the next sweep retries, or POST /api/tenants/${input.host}/rotate once the cause is fixed.`,
   });
   const { instanceId, runId } = steps;
+  // The Graph steps run in the site's tenant; beginRotation checks the tags still name it.
+  const inTenant = input.tenantId ? { tenantId: input.tenantId } : {};
   let begun = false;
 
   try {
     // 1. Mark rotating; learn the current keyId, the one Creatio holds, and whether the current is due.
-    const site: RotationSite = yield* steps.run(BEGIN_ROTATION, GRAPH_RETRY, { host: input.host, instanceId });
+    const site: RotationSite = yield* steps.run(BEGIN_ROTATION, GRAPH_RETRY, { host: input.host, instanceId, ...inTenant });
     begun = true;
 
     // 2. A new password and Key Vault version, unless an earlier run issued one Creatio has yet to
@@ -97,6 +101,7 @@ export const rotateSecret: OrchestrationHandler = function* (context: Orchestrat
     } else {
       secret = yield* steps.run<SecretReference>(ISSUE_CLIENT_SECRET, GRAPH_RETRY, {
         host: input.host,
+        ...inTenant,
         instanceId,
         runId,
         purpose: "rotate",
@@ -149,7 +154,7 @@ export const rotateSecret: OrchestrationHandler = function* (context: Orchestrat
     //      here leaves Creatio on the new secret; the next sweep finishes the clean-up.
     let oldPassword: RemoveOldPasswordResult | null = null;
     if (graceKeyId && graceKeyId !== secret.keyId) {
-      oldPassword = yield* steps.run<RemoveOldPasswordResult>(REMOVE_OLD_PASSWORD, GRAPH_RETRY, { host: input.host, appObjectId: site.appObjectId, keyId: graceKeyId });
+      oldPassword = yield* steps.run<RemoveOldPasswordResult>(REMOVE_OLD_PASSWORD, GRAPH_RETRY, { host: input.host, appObjectId: site.appObjectId, keyId: graceKeyId, ...inTenant });
     } else {
       steps.skip(REMOVE_OLD_PASSWORD, { reason: "no old password" });
     }
@@ -157,6 +162,7 @@ export const rotateSecret: OrchestrationHandler = function* (context: Orchestrat
     //   of what this rotation replaced (status shows it).
     const stray: RemoveStrayPasswordsResult = yield* steps.run(REMOVE_STRAY_PASSWORDS, GRAPH_RETRY, {
       host: input.host,
+      ...inTenant,
       appObjectId: site.appObjectId,
       ...(oldPassword?.remaining ? { passwords: oldPassword.remaining } : {}),
       finish: { lastRun: { kind: "rotate", outcome: "succeeded", instanceId }, previousKeyId: graceKeyId },

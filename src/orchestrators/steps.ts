@@ -33,6 +33,12 @@ export interface StepProgress {
   graceEndsAt?: string;
   /** The run failed: the message that names the step. */
   error?: string;
+  /** A site of another tenant (issue 10): the tenant, and while awaitingAdminConsent the URL an administrator of it opens and until when the run waits. */
+  tenantId?: string;
+  adminConsentUrl?: string;
+  waitingUntil?: string;
+  /** The consent callback arrived: the run now waits for Entra to show the consent (role replication). */
+  consentReceivedAt?: string;
 }
 
 export class StepError extends Error {
@@ -63,6 +69,8 @@ export interface StepRunner {
   skip(name: string, fields?: Record<string, unknown>): void;
   /** Shows a step that is not an activity (a timer) as running. */
   show(name: string, extra?: Partial<StepProgress>): void;
+  /** Changes what the current step shows, keeping its number (a wait that moves on). */
+  note(extra: Partial<StepProgress>, without?: (keyof StepProgress)[]): void;
   /** Final custom status. */
   finish(outcome: "done" | "failed", extra?: Partial<StepProgress>): void;
   readonly current: StepProgress;
@@ -123,6 +131,11 @@ export function stepRunner(
     },
     show(name: string, extra: Partial<StepProgress> = {}) {
       set({ step: name, stepNumber: progress.stepNumber + 1, totalSteps: options.totalSteps, ...extra });
+    },
+    note(extra: Partial<StepProgress>, without: (keyof StepProgress)[] = []) {
+      const next: StepProgress = { ...progress, ...extra };
+      for (const key of without) delete next[key];
+      set(next);
     },
     finish(outcome: "done" | "failed", extra: Partial<StepProgress> = {}) {
       const { step, stepNumber, totalSteps } = progress;

@@ -36,7 +36,7 @@ function recorder(answers: { status: number; body?: unknown; headers?: Record<st
 describe("Exchange Online admin client", () => {
   it("sends Get-OrganizationConfig exactly as the EXO v3 REST transport does and reads the answer", async () => {
     const { client, sent, scopes } = recorder([{ status: 200, body: { value: [{ EwsEnabled: true, EwsAllowedAppIDs: [APP] }] } }]);
-    const tenant = await client.homeTenant();
+    const tenant = await client.tenant();
     expect(tenant).toEqual(TENANT);
     expect(await client.getOrganizationConfig(tenant)).toEqual({ EwsEnabled: true, EwsAllowedAppIDs: [APP] });
     // Asked for beside the organization read (issue 12), then by the command (the credential caches it).
@@ -86,7 +86,7 @@ describe("Exchange Online admin client", () => {
 function fakeExchange(config: OrganizationEwsConfig, options: { racer?: (c: OrganizationEwsConfig) => void; fail?: Error } = {}) {
   const calls: string[] = [];
   const exchange: ExchangeAdmin = {
-    homeTenant: async () => TENANT,
+    tenant: async () => TENANT,
     async getOrganizationConfig() {
       calls.push("get");
       if (options.fail) throw options.fail;

@@ -121,7 +121,7 @@ describe("unlinkCreatio", () => {
 function fakeExchange(config: OrganizationEwsConfig, fail?: Error) {
   const calls: string[] = [];
   const exchange: ExchangeAdmin = {
-    homeTenant: async () => ({ tenantId: "tenant-1", initialDomain: "contoso.onmicrosoft.com" }),
+    tenant: async () => ({ tenantId: "tenant-1", initialDomain: "contoso.onmicrosoft.com" }),
     async getOrganizationConfig() {
       calls.push("get");
       if (fail) throw fail;

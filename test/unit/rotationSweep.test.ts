@@ -91,7 +91,7 @@ test("the EWS readiness re-check reads the organization once per tenant, records
   for (const host of ["a.example.com", "b.example.com", "c.example.com", "busy.example.com"]) vault.site(host, inDays(300), { previousKeyId: `k0-${host}` });
   const reads: string[] = [];
   const exchange = {
-    homeTenant: async () => ({ tenantId: "t-home", initialDomain: "contoso.onmicrosoft.com" }),
+    tenant: async () => ({ tenantId: "t-home", initialDomain: "contoso.onmicrosoft.com" }),
     getOrganizationConfig: async (tenant: { tenantId: string }) => (reads.push(tenant.tenantId), { EwsEnabled: true, EwsAllowedAppIDs: ["app-a.example.com"] }),
     addEwsAllowedAppIds: async () => {
       throw new Error("the sweep never writes");
@@ -147,7 +147,7 @@ test("the EWS re-check leaves a site whose permission profile does not use EWS (
   vault.site("graph.example.com", inDays(300), { mailReadiness: notUsed, permissionProfile: "creatio-graph" });
   vault.site("ews.example.com", inDays(300));
   const exchange = {
-    homeTenant: async () => ({ tenantId: "t-home", initialDomain: "contoso.onmicrosoft.com" }),
+    tenant: async () => ({ tenantId: "t-home", initialDomain: "contoso.onmicrosoft.com" }),
     getOrganizationConfig: async () => ({ EwsEnabled: true, EwsAllowedAppIDs: [] }),
     addEwsAllowedAppIds: async () => undefined,
     removeEwsAllowedAppIds: async () => undefined,

@@ -5,6 +5,7 @@ const minimal = { AzureWebJobsStorage: "UseDevelopmentStorage=true", KEY_VAULT_U
 describe("settings", () => {
   it("applies the documented defaults", () => {
     expect(parseSettings(minimal)).toEqual({
+      ADMIN_CONSENT_WAIT_HOURS: 168,
       AzureWebJobsStorage: "UseDevelopmentStorage=true",
       KEY_VAULT_URL: "https://kv.vault.azure.net",
       GRAPH_BASE_URL: "https://graph.microsoft.com",

@@ -25,6 +25,7 @@ describe("site tag codec", () => {
       previousKeyId: guid,
       scopes: "EWS.AccessAsUser.All User.Read offline_access",
       permissionProfile: "p".repeat(63),
+      tenantId: guid,
       creatioSyncedAt: at,
       creatioSyncedKeyId: guid,
       creatioSyncedExpiresOn: at,

@@ -1,0 +1,90 @@
+import type { OrchestrationContext, Task, TimerTask } from "durable-functions";
+import { z } from "zod";
+import { CHECK_TENANT_ACCESS, type CheckTenantAccessInput, type CheckTenantAccessResult } from "../activities/checkTenantAccess";
+import { publicMessage } from "../domain/failure";
+import { sameConsentState } from "../domain/tenant";
+import { EVENTS, logEvent } from "../observability";
+import { retryPolicy } from "./retries";
+import { StepError, type StepRunner } from "./steps";
+
+/**
+ * The admin-consent handshake of a site in another tenant, as a durable wait (docs/architecture.md,
+ * "Serving several tenants"): the onboarding shows the consent URL in its status and waits for the
+ * external event the consent callback raises (GET /api/consent/callback), or for its deadline.
+ * Deterministic: the deadline comes from currentUtcDateTime and the input, nothing else is read.
+ */
+export const ADMIN_CONSENT_EVENT = "AdminConsent";
+export const AWAITING_ADMIN_CONSENT = "awaitingAdminConsent";
+
+/** What the callback raises: Entra's answer, with the state it brought back. */
+export const adminConsentEventSchema = z.object({
+  state: z.string(),
+  /** Entra redirected with admin_consent=True. */
+  consented: z.boolean(),
+  /** The tenant Entra named (on success). */
+  tenant: z.string().optional(),
+  /** Entra's `error` and `error_description` (a decline, or a failure on Entra's side). */
+  error: z.string().max(200).optional(),
+  errorDescription: z.string().max(500).optional(),
+});
+export type AdminConsentEvent = z.infer<typeof adminConsentEventSchema>;
+
+/** Role assignments replicate within minutes after consent: about eight minutes of attempts in all. */
+const AFTER_CONSENT_RETRY = retryPolicy(5_000, 8, 120_000);
+
+/**
+ * Shows the consent URL and waits; on consent, asks Entra again (with backoff) until the provisioner's
+ * token carries its roles. Throws StepError naming the cause on a decline or when the wait ends.
+ */
+export function* awaitAdminConsent(
+  context: OrchestrationContext,
+  steps: StepRunner,
+  site: string,
+  access: Extract<CheckTenantAccessResult, { access: "consentRequired" }>,
+  waitHours: number,
+  nextAction: string,
+): Generator<Task, void, unknown> {
+  const expectedState = new URL(access.adminConsentUrl).searchParams.get("state") ?? "";
+  const deadline = new Date(context.df.currentUtcDateTime.getTime() + waitHours * 3_600_000);
+  steps.show(AWAITING_ADMIN_CONSENT, { tenantId: access.tenantId, adminConsentUrl: access.adminConsentUrl, waitingUntil: deadline.toISOString(), lastError: access.reason });
+  logEvent(context, EVENTS.onboardingStep, { site, step: AWAITING_ADMIN_CONSENT, instanceId: steps.instanceId, outcome: "started", tenantId: access.tenantId, waitingUntil: deadline.toISOString() });
+
+  let answer: AdminConsentEvent | undefined;
+  while (!answer) {
+    const timer: TimerTask = context.df.createTimer(deadline);
+    const event = context.df.waitForExternalEvent(ADMIN_CONSENT_EVENT);
+    const winner = (yield context.df.Task.any([event, timer])) as Task;
+    if (winner === timer) {
+      throw new StepError(
+        AWAITING_ADMIN_CONSENT,
+        `Step ${steps.current.stepNumber} of ${steps.current.totalSteps} (${AWAITING_ADMIN_CONSENT}) failed: no administrator of tenant ${access.tenantId} consented within ${waitHours} hours (ADMIN_CONSENT_WAIT_HOURS). ${nextAction}`,
+      );
+    }
+    timer.cancel();
+    const parsed = adminConsentEventSchema.safeParse(event.result);
+    // Only the callback raises this event, after checking the state; anything else is ignored.
+    if (parsed.success && sameConsentState(parsed.data.state, expectedState)) answer = parsed.data;
+    else logEvent(context, EVENTS.onboardingStep, { site, step: AWAITING_ADMIN_CONSENT, instanceId: steps.instanceId, outcome: "ignored", reason: "an event without this run's consent state" });
+  }
+
+  if (!answer.consented) {
+    const why = [answer.error, answer.errorDescription].filter(Boolean).join(": ") || "no reason given";
+    steps.note({}, ["adminConsentUrl", "waitingUntil"]);
+    throw new StepError(
+      AWAITING_ADMIN_CONSENT,
+      `Step ${steps.current.stepNumber} of ${steps.current.totalSteps} (${AWAITING_ADMIN_CONSENT}) failed: the administrator of tenant ${access.tenantId} did not consent (Entra: ${why}). ${nextAction}`,
+    );
+  }
+  // The state is spent: the status no longer shows it, so the callback refuses it from now on.
+  steps.note({ consentReceivedAt: context.df.currentUtcDateTime.toISOString(), lastError: undefined }, ["adminConsentUrl", "waitingUntil", "lastError"]);
+  logEvent(context, EVENTS.onboardingStep, { site, step: AWAITING_ADMIN_CONSENT, instanceId: steps.instanceId, outcome: "consented", tenantId: access.tenantId });
+  try {
+    const input: CheckTenantAccessInput = { tenantId: access.tenantId, instanceId: steps.instanceId, afterConsent: true };
+    yield context.df.callActivityWithRetry(CHECK_TENANT_ACCESS, AFTER_CONSENT_RETRY, input);
+  } catch (error) {
+    throw new StepError(
+      AWAITING_ADMIN_CONSENT,
+      `Step ${steps.current.stepNumber} of ${steps.current.totalSteps} (${AWAITING_ADMIN_CONSENT}) failed: the administrator consented, but Entra still refuses the provisioner in tenant ${access.tenantId}: ${publicMessage(error, 300)} ${nextAction}`,
+    );
+  }
+}
