@@ -7,7 +7,7 @@ import type { OrchestrationContext, OrchestrationHandler } from "durable-functio
  * array answers successive calls of the same activity in order).
  */
 export interface DrivenCall {
-  kind: "activity" | "timer";
+  kind: "activity" | "timer" | "event";
   name: string;
   input: any;
   status: unknown;
@@ -16,7 +16,13 @@ export interface DrivenCall {
   at: string;
 }
 
-export function drive(orchestrator: OrchestrationHandler, instanceId: string, input: unknown, results: Record<string, unknown>, start = new Date("2026-11-27T12:00:00.000Z")) {
+/**
+ * External events, by name: each `Task.any([event, timer])` takes the next one queued for the
+ * event's name (the event wins), or, with none queued, lets the timer fire.
+ */
+export type ExternalEvents = Record<string, unknown[]>;
+
+export function drive(orchestrator: OrchestrationHandler, instanceId: string, input: unknown, results: Record<string, unknown>, start = new Date("2026-11-27T12:00:00.000Z"), external: ExternalEvents = {}) {
   const calls: DrivenCall[] = [];
   const served: Record<string, number> = {};
   const logs: string[] = [];
@@ -36,7 +42,9 @@ export function drive(orchestrator: OrchestrationHandler, instanceId: string, in
       setCustomStatus: (s: unknown) => (status = s),
       callActivity: (name: string, activityInput: unknown) => ({ kind: "activity", name, activityInput }),
       callActivityWithRetry: (name: string, retry: { maxNumberOfAttempts: number }, activityInput: unknown) => ({ kind: "activity", name, activityInput, attempts: retry.maxNumberOfAttempts }),
-      createTimer: (fireAt: Date) => ({ kind: "timer", name: "timer", fireAt }),
+      createTimer: (fireAt: Date) => ({ kind: "timer", name: "timer", fireAt, cancel: () => undefined }),
+      waitForExternalEvent: (name: string) => ({ kind: "event", name, result: undefined as unknown }),
+      Task: { any: (tasks: unknown[]) => ({ kind: "any", tasks }) },
     },
   } as unknown as OrchestrationContext;
   const gen = orchestrator(context) as Generator<unknown, unknown, unknown>;
@@ -44,6 +52,21 @@ export function drive(orchestrator: OrchestrationHandler, instanceId: string, in
   let error: unknown;
   try {
     while (!next.done) {
+      const yielded = next.value as { kind: string; tasks?: { kind: string; name: string; fireAt?: Date; result?: unknown }[] };
+      if (yielded.kind === "any") {
+        const event = yielded.tasks!.find((t) => t.kind === "event")!;
+        const timer = yielded.tasks!.find((t) => t.kind === "timer")!;
+        const queued = external[event.name];
+        calls.push({ kind: "event", name: event.name, input: timer.fireAt!.toISOString(), status, at: now.toISOString() });
+        if (queued && queued.length > 0) {
+          event.result = queued.shift();
+          next = gen.next(event);
+        } else {
+          now = timer.fireAt!;
+          next = gen.next(timer);
+        }
+        continue;
+      }
       const task = next.value as { kind: "activity" | "timer"; name: string; activityInput?: unknown; attempts?: number; fireAt?: Date };
       calls.push({ kind: task.kind, name: task.name, input: task.kind === "timer" ? task.fireAt!.toISOString() : task.activityInput, status, attempts: task.attempts, at: now.toISOString() });
       if (task.kind === "timer") {
