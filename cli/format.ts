@@ -58,10 +58,11 @@ export function day(iso: unknown): string {
   return typeof iso === "string" && iso.length >= 10 ? iso.slice(0, 10) : "";
 }
 
-/** The Entra tenant of a site, when the server says (a field that newer servers may add); else "". */
+/** The Entra tenant of a site (TenantSummary/TenantStatus entraTenantId), "home" when the home tenant's id is not configured; else "". */
 export function tenantOf(site: any): string {
   const t = site?.entraTenantId ?? site?.tenantId ?? site?.tenant;
-  return typeof t === "string" ? t : "";
+  if (typeof t === "string") return site?.homeTenant === false ? t : `${t} (home)`;
+  return site?.homeTenant === true ? "home" : "";
 }
 
 function newTable(head: string[], paint: Paint): Table.Table {
@@ -298,8 +299,10 @@ export function progressLines(previous: any, next: any): string[] {
     lines.push(`  attempt ${next.attempt ?? "?"} of ${next.step} failed: ${next.lastError ?? "unknown error"}; retrying at ${next.retryAt}`);
   }
   if (next.graceEndsAt && (!previous || previous.graceEndsAt !== next.graceEndsAt)) lines.push(`  grace period: the old secret stays valid until ${next.graceEndsAt}`);
-  if ((next.awaitingAdminConsent || next.adminConsentUrl) && (!previous || previous.adminConsentUrl !== next.adminConsentUrl || !previous.awaitingAdminConsent)) {
-    lines.push(`  waiting for admin consent: a Global Administrator of the tenant opens ${next.adminConsentUrl ?? "(no URL given)"}`);
+  if (next.adminConsentUrl && (!previous || previous.adminConsentUrl !== next.adminConsentUrl)) {
+    lines.push(
+      `  waiting for admin consent until ${next.waitingUntil ?? "(no deadline given)"}: an administrator of tenant ${next.tenantId ?? "(unknown)"} (Global Administrator or Privileged Role Administrator) opens ${next.adminConsentUrl ?? "(no URL given)"} and accepts; the onboarding then continues`,
+    );
   }
   return lines;
 }

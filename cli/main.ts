@@ -178,7 +178,7 @@ export function buildProgram(io: Io): Command {
     .argument("<url>", "the Creatio site's URL, e.g. https://acme.creatio.com")
     .requiredOption("--credential <name>", "Key Vault secret holding Creatio's login, bound to the site (see `credential set`)")
     .option("--lifetime-days <n>", "client secret lifetime in days (1-730; default 730)", intArg("--lifetime-days", 1, 730))
-    .option("--tenant <id>", "Entra tenant id of the site (sent as entraTenantId; a server without that field answers 400)")
+    .option("--tenant <id>", "Entra tenant of the site's Microsoft 365: its id or a verified domain (sent as entraTenantId); default: the app's home tenant")
     .option("--take-over", "replace the OAuth application Creatio's mail server is linked to when it is another app")
     .option("--allow-user-consent", "also allow user consent tenant-wide (manual step 9)")
     .option("--enable-ews-for-tenant", "with EWS_ACCESS=manage: also set the tenant's EwsEnabled to $true")

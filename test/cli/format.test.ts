@@ -76,7 +76,7 @@ describe("spinner", () => {
 });
 
 describe("sites table", () => {
-  const sites = [site("ok.example", "healthy", 600), site("bad.example", "broken", 2, { entraTenantId: "tenant-1" })];
+  const sites = [site("ok.example", "healthy", 600), site("bad.example", "broken", 2, { entraTenantId: "tenant-1", homeTenant: false })];
 
   it("lists least healthy first with tenant (blank when unknown), state, mail, days with a bar and next rotation; no colour codes when plain", () => {
     const text = formatSites(sites);
@@ -181,8 +181,14 @@ describe("progress of a run", () => {
   });
 
   it("shows the consent URL when the run waits for admin consent, and a grace period", () => {
-    const awaiting = { step: "grantAdminConsent", stepNumber: 4, totalSteps: 8, awaitingAdminConsent: true, adminConsentUrl: "https://login.example/consent?x=1" };
-    expect(progressLines(undefined, awaiting)).toEqual(["step 4 of 8: grantAdminConsent", "  waiting for admin consent: a Global Administrator of the tenant opens https://login.example/consent?x=1"]);
+    // The custom status onboardTenant shows while it waits (src/orchestrators/adminConsent.ts).
+    const awaiting = { step: "awaitingAdminConsent", stepNumber: 2, totalSteps: 9, tenantId: "t-b", adminConsentUrl: "https://login.example/t-b/adminconsent?state=x", waitingUntil: "2026-12-09T12:00:00.000Z" };
+    expect(progressLines(undefined, awaiting)).toEqual([
+      "step 2 of 9: awaitingAdminConsent",
+      "  waiting for admin consent until 2026-12-09T12:00:00.000Z: an administrator of tenant t-b (Global Administrator or Privileged Role Administrator) opens https://login.example/t-b/adminconsent?state=x and accepts; the onboarding then continues",
+    ]);
+    // Printed once, not at every poll.
+    expect(progressLines(awaiting, { ...awaiting, lastError: "still waiting" })).toEqual([]);
     expect(progressLines(undefined, { step: "gracePeriod", stepNumber: 5, totalSteps: 8, graceEndsAt: "2026-12-03T00:00:00Z" })).toContain("  grace period: the old secret stays valid until 2026-12-03T00:00:00Z");
   });
 
