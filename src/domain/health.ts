@@ -105,12 +105,18 @@ export function siteHealth(
  * A site without readable tags: never onboarded this far (no secret yet), or tags edited by hand.
  * Its mail cannot sync through this app, so it is broken; the problem says where the onboarding stands.
  */
-export function unmanagedHealth(host: string, onboarding: { runtimeStatus: string; step?: string; error?: string | null } | null, tagsProblem?: string): SiteHealth {
+export function unmanagedHealth(
+  host: string,
+  onboarding: { runtimeStatus: string; step?: string; error?: string | null; adminConsent?: { url: string; tenantId: string; waitingUntil: string } | null } | null,
+  tagsProblem?: string,
+): SiteHealth {
   let problem: string;
   if (tagsProblem) problem = `The site's Key Vault tags cannot be read (${tagsProblem}): onboard it again (POST /api/tenants) to rewrite them.`;
   else if (!onboarding) problem = `${host} is not onboarded: POST /api/tenants.`;
   else if (onboarding.runtimeStatus === "Failed" || onboarding.runtimeStatus === "Terminated")
     problem = `${host} is not onboarded: the onboarding ${onboarding.runtimeStatus.toLowerCase()}${onboarding.error ? `: ${onboarding.error}` : "."}`;
+  else if (onboarding.adminConsent)
+    problem = `${host} is waiting for an administrator of tenant ${onboarding.adminConsent.tenantId} to consent (until ${onboarding.adminConsent.waitingUntil}): they open adminConsent.url and accept; the onboarding then continues. Its mail cannot sync before.`;
   else problem = `${host} is being onboarded (${onboarding.runtimeStatus}${onboarding.step ? `, at ${onboarding.step}` : ""}); its mail syncs once the onboarding completes.`;
   return { state: "broken", mailStopsOn: null, daysUntilMailStops: null, problems: [problem] };
 }

@@ -344,12 +344,12 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
   // A site waiting for consent has no tags yet: its tenant is the one its onboarding was started for.
   const onboardingTenant = (status?.input as { tenantId?: unknown } | undefined)?.tenantId;
   const waiting = isActive(status) ? progressOf(status!.customStatus) : null;
+  const adminConsent = waiting?.adminConsentUrl && waiting.waitingUntil ? { url: waiting.adminConsentUrl, tenantId: waiting.tenantId ?? String(onboardingTenant), waitingUntil: waiting.waitingUntil } : null;
   const body: TenantStatus = {
     host,
     creatioUrl: `https://${host}`,
     ...tenantFields(tags?.tenantId ?? (typeof onboardingTenant === "string" ? onboardingTenant : undefined), deps.homeTenantId),
-    adminConsent:
-      waiting?.adminConsentUrl && waiting.waitingUntil ? { url: waiting.adminConsentUrl, tenantId: waiting.tenantId ?? String(onboardingTenant), waitingUntil: waiting.waitingUntil } : null,
+    adminConsent,
     redirectUri: redirectUriFor(host, findProfile(permissionProfile ?? undefined, deps.permissionProfiles)),
     permissionProfile,
     appId: tags?.appId ?? output?.appId ?? null,
@@ -392,7 +392,9 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
       assessed?.health ??
       unmanagedHealth(
         host,
-        status ? { runtimeStatus: String(status.runtimeStatus), step: progressOf(status.customStatus)?.step, error: status.runtimeStatus === "Failed" ? publicMessage(status.output ?? "failed", 600) : null } : null,
+        status
+          ? { runtimeStatus: String(status.runtimeStatus), step: progressOf(status.customStatus)?.step, error: status.runtimeStatus === "Failed" ? publicMessage(status.output ?? "failed", 600) : null, adminConsent }
+          : null,
         decoded && !decoded.ok ? decoded.problem : undefined,
       ),
     mail: assessed?.mail ?? null,
