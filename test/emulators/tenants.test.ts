@@ -300,6 +300,17 @@ describe("the emulator stack's provisioner (startEmulators)", () => {
     expect([...graphClaims.roles].sort()).toEqual([...DEFAULT_IDENTITY_GRAPH_ROLES].sort());
     const exchangeClaims = claimsOf((await inB.getToken(`${stack.exchangeUrl}/.default`)).token);
     expect(exchangeClaims).toMatchObject({ tid: CUSTOMER.tenantId, appid: SANDBOX_PROVISIONER.appId, roles: ["Exchange.ManageAsApp"] });
+    // ... which tenant B's Exchange organization accepts (the home one does not).
+    const exchange = (tenant: string, domain: string) =>
+      inB.getToken(`${stack.exchangeUrl}/.default`).then((t) =>
+        fetch(`${stack.exchangeUrl}/adminapi/beta/${tenant}/InvokeCommand`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${t.token}`, "Content-Type": "application/json", "X-AnchorMailbox": `UPN:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@${domain}` },
+          body: JSON.stringify({ CmdletInput: { CmdletName: "Get-OrganizationConfig", Parameters: {} } }),
+        }),
+      );
+    expect((await exchange(CUSTOMER.domain, CUSTOMER.domain)).status).toBe(200);
+    expect((await exchange(HOME, "sandbox.onmicrosoft.com")).status).toBe(401);
     // The token log: client-assertion grants at tenant B's token endpoint; the assertion is the managed identity's
     // token for api://AzureADTokenExchange, which MSAL serves from its cache after the first request.
     expect(tokenRequests()).toEqual([`/${CUSTOMER.tenantId}/oauth2/v2.0/token`, `/${CUSTOMER.tenantId}/oauth2/v2.0/token`]);
