@@ -10,7 +10,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { startAzurite, type AzuriteHandle } from "./azurite";
-import { SANDBOX_CREATIO_CREDENTIAL_SECRET, startEmulators, type EmulatorStack } from "./emulators";
+import { SANDBOX_CREATIO_CREDENTIAL_SECRET, SANDBOX_CUSTOMER_TENANT, startEmulators, type EmulatorStack } from "./emulators";
 import { faultsFromEnvironment } from "./emulators/server";
 import { spawnHost, type SpawnedHost } from "./host/spawn";
 import { sandboxCliEnv, writeSandboxCliEnv } from "./cliEnv";
@@ -175,9 +175,16 @@ async function main(): Promise<void> {
       );
       if (stopping) return;
       // NODE_EXTRA_CA_CERTS is not a default to override: appSettings() already bundles any inherited CA file.
-      const { NODE_EXTRA_CA_CERTS, ...settings } = stack.appSettings();
+      // Nor are IDENTITY_ENDPOINT and IDENTITY_HEADER: they are the emulated platform's managed identity endpoint
+      // (what Azure Functions gives an app), and a shell may carry its own (Cloud Shell, an App Service console).
+      const { NODE_EXTRA_CA_CERTS, IDENTITY_ENDPOINT, IDENTITY_HEADER, ...settings } = stack.appSettings();
       // ROTATION_SCHEDULE: the rotationSweep timer's %ROTATION_SCHEDULE% is resolved by the host, which needs the setting itself.
-      hostEnv = { ...withEnvironmentOverrides({ AzureWebJobsStorage: azurite.connectionString, ROTATION_SCHEDULE: "0 0 3 * * *", ...settings }), NODE_EXTRA_CA_CERTS };
+      hostEnv = {
+        ...withEnvironmentOverrides({ AzureWebJobsStorage: azurite.connectionString, ROTATION_SCHEDULE: "0 0 3 * * *", ...settings }),
+        NODE_EXTRA_CA_CERTS,
+        IDENTITY_ENDPOINT,
+        IDENTITY_HEADER,
+      };
       if (!settingsAreValid(sandboxSettingsView(hostEnv, env))) return void (await stopAll(1));
       console.log(`Azurite and emulators up in ${Date.now() - startedAt} ms.`);
     }
@@ -217,6 +224,18 @@ async function main(): Promise<void> {
       console.log(`  set -a; . ${cliEnvFile}; set +a     # the app's URL, the emulated vault and its sign-in`);
       console.log(`  npx creatio-o365 onboard ${stack.creatioUrl} --credential ${SANDBOX_CREATIO_CREDENTIAL_SECRET}`);
       console.log("  npx creatio-o365 sites");
+      // Issue 10: a site whose Microsoft 365 is another Entra tenant. The sandbox Creatio under its other
+      // loopback name is a second site (its credential is bound to both names: dev/emulators/index.ts).
+      const otherSite = stack.creatioUrl.replace("localhost", "127.0.0.1");
+      console.log("");
+      console.log(`Onboard a site whose Microsoft 365 is another tenant (${SANDBOX_CUSTOMER_TENANT.domain}, id ${SANDBOX_CUSTOMER_TENANT.tenantId}):`);
+      console.log(
+        `  curl -s -X POST ${api}/tenants -H 'Content-Type: application/json' ` +
+          `-d '{"creatioUrl":"${otherSite}","creatioCredentialSecretName":"${SANDBOX_CREATIO_CREDENTIAL_SECRET}","entraTenantId":"${SANDBOX_CUSTOMER_TENANT.domain}"}'`,
+      );
+      console.log(`  curl -s ${api}/tenants/${new URL(otherSite).host}`);
+      console.log("  Its status says awaitingAdminConsent with an adminConsentUrl: open that URL in a browser (the emulator's");
+      console.log(`  consent page for ${SANDBOX_CUSTOMER_TENANT.displayName}) and press Accept; onboarding then continues in that tenant (Cancel declines).`);
     }
     console.log("\nCtrl-C stops everything.");
   } catch (error) {

@@ -43,6 +43,33 @@ export const SANDBOX_CUSTOMER_TENANT: SandboxTenant = { tenantId: "22222222-3333
  */
 export const SANDBOX_IDENTITY_HEADER = "sandbox-identity-header";
 
+/**
+ * The multi-tenant "provisioner" application the sandbox seeds in the home tenant (issue 10), as infra/provisioner.sh
+ * makes it in Azure: AzureADMultipleOrgs, the onboarding's application permissions in requiredResourceAccess, the
+ * app's consent callback as web redirect URI, and a federated identity credential that trusts the app's own identity
+ * (SANDBOX_IDENTITY, the user-assigned managed identity in Azure): the PROVISIONER_CLIENT_ID setting.
+ */
+export interface SandboxProvisioner {
+  appId: string;
+  /** Object id of the application object (not a service principal: it has none until a tenant consents). */
+  objectId: string;
+  uniqueName: string;
+  displayName: string;
+  /** The name of its federated identity credential for the app's identity. */
+  federatedCredentialName: string;
+  /** Registered web redirect URIs; `http://localhost/...` matches any port (Entra's localhost exception). */
+  redirectUris: string[];
+}
+
+export const SANDBOX_PROVISIONER: SandboxProvisioner = {
+  appId: "b0b0b0b0-0000-4000-8000-00000000c0de",
+  objectId: "b0b0b0b0-0000-4000-8000-0000000000a1",
+  uniqueName: "provisioner-sandbox",
+  displayName: "creatio-o365-oauth provisioner (sandbox)",
+  federatedCredentialName: "function-app-identity",
+  redirectUris: ["http://localhost/api/consent/callback"],
+};
+
 /** Token audiences (the `aud` claim) for each resource, as Entra issues them for `<resource>/.default`. */
 export const AUDIENCES = {
   graph: ["https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"],
@@ -63,6 +90,11 @@ export interface EmulatorContext {
   resourceAliases: Record<string, string>;
   /** Directories besides the home tenant (SANDBOX_HOME_TENANT), each with its own objects. */
   otherTenants: SandboxTenant[];
+  /**
+   * The provisioner application seeded in the home directory (and restored by reset); none when absent.
+   * startEmulators seeds SANDBOX_PROVISIONER; emulator tests that count applications leave it out.
+   */
+  provisioner?: SandboxProvisioner;
 }
 
 /** The context every emulator of the sandbox shares: its CA, its token signer, its tenant. */

@@ -8,6 +8,9 @@
 // secret or a client assertion a federated credential trusts), the App Service managed identity endpoint
 // (/msi/token, IDENTITY_ENDPOINT + IDENTITY_HEADER), and /{tenant}/adminconsent for multi-tenant apps.
 //
+// With EmulatorContext.provisioner (startEmulators: SANDBOX_PROVISIONER) the home directory also holds the
+// multi-tenant provisioner application with its federated credential for the sandbox identity; reset keeps it.
+//
 // Admin API: the common /_emulator/{state,faults,requests,reset} (server.ts; state holds the other
 // directories under `tenants`, by tenant id), plus
 //   GET   /_emulator/tenant   tenant settings: {identityGraphRoles, passwordLifetimeMaxDays}
@@ -40,7 +43,8 @@ export interface GraphDirectory {
 
 export function createGraphEmulator(ctx: EmulatorContext, options: GraphEmulatorOptions = {}): EmulatorServer {
   // The home tenant first; a token's `tid` picks the directory a Graph request acts in (issue 10).
-  const store = new GraphStore(ctx.identity, options.tenant);
+  // The home directory holds the provisioner application when the context names one (startEmulators does).
+  const store = new GraphStore(ctx.identity, options.tenant, undefined, ctx.provisioner);
   const stores = [store, ...(ctx.otherTenants ?? []).map((tenant) => new GraphStore(ctx.identity, options.tenant, tenant))];
   const server = new EmulatorServer({
     name: "graph",

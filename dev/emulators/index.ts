@@ -2,7 +2,7 @@
 // Service, Exchange Online's admin API) on HTTPS with
 // the sandbox CA, and says which app settings point the unchanged app at them.
 import { SANDBOX_DIR } from "../sandbox";
-import { AUDIENCES, EmulatorContext, SANDBOX_IDENTITY, sandboxContext } from "./context";
+import { AUDIENCES, EmulatorContext, SANDBOX_CUSTOMER_TENANT, SANDBOX_IDENTITY, SANDBOX_IDENTITY_HEADER, SANDBOX_PROVISIONER, sandboxContext } from "./context";
 import { createCreatioEmulator, createCreatioIdentityService, CreatioEmulatorOptions, SEED_USERS } from "./creatio";
 import { createGraphEmulator } from "./graph";
 import { createExchangeEmulator, EXCHANGE_ONLINE_APP_ID, type ExchangeEmulatorOptions } from "./exchange";
@@ -11,7 +11,7 @@ import type { EmulatorServer, FaultSettings } from "./server";
 import { extraCaBundle } from "./tls";
 import { CREDENTIAL_SITE_TAG } from "../../src/clients/creatio";
 
-export { AUDIENCES, SANDBOX_IDENTITY };
+export { AUDIENCES, SANDBOX_CUSTOMER_TENANT, SANDBOX_IDENTITY, SANDBOX_PROVISIONER };
 
 /** The Key Vault secret `npm start` seeds: the sandbox Creatio site's administrator login. */
 export const SANDBOX_CREATIO_CREDENTIAL_SECRET = "creatio-sandbox-admin";
@@ -33,6 +33,11 @@ export interface EmulatorStackOptions {
   keyVaultSeed?: SeedSecret[];
   creatio?: CreatioEmulatorOptions;
   faults?: Partial<FaultSettings>;
+  /**
+   * Seed the multi-tenant provisioner application (SANDBOX_PROVISIONER) in the home directory, with its
+   * federated credential for the sandbox identity (issue 10). Default true.
+   */
+  seedProvisioner?: boolean;
 }
 
 export interface EmulatorStack {
@@ -58,6 +63,7 @@ export interface EmulatorStack {
 export async function startEmulators(options: EmulatorStackOptions = {}): Promise<EmulatorStack> {
   const sandboxDir = options.sandboxDir ?? SANDBOX_DIR;
   const ctx: EmulatorContext = sandboxContext(sandboxDir, options.faults);
+  if (options.seedProvisioner !== false) ctx.provisioner = SANDBOX_PROVISIONER;
   const supervisor = SEED_USERS[0];
 
   const graph = createGraphEmulator(ctx);
@@ -125,6 +131,13 @@ export async function startEmulators(options: EmulatorStackOptions = {}): Promis
       CREATIO_ALLOW_LOOPBACK: "true",
       EXCHANGE_ADMIN_URL: exchangeUrl,
       EWS_ACCESS: options.ewsAccess ?? "manage",
+      // Other tenants (issue 10): the provisioner the app's identity signs in as in a customer tenant, through
+      // the App Service managed identity endpoint Azure Functions gives the app (graph/token.ts, /msi/token).
+      // DefaultAzureCredential still signs the app in through EnvironmentCredential (AZURE_CLIENT_SECRET above),
+      // which it tries before ManagedIdentityCredential.
+      ...(ctx.provisioner ? { PROVISIONER_CLIENT_ID: ctx.provisioner.appId } : {}),
+      IDENTITY_ENDPOINT: `${graphUrl}/msi/token`,
+      IDENTITY_HEADER: SANDBOX_IDENTITY_HEADER,
       NODE_EXTRA_CA_CERTS: extraCaBundle(sandboxDir),
     }),
     async close() {

@@ -2,10 +2,13 @@
 // over HTTPS: the App Service managed identity endpoint (ManagedIdentityCredential from IDENTITY_ENDPOINT
 // and IDENTITY_HEADER), a multi-tenant provisioner app that trusts that identity through a federated
 // credential (ClientAssertionCredential), the admin consent endpoint, and a Graph directory per tenant.
+import { readFileSync } from "node:fs";
 import { ClientAssertionCredential, ManagedIdentityCredential, type TokenCredential } from "@azure/identity";
-import { SANDBOX_CUSTOMER_TENANT, SANDBOX_IDENTITY, SANDBOX_IDENTITY_HEADER, sandboxContext } from "../../dev/emulators/context";
-import { createGraphEmulator, MICROSOFT_GRAPH_APP_ID } from "../../dev/emulators/graph";
-import { GRAPH_APP_ROLES } from "../../dev/emulators/graph/seed";
+import { SANDBOX_CUSTOMER_TENANT, SANDBOX_IDENTITY, SANDBOX_IDENTITY_HEADER, SANDBOX_PROVISIONER, sandboxContext } from "../../dev/emulators/context";
+import { startEmulators, type EmulatorStack } from "../../dev/emulators";
+import { createGraphEmulator, EXCHANGE_ONLINE_APP_ID, MICROSOFT_GRAPH_APP_ID } from "../../dev/emulators/graph";
+import { DEFAULT_IDENTITY_GRAPH_ROLES, EXCHANGE_APP_ROLES, GRAPH_APP_ROLES } from "../../dev/emulators/graph/seed";
+import { redirectUriMatches } from "../../dev/emulators/graph/token";
 import type { EmulatorServer } from "../../dev/emulators/server";
 
 const HOME = SANDBOX_IDENTITY.tenantId;
@@ -149,4 +152,183 @@ test("an assertion no federated credential trusts is refused (AADSTS70021); a si
   const refused = await fetch(consentUrl(CUSTOMER.tenantId, single.appId));
   expect(refused.status).toBe(400);
   expect(await refused.text()).toContain("AADSTS700016");
+});
+
+test("redirect URIs match exactly, except that http://localhost and http://127.0.0.1 ignore the port (Entra's localhost exception)", () => {
+  const registered = "http://localhost/api/consent/callback";
+  expect(redirectUriMatches(registered, registered)).toBe(true);
+  expect(redirectUriMatches(registered, "http://localhost:7071/api/consent/callback")).toBe(true);
+  expect(redirectUriMatches("http://localhost:7071/api/consent/callback", "http://localhost:8080/api/consent/callback")).toBe(true);
+  expect(redirectUriMatches("http://127.0.0.1/cb", "http://127.0.0.1:5000/cb")).toBe(true);
+  expect(redirectUriMatches(registered, "http://127.0.0.1:7071/api/consent/callback")).toBe(false);
+  expect(redirectUriMatches(registered, "https://localhost:7071/api/consent/callback")).toBe(false);
+  expect(redirectUriMatches(registered, "http://localhost:7071/api/Consent/callback")).toBe(false);
+  expect(redirectUriMatches(registered, "http://localhost:7071/api/consent/callback/x")).toBe(false);
+  expect(redirectUriMatches("https://app.example.com/api/consent/callback", "https://app.example.com:8443/api/consent/callback")).toBe(false);
+});
+
+// The stack `npm start` runs: the provisioner is seeded, and the app settings carry the managed identity endpoint.
+// Real @azure/identity credentials over HTTPS (NODE_EXTRA_CA_CERTS is set by dev/run-tests.ts from the same bundle
+// appSettings() names), configured only from appSettings(), as the app would be.
+describe("the emulator stack's provisioner (startEmulators)", () => {
+  let stack: EmulatorStack;
+  let settings: Record<string, string>;
+  const names = ["IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_AUTHORITY_HOST"] as const;
+  const before: Record<string, string | undefined> = {};
+  const CALLBACK = "http://localhost:7071/api/consent/callback";
+
+  // MSAL node keeps the managed identity source (with its endpoint) and its tokens in statics, once per process
+  // (ManagedIdentityClient.identitySource, ManagedIdentityApplication.nodeStorage): the tests above fixed them on
+  // their own emulator. A fresh copy of @azure/identity (and MSAL) reads this stack's IDENTITY_ENDPOINT anew.
+  let sdk: typeof import("@azure/identity");
+
+  beforeAll(async () => {
+    await jest.isolateModulesAsync(async () => {
+      sdk = await import("@azure/identity");
+    });
+    stack = await startEmulators({ seedCreatioCredential: false });
+    settings = stack.appSettings();
+    for (const name of names) {
+      before[name] = process.env[name];
+      process.env[name] = settings[name];
+    }
+  });
+  afterAll(async () => {
+    for (const name of names) {
+      if (before[name] === undefined) delete process.env[name];
+      else process.env[name] = before[name];
+    }
+    await stack?.close();
+  });
+  beforeEach(async () => {
+    await fetch(`${stack.graphUrl}/_emulator/reset`, { method: "POST" });
+  });
+
+  const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
+  const mi = () => new sdk.ManagedIdentityCredential({ clientId: settings.AZURE_CLIENT_ID });
+  const provisionerIn = (tenant: string) =>
+    new sdk.ClientAssertionCredential(tenant, settings.PROVISIONER_CLIENT_ID, async () => (await mi().getToken("api://AzureADTokenExchange/.default")).token, {
+      authorityHost: settings.AZURE_AUTHORITY_HOST,
+      disableInstanceDiscovery: true,
+    });
+  const graphState = async (): Promise<any> => (await fetch(`${stack.graphUrl}/_emulator/state`)).json();
+  const tokenRequests = () => stack.servers.graph.requests.filter((r) => /\/(msi\/token|oauth2\/v2\.0\/token)$/.test(r.path)).map((r) => r.path);
+
+  test("appSettings name the provisioner, the identity endpoint and its header; the CA bundle holds the sandbox CA", () => {
+    expect(settings).toMatchObject({
+      PROVISIONER_CLIENT_ID: SANDBOX_PROVISIONER.appId,
+      IDENTITY_ENDPOINT: `${stack.graphUrl}/msi/token`,
+      IDENTITY_HEADER: SANDBOX_IDENTITY_HEADER,
+      AZURE_CLIENT_ID: SANDBOX_IDENTITY.clientId,
+    });
+    expect(readFileSync(settings.NODE_EXTRA_CA_CERTS, "utf8")).toContain(readFileSync(stack.caCertPath, "utf8").trim());
+    expect(process.env.NODE_EXTRA_CA_CERTS).toBe(settings.NODE_EXTRA_CA_CERTS);
+  });
+
+  test("the provisioner is seeded in the home directory only, multi-tenant, with the identity's roles, the callback URI and a credential trusting the identity; reset keeps it", async () => {
+    const check = async () => {
+      const state = await graphState();
+      const app = state.applications.find((a: any) => a.appId === SANDBOX_PROVISIONER.appId);
+      expect(app).toMatchObject({ signInAudience: "AzureADMultipleOrgs", uniqueName: SANDBOX_PROVISIONER.uniqueName, web: { redirectUris: ["http://localhost/api/consent/callback"] } });
+      const graphIds = app.requiredResourceAccess.find((r: any) => r.resourceAppId === MICROSOFT_GRAPH_APP_ID).resourceAccess;
+      expect(graphIds.map((a: any) => GRAPH_APP_ROLES.find((r) => r.id === a.id)?.value).sort()).toEqual([...DEFAULT_IDENTITY_GRAPH_ROLES].sort());
+      expect(graphIds.every((a: any) => a.type === "Role")).toBe(true);
+      const exchangeIds = app.requiredResourceAccess.find((r: any) => r.resourceAppId === EXCHANGE_ONLINE_APP_ID).resourceAccess;
+      expect(exchangeIds).toEqual([{ id: EXCHANGE_APP_ROLES.find((r) => r.value === "Exchange.ManageAsApp")!.id, type: "Role" }]);
+      expect(state.federatedIdentityCredentials[app.id]).toEqual([
+        expect.objectContaining({ issuer: `https://login.microsoftonline.com/${HOME}/v2.0`, subject: SANDBOX_IDENTITY.objectId, audiences: ["api://AzureADTokenExchange"] }),
+      ]);
+      expect(state.servicePrincipals.find((sp: any) => sp.appId === SANDBOX_PROVISIONER.appId)).toBeUndefined();
+      expect(state.tenants[CUSTOMER.tenantId].applications).toEqual([]);
+    };
+    await check();
+    await fetch(`${stack.graphUrl}/_emulator/reset`, { method: "POST" });
+    await check();
+  });
+
+  test("ManagedIdentityCredential gets tokens from IDENTITY_ENDPOINT; the exchange token's iss is exactly the federated credential's issuer", async () => {
+    stack.servers.graph.requests.length = 0;
+    const vaultToken = await mi().getToken("https://vault.azure.net/.default");
+    expect(claimsOf(vaultToken.token)).toMatchObject({ tid: HOME, appid: SANDBOX_IDENTITY.clientId, aud: "https://vault.azure.net" });
+    expect(tokenRequests()).toEqual(["/msi/token"]);
+    const graphToken = await mi().getToken("https://graph.microsoft.com/.default");
+    expect(claimsOf(graphToken.token)).toMatchObject({ tid: HOME, appid: SANDBOX_IDENTITY.clientId, oid: SANDBOX_IDENTITY.objectId });
+    const assertion = claimsOf((await mi().getToken("api://AzureADTokenExchange/.default")).token);
+    expect(assertion).toMatchObject({ iss: `https://login.microsoftonline.com/${HOME}/v2.0`, sub: SANDBOX_IDENTITY.objectId, aud: "api://AzureADTokenExchange", tid: HOME });
+    expect(tokenRequests().every((p) => p === "/msi/token")).toBe(true);
+  });
+
+  test("ClientAssertionCredential in tenant B: AADSTS7000229 before consent; after an accept through the consent page, tokens with the consented roles", async () => {
+    let failure: unknown;
+    await provisionerIn(CUSTOMER.tenantId)
+      .getToken("https://graph.microsoft.com/.default")
+      .catch((error) => (failure = error));
+    expect(failure).toBeInstanceOf(Error);
+    const error = failure as Error & { errorResponse?: { error?: string; errorDescription?: string } };
+    // What the app classifies as "consent required" (printed so it can be read off a test run).
+    if (process.env.SHOW_CONSENT_ERROR)
+      console.log(`pre-consent failure: name=${error.name}\nmessage=${error.message}\nkeys=${Object.keys(error).join(",")}\ncause=${String((error as any).cause)}`);
+    // @azure/identity 4.13 (MSAL node 5) throws AuthenticationRequiredError, its message carrying Entra's
+    // error and description: "invalid_client: Error(s): 7000229 - Timestamp: ... - Description: AADSTS7000229: ...".
+    expect(error.name).toBe("AuthenticationRequiredError");
+    expect(error.message).toMatch(/^invalid_client: Error\(s\): 7000229 - .*AADSTS7000229: The client application \S+ is missing service principal in the tenant/);
+
+    // The administrator's browser: the consent page (redirect_uri with the host's port: the registered
+    // http://localhost URI matches any port), then its Accept form.
+    const url = `${stack.graphUrl}/${CUSTOMER.domain}/adminconsent?${new URLSearchParams({ client_id: SANDBOX_PROVISIONER.appId, redirect_uri: CALLBACK, state: "s-1" })}`;
+    const consentPage = await fetch(url);
+    expect(consentPage.status).toBe(200);
+    const html = await consentPage.text();
+    for (const role of [...DEFAULT_IDENTITY_GRAPH_ROLES, "Exchange.ManageAsApp"]) expect(html).toContain(role);
+    const wrongPath = await fetch(url.replace(encodeURIComponent("/api/consent/callback"), encodeURIComponent("/api/other")));
+    expect(wrongPath.status).toBe(400);
+    const accept = await fetch(`${stack.graphUrl}/${CUSTOMER.domain}/adminconsent`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ client_id: SANDBOX_PROVISIONER.appId, redirect_uri: CALLBACK, state: "s-1", decision: "accept" }),
+    });
+    expect(accept.status).toBe(302);
+    const back = new URL(accept.headers.get("location")!);
+    expect(`${back.origin}${back.pathname}`).toBe(CALLBACK);
+    expect(Object.fromEntries(back.searchParams)).toEqual({ admin_consent: "True", tenant: CUSTOMER.tenantId, state: "s-1" });
+
+    stack.servers.graph.requests.length = 0;
+    const inB = provisionerIn(CUSTOMER.tenantId);
+    const graphClaims = claimsOf((await inB.getToken("https://graph.microsoft.com/.default")).token);
+    expect(graphClaims).toMatchObject({ tid: CUSTOMER.tenantId, appid: SANDBOX_PROVISIONER.appId });
+    expect([...graphClaims.roles].sort()).toEqual([...DEFAULT_IDENTITY_GRAPH_ROLES].sort());
+    const exchangeClaims = claimsOf((await inB.getToken(`${stack.exchangeUrl}/.default`)).token);
+    expect(exchangeClaims).toMatchObject({ tid: CUSTOMER.tenantId, appid: SANDBOX_PROVISIONER.appId, roles: ["Exchange.ManageAsApp"] });
+    // ... which tenant B's Exchange organization accepts (the home one does not).
+    const exchange = (tenant: string, domain: string) =>
+      inB.getToken(`${stack.exchangeUrl}/.default`).then((t) =>
+        fetch(`${stack.exchangeUrl}/adminapi/beta/${tenant}/InvokeCommand`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${t.token}`, "Content-Type": "application/json", "X-AnchorMailbox": `UPN:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@${domain}` },
+          body: JSON.stringify({ CmdletInput: { CmdletName: "Get-OrganizationConfig", Parameters: {} } }),
+        }),
+      );
+    expect((await exchange(CUSTOMER.domain, CUSTOMER.domain)).status).toBe(200);
+    expect((await exchange(HOME, "sandbox.onmicrosoft.com")).status).toBe(401);
+    // The token log: client-assertion grants at tenant B's token endpoint; the assertion is the managed identity's
+    // token for api://AzureADTokenExchange, which MSAL serves from its cache after the first request.
+    expect(tokenRequests()).toEqual([`/${CUSTOMER.tenantId}/oauth2/v2.0/token`, `/${CUSTOMER.tenantId}/oauth2/v2.0/token`]);
+    const state = await graphState();
+    expect(state.tenants[CUSTOMER.tenantId].servicePrincipals.find((sp: any) => sp.appId === SANDBOX_PROVISIONER.appId)).toBeDefined();
+    expect(state.servicePrincipals.find((sp: any) => sp.appId === SANDBOX_PROVISIONER.appId)).toBeUndefined();
+  });
+
+  test("DefaultAzureCredential as the app builds it keeps signing in with the client secret (EnvironmentCredential), not the identity endpoint", async () => {
+    stack.servers.graph.requests.length = 0;
+    const credential = new sdk.DefaultAzureCredential({
+      managedIdentityClientId: settings.AZURE_CLIENT_ID,
+      tenantId: settings.AZURE_TENANT_ID,
+      authorityHost: settings.AZURE_AUTHORITY_HOST,
+      disableInstanceDiscovery: true,
+    });
+    const claims = claimsOf((await credential.getToken("https://graph.microsoft.com/.default")).token);
+    expect(claims).toMatchObject({ tid: HOME, appid: SANDBOX_IDENTITY.clientId, appidacr: "1" });
+    expect(tokenRequests()).toEqual([`/${HOME}/oauth2/v2.0/token`]);
+  });
 });

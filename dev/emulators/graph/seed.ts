@@ -1,7 +1,7 @@
 // What a fresh sandbox tenant holds before the product touches it: the first-party service principals the
 // product consents to (with their real, tenant-independent scope and app-role ids), the app's own identity,
 // and the tenant-wide authorization policy.
-import type { SandboxIdentity } from "../context";
+import type { SandboxIdentity, SandboxProvisioner } from "../context";
 
 export const MICROSOFT_GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000";
 export const EXCHANGE_ONLINE_APP_ID = "00000002-0000-0ff1-ce00-000000000000";
@@ -75,6 +75,7 @@ export const GRAPH_APP_ROLES: AppRole[] = [
   role("fb221be6-99f2-473f-bd32-01c6a0e9ca3b", "Policy.ReadWrite.Authorization", "Read and write your organization's authorization policy"),
   role("246dd0d5-5bd0-4def-940b-0421030a5b68", "Policy.Read.All", "Read your organization's policies"),
   role("7ab1d382-f21e-4acd-a863-ba3e13f7da61", "Directory.Read.All", "Read directory data"),
+  role("498476ce-e0fe-48b0-b801-37ba7e2685c6", "Organization.Read.All", "Read organization information"),
 ];
 
 // Office 365 Exchange Online. EWS.AccessAsUser.All = 3b5f3d61-...: office-developer-exchange-docs,
@@ -88,6 +89,9 @@ export const EXCHANGE_APP_ROLES: AppRole[] = [
   role("5e5addcd-3e8d-4e90-baf5-964efab2b20a", "IMAP.AccessAsApp", "IMAP.AccessAsApp"),
   role("cb842b43-da6e-4506-86fe-bb12199c656d", "POP.AccessAsApp", "POP.AccessAsApp"),
   role("7146a1f0-8703-45b3-9eae-527a64c00995", "SMTP.SendAsApp", "SMTP.SendAsApp"),
+  // Exchange Online's app-only management role (infra/grant-graph-permissions.sh; "App-only authentication for
+  // unattended scripts in Exchange Online PowerShell").
+  role("dc50a0fb-09a3-484d-be87-e023b12c6440", "Exchange.ManageAsApp", "Manage Exchange As Application"),
 ];
 
 /** The Graph app roles the product needs (docs/architecture.md, "Microsoft Graph and Entra ID"; least privilege): the default for the sandbox identity. */
@@ -99,6 +103,54 @@ export const DEFAULT_IDENTITY_GRAPH_ROLES = [
   // The tenant's initial domain for Exchange Online's X-AnchorMailbox (EWS_ACCESS check/manage).
   "Organization.Read.All",
 ];
+
+/**
+ * The application permissions the provisioner requires (issue 10): on Microsoft Graph the same set the app's
+ * identity holds in its home tenant (DEFAULT_IDENTITY_GRAPH_ROLES), on Exchange Online Exchange.ManageAsApp
+ * (of use only with EWS_ACCESS=manage/check, and only once the customer's administrator also assigns a
+ * directory role to the provisioner's service principal: consent cannot assign directory roles).
+ */
+export const PROVISIONER_REQUIRED_ROLES: { resourceAppId: string; roles: string[] }[] = [
+  { resourceAppId: MICROSOFT_GRAPH_APP_ID, roles: DEFAULT_IDENTITY_GRAPH_ROLES },
+  { resourceAppId: EXCHANGE_ONLINE_APP_ID, roles: ["Exchange.ManageAsApp"] },
+];
+
+/**
+ * What the provisioner application holds when seeded, in Graph's request shapes: its writable properties
+ * (requiredResourceAccess with the role ids resolved from the resource service principals' appRoles, as
+ * Entra resolves them) and its federated identity credential. The credential's issuer is exactly the `iss`
+ * of the token the managed identity endpoint (/msi/token) issues for api://AzureADTokenExchange, its
+ * subject the identity's principal (object) id (workload-identity-federation-config-app-trust-managed-identity).
+ */
+export function seedProvisioner(provisioner: SandboxProvisioner, identity: SandboxIdentity, appRolesOf: (resourceAppId: string) => AppRole[]) {
+  const requiredResourceAccess = PROVISIONER_REQUIRED_ROLES.map(({ resourceAppId, roles }) => ({
+    resourceAppId,
+    resourceAccess: roles.map((value) => {
+      const found = appRolesOf(resourceAppId).find((r) => r.value === value && r.allowedMemberTypes.includes("Application"));
+      if (!found) throw new Error(`Seed: no application permission ${value} on ${resourceAppId}`);
+      return { id: found.id, type: "Role" };
+    }),
+  }));
+  return {
+    application: {
+      id: provisioner.objectId,
+      appId: provisioner.appId,
+      uniqueName: provisioner.uniqueName,
+      displayName: provisioner.displayName,
+      signInAudience: "AzureADMultipleOrgs",
+      requiredResourceAccess,
+      web: { redirectUris: [...provisioner.redirectUris] },
+    },
+    federatedCredential: {
+      id: "f1c00000-0000-4000-8000-00000000f1c0",
+      name: provisioner.federatedCredentialName,
+      issuer: `https://login.microsoftonline.com/${identity.tenantId}/v2.0`,
+      subject: identity.objectId,
+      audiences: ["api://AzureADTokenExchange"],
+      description: "The Function App's user-assigned managed identity (sandbox identity)",
+    },
+  };
+}
 
 /** Fixed object ids for the seeded service principals, so tests and logs are stable across resets. */
 export const SEEDED_SP_IDS = {

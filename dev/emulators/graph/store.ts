@@ -2,8 +2,8 @@
 // authorization policy, and tenant settings that shape behaviour (the identity's app roles, an app
 // management policy). Objects are kept in Graph's own JSON shapes so GET and /_emulator/state return them as is.
 import { randomBytes, randomUUID } from "node:crypto";
-import { SANDBOX_HOME_TENANT, type SandboxIdentity, type SandboxTenant } from "../context";
-import { AuthorizationPolicy, DEFAULT_IDENTITY_GRAPH_ROLES, seedAuthorizationPolicy, seedServicePrincipals } from "./seed";
+import { SANDBOX_HOME_TENANT, type SandboxIdentity, type SandboxProvisioner, type SandboxTenant } from "../context";
+import { AuthorizationPolicy, DEFAULT_IDENTITY_GRAPH_ROLES, seedAuthorizationPolicy, seedProvisioner, seedServicePrincipals } from "./seed";
 
 export type Json = Record<string, any>;
 
@@ -57,6 +57,8 @@ export class GraphStore {
     private readonly initialSettings: Partial<TenantSettings> = {},
     /** Which directory this is; the home tenant (where the app's own identity lives) when omitted. */
     readonly tenant: SandboxTenant = SANDBOX_HOME_TENANT,
+    /** The multi-tenant provisioner application to seed, in the home directory only (issue 10). */
+    readonly provisioner?: SandboxProvisioner,
   ) {
     this.reset();
   }
@@ -81,6 +83,14 @@ export class GraphStore {
       const sp = newServicePrincipal({ id, appId, displayName, appOwnerOrganizationId, servicePrincipalType, oauth2PermissionScopes, appRoles, servicePrincipalNames });
       // Seeded objects exist "since forever": never hidden by replication lag.
       this.servicePrincipals.set(id, { object: sp, createdAtMs: 0, owners: new Set() });
+    }
+    // The provisioner application, as infra/provisioner.sh registers it in the home tenant: an application
+    // object only (no service principal: a tenant gets one when its administrator consents), owned by no
+    // service principal (a person registers it), existing "since forever" like the other seeds.
+    if (this.provisioner && this.isHome) {
+      const { application, federatedCredential } = seedProvisioner(this.provisioner, this.identity, (appId) => this.spByAppId(appId)?.object.appRoles ?? []);
+      this.applications.set(application.id, { object: newApplication(application), createdAtMs: 0, owners: new Set() });
+      this.federatedCredentials.set(application.id, [federatedCredential]);
     }
   }
 

@@ -216,7 +216,8 @@ export function registerTokenEndpoint(server: EmulatorServer, ctx: EmulatorConte
   // here (a test posts `decision` itself). Accepting creates the application's service principal in that
   // tenant and assigns the application permissions it requires (requiredResourceAccess, type Role); then
   // the browser goes to redirect_uri with admin_consent=True, tenant and state, or with error and
-  // error_description when declined. redirect_uri must be one the application registered (AADSTS50011).
+  // error_description when declined. redirect_uri must be one the application registered (AADSTS50011), with
+  // the port ignored for http://localhost (redirectUriMatches).
   const consent = (req: EmulatorRequest): EmulatorResponse => {
     const params = req.method === "POST" ? new URLSearchParams(req.rawBody) : req.query;
     const directory = directoryOf(req.params.tenant);
@@ -229,7 +230,7 @@ export function registerTokenEndpoint(server: EmulatorServer, ctx: EmulatorConte
     if (!appHome || !app) return page(400, "Sign in", `AADSTS700016: Application with identifier '${escapeHtml(clientId)}' was not found in the directory '${directory.tenant.tenantId}'.`);
     if (appHome !== directory && app.object.signInAudience === "AzureADMyOrg")
       return page(400, "Sign in", `AADSTS700016: Application with identifier '${escapeHtml(clientId)}' was not found in the directory '${directory.tenant.tenantId}'. It is not a multi-tenant application.`);
-    if (!(app.object.web?.redirectUris ?? []).includes(redirectUri))
+    if (!(app.object.web?.redirectUris ?? []).some((registered: string) => redirectUriMatches(registered, redirectUri)))
       return page(400, "Sign in", `AADSTS50011: The redirect URI '${escapeHtml(redirectUri)}' specified in the request does not match the redirect URIs configured for the application '${escapeHtml(clientId)}'.`);
     const back = (fields: Record<string, string>) => {
       const url = new URL(redirectUri);
@@ -259,6 +260,28 @@ export function registerTokenEndpoint(server: EmulatorServer, ctx: EmulatorConte
     return back({ admin_consent: "True", tenant: directory.tenant.tenantId });
   };
   for (const method of ["GET", "POST"]) server.route(method, /^\/(?<tenant>[^/]+)(?:\/v2\.0)?\/adminconsent$/, consent);
+}
+
+/**
+ * Whether a redirect_uri matches a registered one: exactly, except for Entra's localhost exception
+ * (learn.microsoft.com/entra/identity-platform/reply-url, "Localhost exceptions"): for an `http` redirect URI
+ * on a loopback host (`localhost`, `127.0.0.1`) the port is ignored, so `http://localhost/api/consent/callback`
+ * accepts `http://localhost:7071/api/consent/callback`. Scheme, host (localhost and 127.0.0.1 do not
+ * stand for each other), path and query must still match; the path is case-sensitive as in Entra.
+ */
+export function redirectUriMatches(registered: string, requested: string): boolean {
+  if (registered === requested) return true;
+  let a: URL;
+  let b: URL;
+  try {
+    a = new URL(registered);
+    b = new URL(requested);
+  } catch {
+    return false;
+  }
+  const loopback = (u: URL) => u.protocol === "http:" && (u.hostname === "localhost" || u.hostname === "127.0.0.1");
+  if (!loopback(a) || !loopback(b)) return false;
+  return a.hostname === b.hostname && a.pathname === b.pathname && a.search === b.search;
 }
 
 /** The application permissions an app requires (requiredResourceAccess, type Role), resolved against the directory's resource service principals. */
