@@ -182,3 +182,36 @@ test("the sweep starts due rotations concurrently, never more than ROTATION_SWEE
   expect(most).toBe(3);
   expect(events(lines, "secret.expiry").map((e) => e.site)).toEqual(hosts);
 });
+
+test("sites of another tenant: the re-check asks that tenant's Exchange Online once, and a due site's rotation is started for its tenant", async () => {
+  const TENANT_B = "22222222-3333-4444-8555-666666666666";
+  const vault = new MemoryVault();
+  vault.site("home.example.com", inDays(300));
+  vault.site("b1.example.com", inDays(300), { tenantId: TENANT_B });
+  vault.site("b2.example.com", inDays(300), { tenantId: TENANT_B });
+  vault.site("b3.example.com", inDays(3), { tenantId: TENANT_B });
+  const reads: string[] = [];
+  const clientFor = (tenantId: string, allowed: string[]) => ({
+    tenant: async () => ({ tenantId, initialDomain: `${tenantId}.onmicrosoft.com` }),
+    getOrganizationConfig: async (tenant: { tenantId: string }) => (reads.push(tenant.tenantId), { EwsEnabled: true, EwsAllowedAppIDs: allowed }),
+    addEwsAllowedAppIds: async () => undefined,
+    removeEwsAllowedAppIds: async () => undefined,
+    setEwsEnabled: async () => undefined,
+  });
+  const asked: string[] = [];
+  const { client, started } = fakeDurableClient();
+  const run = recordingContext("rotationSweep");
+  const summary = await runRotationSweep(client, run.context, {
+    ...deps(vault),
+    exchange: clientFor("t-home", ["app-home.example.com"]),
+    exchangeFor: (tenantId) => (asked.push(tenantId), clientFor(tenantId, ["app-b1.example.com", "app-b3.example.com"])),
+    ewsAccess: "check",
+  });
+  expect(asked).toEqual([TENANT_B]);
+  expect(reads.sort()).toEqual([TENANT_B, "t-home"]);
+  // b3's rotation was just started: its run records its own state.
+  expect(summary.mail).toEqual({ organizationReads: 2, checked: 3, recorded: 3, notMailReady: 1, skippedRunning: 1 });
+  const notReady = events(run.lines, "siteNotMailReady");
+  expect(notReady.map((e) => [e.site, e.tenantId])).toEqual([["b2.example.com", TENANT_B]]);
+  expect(started).toEqual([{ name: "rotateSecret", instanceId: "rotate-b3.example.com", input: expect.objectContaining({ host: "b3.example.com", trigger: "sweep", tenantId: TENANT_B }) }]);
+});
