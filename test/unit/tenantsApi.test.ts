@@ -333,3 +333,73 @@ describe("review: bad input never turns into a 500 or an echoed value", () => {
     expect(response.jsonBody).toMatchObject({ instanceId: "onboard-acme.creatio.com" });
   });
 });
+
+describe("POST /api/tenants with entraTenantId (issue 10)", () => {
+  const HOME = "11111111-2222-4333-8444-555555555555";
+  const B = "22222222-3333-4444-8555-666666666666";
+  const names: Record<string, string> = { "contoso.onmicrosoft.com": B, [B]: B, "home.onmicrosoft.com": HOME };
+  const resolved: string[] = [];
+  const tenants = (provisioner = true, resolve = async (name: string) => (resolved.push(name), names[name])) => ({ provisioner, adminConsentWaitHours: 72, resolve });
+  const inputOf = (started: { options: unknown }[]) => (started[0]!.options as { input: Record<string, unknown> }).input;
+  const seedSite = (secrets: FakeSecretStore, tenantId?: string) =>
+    secrets.seed("creatio-o365-acme--creatio--com", "value", {
+      contentType: SECRET_CONTENT_TYPE,
+      tags: encodeSiteTags({ site: "acme.creatio.com", appId: "a", appObjectId: "o", keyId: "k", creatioCredential: "creatio-api-acme", mailServerId: "m", ...(tenantId ? { tenantId } : {}) }),
+    });
+
+  it("resolves a verified domain to the tenant id and starts the onboarding for that tenant with the consent wait", async () => {
+    const { client, started } = fakeClient();
+    const r = await createTenant(post(JSON.stringify({ ...valid, entraTenantId: "Contoso.onmicrosoft.com" })), client, context(), { secrets: vaultWithCredential(), now, homeTenantId: HOME, tenants: tenants() });
+    expect(r.status).toBe(202);
+    expect(resolved).toContain("contoso.onmicrosoft.com");
+    expect(inputOf(started)).toMatchObject({ tenantId: B, adminConsentWaitHours: 72 });
+  });
+
+  it("treats the home tenant, by id or by domain, as no tenant at all", async () => {
+    for (const name of [HOME, "home.onmicrosoft.com"]) {
+      const { client, started } = fakeClient();
+      const r = await createTenant(post(JSON.stringify({ ...valid, entraTenantId: name })), client, context(), { secrets: vaultWithCredential(), now, homeTenantId: HOME, tenants: tenants(false) });
+      expect(r.status).toBe(202);
+      expect(inputOf(started)).not.toHaveProperty("tenantId");
+    }
+  });
+
+  it("answers 400 naming entraTenantId for a malformed name, an unknown tenant, or another tenant without a provisioner; 503 when Entra cannot be asked", async () => {
+    const ask = async (body: object, t = tenants()) => createTenant(post(JSON.stringify({ ...valid, ...body })), fakeClient().client, context(), { secrets: vaultWithCredential(), now, homeTenantId: HOME, tenants: t });
+    const malformed = await ask({ entraTenantId: "contoso" });
+    expect(malformed.status).toBe(400);
+    expect((malformed.jsonBody as any).errors[0]).toMatchObject({ path: "entraTenantId", message: expect.stringMatching(/tenant id \(a GUID\) or a verified domain/) });
+    const unknown = await ask({ entraTenantId: "nobody.onmicrosoft.com" });
+    expect(unknown.status).toBe(400);
+    expect((unknown.jsonBody as any).errors[0].message).toMatch(/^entraTenantId: Entra ID has no tenant nobody\.onmicrosoft\.com/);
+    const noProvisioner = await ask({ entraTenantId: B }, tenants(false));
+    expect(noProvisioner.status).toBe(400);
+    expect((noProvisioner.jsonBody as any).errors[0].message).toMatch(/PROVISIONER_CLIENT_ID is not set \(README, "Serving several Microsoft 365 tenants"/);
+    const down = await ask({ entraTenantId: B }, tenants(true, async () => Promise.reject(new Error("Entra ID (https://login.microsoftonline.com) could not be reached: ECONNREFUSED"))));
+    expect(down.status).toBe(503);
+    expect((down.jsonBody as any).error).toMatch(/could not be reached: ECONNREFUSED\. Try again shortly/);
+  });
+
+  it("keeps a site in its tenant: a POST without entraTenantId resumes there, another tenant is a 409 saying to offboard first", async () => {
+    const secrets = vaultWithCredential();
+    seedSite(secrets, B);
+    const again = fakeClient();
+    expect((await createTenant(post(JSON.stringify(valid)), again.client, context(), { secrets, now, homeTenantId: HOME, tenants: tenants() })).status).toBe(202);
+    expect(inputOf(again.started)).toMatchObject({ tenantId: B });
+    const move = await createTenant(post(JSON.stringify({ ...valid, entraTenantId: HOME })), fakeClient().client, context(), { secrets, now, homeTenantId: HOME, tenants: tenants() });
+    expect(move.status).toBe(409);
+    expect((move.jsonBody as any).error).toMatch(/managed in tenant 22222222-.*, not the home tenant: .*offboard it first \(DELETE \/api\/tenants\/acme\.creatio\.com\)/);
+    const home = vaultWithCredential();
+    seedSite(home);
+    const toB = await createTenant(post(JSON.stringify({ ...valid, entraTenantId: B })), fakeClient().client, context(), { secrets: home, now, homeTenantId: HOME, tenants: tenants() });
+    expect(toB.status).toBe(409);
+    expect((toB.jsonBody as any).error).toMatch(/managed in the app's home tenant, not tenant 22222222-/);
+  });
+
+  it("shows each site's tenant in the list", async () => {
+    const secrets = vaultWithCredential();
+    seedSite(secrets, B);
+    const r = await listTenants(new HttpRequest({ method: "GET", url: "http://localhost/api/tenants" }), context(), { secrets, now, homeTenantId: HOME });
+    expect((r.jsonBody as any[]).map((s) => [s.host, s.entraTenantId, s.homeTenant])).toEqual([["acme.creatio.com", B, false]]);
+  });
+});
