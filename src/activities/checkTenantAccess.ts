@@ -20,11 +20,15 @@ export const CHECK_TENANT_ACCESS = "checkTenantAccess";
 
 /** What an onboarding does in a customer's tenant: register and delete apps, grant their delegated permissions. */
 export const PROVISIONER_GRAPH_ROLES = ["Application.ReadWrite.OwnedBy", "Application.Read.All", "DelegatedPermissionGrant.ReadWrite.All"] as const;
+/** allowUserConsent changes the tenant's authorization policy. */
+export const USER_CONSENT_ROLE = "Policy.ReadWrite.Authorization";
 
 export const checkTenantAccessInput = activityFields.pick({ instanceId: true }).extend({
   tenantId: z.string().min(1),
   /** An administrator just consented: a refusal or missing roles is replication, retried, not a new consent request. */
   afterConsent: z.boolean().default(false),
+  /** Roles this onboarding needs beyond PROVISIONER_GRAPH_ROLES (allowUserConsent: Policy.ReadWrite.Authorization). */
+  extraRoles: z.array(z.string().min(1)).default([]),
 });
 export type CheckTenantAccessInput = z.input<typeof checkTenantAccessInput>;
 
@@ -85,7 +89,7 @@ export async function checkTenantAccess(rawInput: CheckTenantAccessInput, deps: 
   }
 
   const roles = rolesOfToken(token);
-  const missing = PROVISIONER_GRAPH_ROLES.filter((r) => !roles.includes(r));
+  const missing = [...PROVISIONER_GRAPH_ROLES, ...input.extraRoles].filter((r) => !roles.includes(r));
   if (missing.length > 0) {
     // The token stays in MSAL's cache for an hour: the next attempt must ask Entra again.
     deps.forget(input.tenantId);

@@ -43,6 +43,7 @@ export function* awaitAdminConsent(
   access: Extract<CheckTenantAccessResult, { access: "consentRequired" }>,
   waitHours: number,
   nextAction: string,
+  extraRoles: string[] = [],
 ): Generator<Task, void, unknown> {
   const expectedState = new URL(access.adminConsentUrl).searchParams.get("state") ?? "";
   const deadline = new Date(context.df.currentUtcDateTime.getTime() + waitHours * 3_600_000);
@@ -79,7 +80,7 @@ export function* awaitAdminConsent(
   steps.note({ consentReceivedAt: context.df.currentUtcDateTime.toISOString(), lastError: undefined }, ["adminConsentUrl", "waitingUntil", "lastError"]);
   logEvent(context, EVENTS.onboardingStep, { site, step: AWAITING_ADMIN_CONSENT, instanceId: steps.instanceId, outcome: "consented", tenantId: access.tenantId });
   try {
-    const input: CheckTenantAccessInput = { tenantId: access.tenantId, instanceId: steps.instanceId, afterConsent: true };
+    const input: CheckTenantAccessInput = { tenantId: access.tenantId, instanceId: steps.instanceId, afterConsent: true, ...(extraRoles.length ? { extraRoles } : {}) };
     yield context.df.callActivityWithRetry(CHECK_TENANT_ACCESS, AFTER_CONSENT_RETRY, input);
   } catch (error) {
     throw new StepError(

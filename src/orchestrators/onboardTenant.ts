@@ -11,7 +11,7 @@ import { CONFIGURE_CREATIO, type ConfigureCreatioResult } from "../activities/co
 import { ALLOW_USER_CONSENT, type AllowUserConsentResult } from "../activities/allowUserConsent";
 import { redirectUriFor } from "../domain/site";
 import { CREATIO_EWS_PROFILE, permissionProfileSchema, profileUsesEws } from "../domain/permissions";
-import { CHECK_TENANT_ACCESS, type CheckTenantAccessResult } from "../activities/checkTenantAccess";
+import { CHECK_TENANT_ACCESS, USER_CONSENT_ROLE, type CheckTenantAccessResult } from "../activities/checkTenantAccess";
 import { EVENTS, logEvent } from "../observability";
 import { AWAITING_ADMIN_CONSENT, awaitAdminConsent } from "./adminConsent";
 import { CREATIO_RETRY, EXCHANGE_RETRY, GRAPH_RETRY, recordSiteStateQuietly, StepError, stepRunner } from "./steps";
@@ -105,8 +105,12 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
     // Another tenant: before anything there, the provisioner must be let in by an administrator of
     // that tenant (admin consent). Nothing is created anywhere until then.
     if (input.tenantId) {
-      const access: CheckTenantAccessResult = yield* steps.run(CHECK_TENANT_ACCESS, GRAPH_RETRY, { tenantId: input.tenantId, instanceId });
-      if (access.access === "consentRequired") yield* awaitAdminConsent(context, steps, input.host, access, input.adminConsentWaitHours, nextAction);
+      const access: CheckTenantAccessResult = yield* steps.run(CHECK_TENANT_ACCESS, GRAPH_RETRY, {
+        tenantId: input.tenantId,
+        instanceId,
+        ...(input.allowUserConsent ? { extraRoles: [USER_CONSENT_ROLE] } : {}),
+      });
+      if (access.access === "consentRequired") yield* awaitAdminConsent(context, steps, input.host, access, input.adminConsentWaitHours, nextAction, input.allowUserConsent ? [USER_CONSENT_ROLE] : []);
       else steps.skip(AWAITING_ADMIN_CONSENT, { reason: "consented before" });
     }
 

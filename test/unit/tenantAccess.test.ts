@@ -154,3 +154,13 @@ describe("GET /api/consent/callback", () => {
     expect(raised[0]!.data).toEqual({ state, consented: false, error: "access_denied", errorDescription: "AADSTS65004: User declined <b>" });
   });
 });
+
+describe("checkTenantAccess with allowUserConsent", () => {
+  it("also needs Policy.ReadWrite.Authorization, which the tenant's policy change takes", async () => {
+    const answer = await checkTenantAccess(
+      { tenantId: TENANT_B, instanceId: INSTANCE, extraRoles: ["Policy.ReadWrite.Authorization"] },
+      deps(async () => ({ token: tokenWith([...PROVISIONER_GRAPH_ROLES]), expiresOnTimestamp: 0 })),
+    );
+    expect(answer).toMatchObject({ access: "consentRequired", reason: expect.stringMatching(/lacks Policy.ReadWrite.Authorization/) });
+  });
+});
