@@ -1,19 +1,12 @@
 import { onboardTenant, type OnboardTenantInput } from "../../src/orchestrators/onboardTenant";
-import { activityFailure, drive as driveOrchestrator } from "./orchestrationDriver";
+import { activityFailure, drive as driveOrchestrator, ONBOARD_INPUT } from "./orchestrationDriver";
 
 /** What every onboarding failure tells the operator to do next. */
 const NEXT = "Fix the cause, then POST /api/tenants again: it resumes where this run stopped.";
 
 const drive = (input: OnboardTenantInput, results: Record<string, unknown>) => driveOrchestrator(onboardTenant, "onboard-acme.creatio.com", input, results);
 
-const input: OnboardTenantInput = {
-  host: "acme.creatio.com",
-  creatioCredentialSecretName: "creatio-api-acme",
-  displayName: "Creatio",
-  secretLifetimeDays: 365,
-  mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b",
-  allowUserConsent: false,
-};
+const input: OnboardTenantInput = ONBOARD_INPUT;
 
 const results = {
   checkCreatioSite: { odataRoot: "/0/odata", mailServerName: "Office 365", linkedClientId: null, knownAppId: null, takingOver: false, passwordMailboxes: 2 },

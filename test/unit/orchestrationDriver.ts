@@ -1,4 +1,15 @@
 import type { OrchestrationContext, OrchestrationHandler } from "durable-functions";
+import type { OnboardTenantInput } from "../../src/orchestrators/onboardTenant";
+
+/** The onboarding input the orchestrator tests start from: acme.creatio.com, defaults otherwise. */
+export const ONBOARD_INPUT: OnboardTenantInput = {
+  host: "acme.creatio.com",
+  creatioCredentialSecretName: "creatio-api-acme",
+  displayName: "Creatio",
+  secretLifetimeDays: 365,
+  mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b",
+  allowUserConsent: false,
+};
 
 /**
  * Drives an orchestrator generator by hand, as the Durable replay would on a first execution:

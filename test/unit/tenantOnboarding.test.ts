@@ -1,6 +1,6 @@
 import { onboardTenant, type OnboardTenantInput } from "../../src/orchestrators/onboardTenant";
 import { ADMIN_CONSENT_EVENT } from "../../src/orchestrators/adminConsent";
-import { activityFailure, drive as driveOrchestrator, type ExternalEvents } from "./orchestrationDriver";
+import { activityFailure, drive as driveOrchestrator, ONBOARD_INPUT, type ExternalEvents } from "./orchestrationDriver";
 
 /** onboardTenant for a site of another Entra tenant (issue 10): the access check and the consent wait. */
 
@@ -9,12 +9,7 @@ const STATE = "b25ib2FyZC1hY21lLmNyZWF0aW8uY29t.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
 const CONSENT_URL = `https://login.microsoftonline.com/${TENANT_B}/adminconsent?client_id=prov&redirect_uri=https%3A%2F%2Fapp%2Fapi%2Fconsent%2Fcallback&state=${STATE}`;
 
 const input: OnboardTenantInput = {
-  host: "acme.creatio.com",
-  creatioCredentialSecretName: "creatio-api-acme",
-  displayName: "Creatio",
-  secretLifetimeDays: 365,
-  mailServerId: "4bde7ec8-061f-46a3-ab24-49f5ec9cce8b",
-  allowUserConsent: false,
+  ...ONBOARD_INPUT,
   tenantId: TENANT_B,
   adminConsentWaitHours: 48,
 };
