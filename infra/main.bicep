@@ -37,6 +37,9 @@ param exchangeAdminUrl string = 'https://outlook.office365.com'
 @description('PERMISSION_PROFILES: permission profiles beside the built-in creatio-ews, as JSON (README, "Permission profiles"); empty for none.')
 param permissionProfiles string = ''
 
+@description('PROVISIONER_CLIENT_ID: app id of the multi-tenant provisioner application that serves sites of other Entra tenants (README, "Serving several Microsoft 365 tenants"); infra/provisioner.sh creates it and sets this (azd env set PROVISIONER_CLIENT_ID). Empty: sites of the home tenant only.')
+param provisionerClientId string = ''
+
 @description('ROTATION_SCHEDULE: six-field NCRONTAB of the rotation sweep timer. The "no sweep succeeded" alert assumes at least one run a day.')
 param rotationSchedule string = '0 0 3 * * *'
 
@@ -96,6 +99,7 @@ module resources 'resources.bicep' = {
     ewsAccess: ewsAccess
     exchangeAdminUrl: exchangeAdminUrl
     permissionProfiles: permissionProfiles
+    provisionerClientId: provisionerClientId
     rotationSchedule: rotationSchedule
     rotateDaysBeforeExpiry: rotateDaysBeforeExpiry
     oldSecretGraceHours: oldSecretGraceHours

@@ -19,6 +19,7 @@ param graphBaseUrl string
 param ewsAccess string
 param exchangeAdminUrl string
 param permissionProfiles string
+param provisionerClientId string
 param rotationSchedule string
 param rotateDaysBeforeExpiry int
 param oldSecretGraceHours int
@@ -292,6 +293,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       EXCHANGE_ADMIN_URL: exchangeAdminUrl
       // Permission profiles beside the built-in creatio-ews (src/domain/permissions.ts); empty for none.
       PERMISSION_PROFILES: permissionProfiles
+      // The multi-tenant provisioner for sites of other Entra tenants (infra/provisioner.sh); empty for the
+      // home tenant only. Declared here because this resource replaces all app settings on every provision.
+      PROVISIONER_CLIENT_ID: provisionerClientId
     }
   }
 }

@@ -3,7 +3,8 @@
 # Event Grid function, now that the code (and so the function) exists. Event Grid validates an
 # AzureFunction endpoint when the subscription is created, so this cannot be part of the first
 # `azd provision`. Idempotent: it redeploys infra/app/keyvault-events.bicep with the same name.
-# Then it reports whether the one-time Graph permission step has been done.
+# Then it reports whether the one-time Graph permission step has been done, and whether the provisioner
+# for sites of other Microsoft 365 tenants (infra/provisioner.sh) is as that script makes it.
 #
 # azd exports the environment's values (main.bicep outputs) to hooks; run by hand with
 #   eval "$(azd env get-values)" && ./infra/hooks/postdeploy.sh
@@ -53,4 +54,17 @@ if [ -n "${AZURE_IDENTITY_PRINCIPAL_ID:-}" ]; then
     echo "Onboarding fails with 403 from Microsoft Graph until then, and every site's mail.ews says unknown"
     echo "until the identity holds Exchange.ManageAsApp and its directory role (EWS_ACCESS=${EWS_ACCESS:-check})."
   }
+fi
+
+# Report (never change) the provisioner that serves sites of other Microsoft 365 tenants, once there is one
+# (README, "Serving several Microsoft 365 tenants").
+if [ -n "${PROVISIONER_CLIENT_ID:-}" ] && [ -n "${AZURE_IDENTITY_PRINCIPAL_ID:-}" ]; then
+  "$HERE/../provisioner.sh" --check || {
+    echo ""
+    echo "The provisioner for other tenants' sites is not as infra/provisioner.sh makes it (see above); run"
+    echo "  ./infra/provisioner.sh"
+  }
+else
+  echo "Sites whose Microsoft 365 is another Entra tenant need the provisioner app once: ./infra/provisioner.sh"
+  echo "(README, \"Serving several Microsoft 365 tenants\")."
 fi

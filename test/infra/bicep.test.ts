@@ -198,7 +198,7 @@ describe("wiring between the templates, azd and the hooks", () => {
 
   test("the postdeploy hook and the permission script use outputs main.bicep declares", () => {
     const outputs = bicepOutputs(main);
-    for (const file of ["hooks/postdeploy.sh", "grant-graph-permissions.sh"]) {
+    for (const file of ["hooks/postdeploy.sh", "grant-graph-permissions.sh", "provisioner.sh"]) {
       const text = readInfra(file);
       const used = [...text.matchAll(/\$\{?(AZURE_[A-Z_]+|EVENT_GRID_[A-Z_]+|KEY_VAULT_[A-Z_]+|KEYVAULT_[A-Z_]+)/g)].map((m) => m[1]);
       expect({ file, unknown: [...new Set(used)].filter((u) => !outputs.includes(u)) }).toEqual({ file, unknown: [] });

@@ -395,6 +395,21 @@ export function createGraphApi(options: GraphApiOptions) {
       const stored = appForRead(call, params);
       return { status: 200, body: { "@odata.context": context(call, `applications('${stored.object.id}')/federatedIdentityCredentials`), value: store.federatedCredentials.get(stored.object.id) ?? [] } };
     });
+    // federatedidentitycredential-update.md: PATCH by id changes issuer, subject, audiences, description (name
+    // is immutable); 204. infra/provisioner.sh corrects a credential with it.
+    route("PATCH", `${addr}/federatedIdentityCredentials/(?<ficId>[^/()]+)`, (call, params) => {
+      const stored = appForWrite(call, params);
+      const body = jsonBody(call);
+      const list = store.federatedCredentials.get(stored.object.id) ?? [];
+      const existing = list.find((f) => f.id === params.ficId);
+      if (!existing) throw new GraphError(404, "Request_ResourceNotFound", `Resource '${params.ficId}' does not exist or one of its queried reference-property objects are not present.`);
+      if ("name" in body && body.name !== existing.name) throw badRequest("Property 'name' is read-only and cannot be set.");
+      for (const field of ["issuer", "subject"]) if (field in body && (typeof body[field] !== "string" || !body[field])) throw invalidValue(field, "FederatedIdentityCredential");
+      if ("audiences" in body && (!Array.isArray(body.audiences) || body.audiences.length !== 1)) throw invalidValue("audiences", "FederatedIdentityCredential");
+      const updated = { ...existing, ...Object.fromEntries(["issuer", "subject", "audiences", "description"].filter((k) => k in body).map((k) => [k, structuredClone(body[k])])) };
+      store.federatedCredentials.set(stored.object.id, list.map((f) => (f === existing ? updated : f)));
+      return noContent();
+    });
   }
 
   // ---------- servicePrincipals ----------
