@@ -225,14 +225,16 @@ async function main(): Promise<void> {
       console.log(`  npx creatio-o365 onboard ${stack.creatioUrl} --credential ${SANDBOX_CREATIO_CREDENTIAL_SECRET}`);
       console.log("  npx creatio-o365 sites");
       // Issue 10: a site whose Microsoft 365 is another Entra tenant. The sandbox Creatio under its other
-      // loopback name is a second site (its credential is bound to both names: dev/emulators/index.ts).
+      // loopback name is a second site (its credential is bound to both names: dev/emulators/index.ts); it
+      // has one mail server, so takeOver lets this site take it from the localhost one if that came first.
       const otherSite = stack.creatioUrl.replace("localhost", "127.0.0.1");
       console.log("");
       console.log(`Onboard a site whose Microsoft 365 is another tenant (${SANDBOX_CUSTOMER_TENANT.domain}, id ${SANDBOX_CUSTOMER_TENANT.tenantId}):`);
       console.log(
         `  curl -s -X POST ${api}/tenants -H 'Content-Type: application/json' ` +
-          `-d '{"creatioUrl":"${otherSite}","creatioCredentialSecretName":"${SANDBOX_CREATIO_CREDENTIAL_SECRET}","entraTenantId":"${SANDBOX_CUSTOMER_TENANT.domain}"}'`,
+          `-d '{"creatioUrl":"${otherSite}","creatioCredentialSecretName":"${SANDBOX_CREATIO_CREDENTIAL_SECRET}","entraTenantId":"${SANDBOX_CUSTOMER_TENANT.domain}","takeOver":true}'`,
       );
+      console.log(`  (the same sandbox Creatio under another name: takeOver moves its mail server here if ${new URL(stack.creatioUrl).host} was onboarded first)`);
       console.log(`  curl -s ${api}/tenants/${new URL(otherSite).host}`);
       console.log("  Its status says awaitingAdminConsent with an adminConsentUrl: open that URL in a browser (the emulator's");
       console.log(`  consent page for ${SANDBOX_CUSTOMER_TENANT.displayName}) and press Accept; onboarding then continues in that tenant (Cancel declines).`);
