@@ -236,7 +236,7 @@ async function main(): Promise<void> {
       );
       console.log(`  (the same sandbox Creatio under another name: takeOver moves its mail server here if ${new URL(stack.creatioUrl).host} was onboarded first)`);
       console.log(`  curl -s ${api}/tenants/${new URL(otherSite).host}`);
-      console.log("  Its status says awaitingAdminConsent with an adminConsentUrl: open that URL in a browser (the emulator's");
+      console.log("  It waits at awaitingAdminConsent; its status shows adminConsent.url: open that URL in a browser (the emulator's");
       console.log(`  consent page for ${SANDBOX_CUSTOMER_TENANT.displayName}) and press Accept; onboarding then continues in that tenant (Cancel declines).`);
     }
     console.log("\nCtrl-C stops everything.");

@@ -40,6 +40,11 @@ param permissionProfiles string = ''
 @description('PROVISIONER_CLIENT_ID: app id of the multi-tenant provisioner application that serves sites of other Entra tenants (README, "Serving several Microsoft 365 tenants"); infra/provisioner.sh creates it and sets this (azd env set PROVISIONER_CLIENT_ID). Empty: sites of the home tenant only.')
 param provisionerClientId string = ''
 
+@description('ADMIN_CONSENT_WAIT_HOURS: how long onboarding a site of another tenant waits for its administrator\'s consent before it fails (README, "Serving several Microsoft 365 tenants").')
+@minValue(1)
+@maxValue(720)
+param adminConsentWaitHours int = 168
+
 @description('ROTATION_SCHEDULE: six-field NCRONTAB of the rotation sweep timer. The "no sweep succeeded" alert assumes at least one run a day.')
 param rotationSchedule string = '0 0 3 * * *'
 
@@ -100,6 +105,7 @@ module resources 'resources.bicep' = {
     exchangeAdminUrl: exchangeAdminUrl
     permissionProfiles: permissionProfiles
     provisionerClientId: provisionerClientId
+    adminConsentWaitHours: adminConsentWaitHours
     rotationSchedule: rotationSchedule
     rotateDaysBeforeExpiry: rotateDaysBeforeExpiry
     oldSecretGraceHours: oldSecretGraceHours

@@ -20,6 +20,7 @@ param ewsAccess string
 param exchangeAdminUrl string
 param permissionProfiles string
 param provisionerClientId string
+param adminConsentWaitHours int
 param rotationSchedule string
 param rotateDaysBeforeExpiry int
 param oldSecretGraceHours int
@@ -296,6 +297,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       // The multi-tenant provisioner for sites of other Entra tenants (infra/provisioner.sh); empty for the
       // home tenant only. Declared here because this resource replaces all app settings on every provision.
       PROVISIONER_CLIENT_ID: provisionerClientId
+      // Where Entra sends a customer's administrator after consent: the redirect URI infra/provisioner.sh
+      // registers on the provisioner (https://<default host name>/api/consent/callback), set rather than
+      // derived from WEBSITE_HOSTNAME so both name the same address.
+      CONSENT_REDIRECT_URI: 'https://${functionApp.properties.defaultHostName}/api/consent/callback'
+      ADMIN_CONSENT_WAIT_HOURS: string(adminConsentWaitHours)
     }
   }
 }
