@@ -74,7 +74,7 @@ while [ $# -gt 0 ]; do
     --check) CHECK_ONLY=yes; shift ;;
     --graph-url) GRAPH_URL="$2"; shift 2 ;;
     --login-url) LOGIN_URL="$2"; shift 2 ;;
-    -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,46p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
