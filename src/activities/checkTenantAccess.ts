@@ -76,12 +76,14 @@ export async function checkTenantAccess(rawInput: CheckTenantAccessInput, deps: 
   } catch (error) {
     const problem = tenantAccessProblemOf(error);
     const detail = publicMessage(error, 300);
-    if (problem === "consentRequired") {
+    if (problem === "consentRequired" || problem === "provisionerUnknown") {
       if (input.afterConsent) throw new Error(`Entra does not show the consent in tenant ${input.tenantId} yet (replication): ${detail}`);
-      return consentRequired(`No administrator of tenant ${input.tenantId} has consented to the provisioner yet.`);
+      return consentRequired(
+        problem === "consentRequired"
+          ? `No administrator of tenant ${input.tenantId} has consented to the provisioner yet.`
+          : `Entra does not know the provisioner in tenant ${input.tenantId}: no administrator there has consented yet, or PROVISIONER_CLIENT_ID is not a multi-tenant application (signInAudience AzureADMultipleOrgs) of the home tenant, which the consent page then says.`,
+      );
     }
-    if (problem === "provisionerNotFound")
-      throw new FinalError(`Entra does not know the provisioner (PROVISIONER_CLIENT_ID) in tenant ${input.tenantId}: it must be a multi-tenant application (signInAudience AzureADMultipleOrgs) of the home tenant. ${detail}`);
     if (problem === "federationMismatch")
       throw new FinalError(`The provisioner's federated identity credential does not trust this app's managed identity (issuer, subject or audience differ; infra/grant-graph-permissions.sh sets it). ${detail}`);
     if (problem === "tenantNotFound") throw new FinalError(`Entra has no tenant ${input.tenantId}. ${detail}`);

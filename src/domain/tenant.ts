@@ -64,18 +64,22 @@ export function sameConsentState(a: string, b: string): boolean {
 /**
  * What a token request in a customer's tenant says about the provisioner there
  * (learn.microsoft.com/entra/identity-platform/reference-error-codes):
- * - AADSTS7000229: the client has no service principal in the tenant: nobody consented yet;
+ * - AADSTS7000229: the client has no service principal in the tenant: nobody consented yet (what a
+ *   client-credentials request of a multi-tenant app answers there, e.g. Azure/azure-sdk-for-net#46762);
  * - AADSTS65001 / 650052: consent missing for the app or for a resource it needs;
- * - AADSTS700016: the application is not found there: not multi-tenant, or a wrong PROVISIONER_CLIENT_ID;
+ * - AADSTS700016: the application is not found there. Its own text says this "can happen if the
+ *   application has not been installed by the administrator of the tenant or consented to": treated as
+ *   consent required too, with the other cause (not multi-tenant, a wrong PROVISIONER_CLIENT_ID) named,
+ *   because the consent page itself then tells the administrator so;
  * - AADSTS70021 / 700213 / 700211: the federated credential does not match the managed identity's token;
  * - AADSTS90002: no such tenant.
  */
-export type TenantAccessProblem = "consentRequired" | "provisionerNotFound" | "federationMismatch" | "tenantNotFound";
+export type TenantAccessProblem = "consentRequired" | "provisionerUnknown" | "federationMismatch" | "tenantNotFound";
 
 export function tenantAccessProblemOf(error: unknown): TenantAccessProblem | undefined {
   const text = error instanceof Error ? `${error.message} ${String((error as { errorResponse?: { errorDescription?: string } }).errorResponse?.errorDescription ?? "")}` : String(error);
   if (/AADSTS(7000229|65001|650052)\b/.test(text)) return "consentRequired";
-  if (/AADSTS700016\b/.test(text)) return "provisionerNotFound";
+  if (/AADSTS700016\b/.test(text)) return "provisionerUnknown";
   if (/AADSTS(70021|700211|700212|700213|700222)\b/.test(text)) return "federationMismatch";
   if (/AADSTS90002\b/.test(text)) return "tenantNotFound";
   return undefined;

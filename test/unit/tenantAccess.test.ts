@@ -53,7 +53,7 @@ describe("consent state", () => {
 
   it("reads Entra's error codes", () => {
     expect(tenantAccessProblemOf(new Error("AADSTS7000229: missing service principal"))).toBe("consentRequired");
-    expect(tenantAccessProblemOf(new Error("AADSTS700016: Application with identifier"))).toBe("provisionerNotFound");
+    expect(tenantAccessProblemOf(new Error("AADSTS700016: Application with identifier"))).toBe("provisionerUnknown");
     expect(tenantAccessProblemOf(new Error("AADSTS70021: No matching federated identity record"))).toBe("federationMismatch");
     expect(tenantAccessProblemOf(new Error("AADSTS90002: Tenant not found"))).toBe("tenantNotFound");
     expect(tenantAccessProblemOf(new Error("ECONNRESET"))).toBeUndefined();
@@ -90,8 +90,12 @@ describe("checkTenantAccess", () => {
     expect(answer).toMatchObject({ access: "consentRequired", reason: expect.stringMatching(/lacks Application.ReadWrite.OwnedBy, Application.Read.All, DelegatedPermissionGrant.ReadWrite.All/) });
   });
 
-  it("ends at once, with what to fix, when the provisioner is not multi-tenant, not trusted, or not configured", async () => {
-    await expect(checkTenantAccess({ tenantId: TENANT_B, instanceId: INSTANCE }, deps(refused("AADSTS700016")))).rejects.toThrow(/must be a multi-tenant application .*\[not retried\]$/);
+  it("asks for consent when Entra does not know the provisioner in the tenant, naming the other cause", async () => {
+    const answer = await checkTenantAccess({ tenantId: TENANT_B, instanceId: INSTANCE }, deps(refused("AADSTS700016")));
+    expect(answer).toMatchObject({ access: "consentRequired", reason: expect.stringMatching(/no administrator there has consented yet, or PROVISIONER_CLIENT_ID is not a multi-tenant application/) });
+  });
+
+  it("ends at once, with what to fix, when the provisioner is not trusted or not configured", async () => {
     await expect(checkTenantAccess({ tenantId: TENANT_B, instanceId: INSTANCE }, deps(refused("AADSTS70021")))).rejects.toThrow(/federated identity credential does not trust/);
     await expect(checkTenantAccess({ tenantId: TENANT_B, instanceId: INSTANCE }, { ...deps(refused("x")), provisionerClientId: undefined })).rejects.toThrow(/PROVISIONER_CLIENT_ID is not set/);
     await expect(checkTenantAccess({ tenantId: TENANT_B, instanceId: INSTANCE }, { ...deps(refused("AADSTS7000229")), redirectUri: undefined })).rejects.toThrow(/CONSENT_REDIRECT_URI/);
