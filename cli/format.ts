@@ -58,11 +58,11 @@ export function day(iso: unknown): string {
   return typeof iso === "string" && iso.length >= 10 ? iso.slice(0, 10) : "";
 }
 
-/** The Entra tenant of a site (TenantSummary/TenantStatus entraTenantId), "home" when the home tenant's id is not configured; else "". */
+/** The Entra tenant of a site (TenantSummary/TenantStatus): "home" for the app's home tenant, else the tenant id; "" when the server does not say. */
 export function tenantOf(site: any): string {
+  if (site?.homeTenant === true) return "home";
   const t = site?.entraTenantId ?? site?.tenantId ?? site?.tenant;
-  if (typeof t === "string") return site?.homeTenant === false ? t : `${t} (home)`;
-  return site?.homeTenant === true ? "home" : "";
+  return typeof t === "string" ? t : "";
 }
 
 function newTable(head: string[], paint: Paint): Table.Table {
@@ -151,7 +151,7 @@ export function formatSite(t: any, paint: Paint = plain): string {
     ...section(
       "Application",
       [
-        ["tenant", tenantOf(t) || undefined],
+        ["tenant", (t?.homeTenant === true && t?.entraTenantId ? `home (${t.entraTenantId})` : tenantOf(t)) || undefined],
         ["site URL", t?.creatioUrl],
         ["app id", t?.appId ?? null],
         ["application object", t?.applicationObjectId ?? null],

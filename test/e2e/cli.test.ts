@@ -169,7 +169,7 @@ describe("creatio-o365 against the local stack", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/SITE\s+│\s*TENANT\s+│\s*STATE\s+│\s*MAIL\s+│\s*SECRET EXPIRES IN\s+│\s*NEXT ROTATION/);
     const line = r.stdout.split("\n").find((l) => l.includes(site))!;
-    expect(line).toMatch(new RegExp(`${site.replace(/[.]/g, "\\.")} +│ +│ ${row.health.state} +│ ${row.mail.ews} +│ [█░]{10} ${row.rotation.daysLeft}d +│ ${row.rotation.nextRotationDueAt.slice(0, 10)}`));
+    expect(line).toMatch(new RegExp(`${site.replace(/[.]/g, "\\.")} +│ home +│ ${row.health.state} +│ ${row.mail.ews} +│ [█░]{10} ${row.rotation.daysLeft}d +│ ${row.rotation.nextRotationDueAt.slice(0, 10)}`));
     // Not a terminal: no colour codes.
     expect(r.stdout).not.toMatch(/\u001b\[/);
 
