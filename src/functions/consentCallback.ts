@@ -49,7 +49,10 @@ export async function consentCallback(request: HttpRequest, client: DurableClien
   }
   const waiting = status && isActive(status) ? waitingFor(status.customStatus) : undefined;
   if (!waiting || !sameConsentState(waiting.state, state)) {
-    return refuse("This consent request is not (or no longer) awaited: it was already used, the onboarding ended or waited too long, or the link was changed.", "state not awaited");
+    return refuse(
+      "This consent request is not (or no longer) awaited: it was already used, the onboarding ended or waited too long, or the link was changed. If you consented with this link a moment ago, that answer was recorded and nothing more is needed.",
+      "state not awaited",
+    );
   }
 
   const error = query.get("error") ?? undefined;
