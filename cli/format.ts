@@ -147,6 +147,22 @@ export function formatSite(t: any, paint: Paint = plain): string {
     );
   }
 
+  const consent = t?.adminConsent;
+  if (consent?.url) {
+    lines.push(
+      ...section(
+        "Waiting for admin consent",
+        [
+          ["tenant", consent.tenantId],
+          ["consent URL", consent.url],
+          ["waits until", consent.waitingUntil],
+          ["next", "an administrator of that tenant (Global Administrator or Privileged Role Administrator) opens the URL and accepts; the onboarding then continues"],
+        ],
+        paint,
+      ),
+    );
+  }
+
   lines.push(
     ...section(
       "Application",

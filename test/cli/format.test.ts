@@ -146,6 +146,21 @@ describe("one site", () => {
     expect(text).toMatch(/live check\s+drift \(linked client id other\)/);
     expect(text).toMatch(/next rotation due\s+2027-12-02/);
     expect(text).toMatch(/onboarding: onboard-acme\.example Completed, done/);
+    expect(text).not.toContain("Waiting for admin consent");
+  });
+
+  it("shows the consent URL, the tenant and the deadline while the onboarding waits for admin consent", () => {
+    const waiting = {
+      ...status,
+      entraTenantId: "t-b",
+      homeTenant: false,
+      adminConsent: { url: "https://login.example/t-b/adminconsent?state=s", tenantId: "t-b", waitingUntil: "2026-12-09T12:00:00.000Z" },
+    };
+    const text = formatSite(waiting);
+    expect(text).toContain("\nWaiting for admin consent\n");
+    expect(text).toMatch(/consent URL\s+https:\/\/login\.example\/t-b\/adminconsent\?state=s/);
+    expect(text).toMatch(/waits until\s+2026-12-09T12:00:00\.000Z/);
+    expect(text).toMatch(/\n {2}tenant\s+t-b\n/);
   });
 });
 
