@@ -3,9 +3,9 @@ import { z } from "zod";
 import { credentialFor, forgetTenantCredential } from "../clients/credential";
 import { graphTokenScope } from "../clients/graph";
 import { FinalError, publicMessage } from "../domain/failure";
-import { adminConsentUrl, newConsentState, rolesOfToken, tenantAccessProblemOf } from "../domain/tenant";
-import { consentRedirectUriOf, settings } from "../settings";
-import { activityFields } from "./shared";
+import { randomBytes } from "node:crypto";
+import { adminConsentUrl, consentStateFor, rolesOfToken, tenantAccessProblemOf } from "../domain/tenant";
+import { activityFields, provisionerSettings } from "./shared";
 
 /**
  * Step 1 for a site in another Entra tenant (docs/architecture.md, "Serving several tenants"):
@@ -47,15 +47,14 @@ export interface CheckTenantAccessDeps {
 }
 
 function defaultDeps(): CheckTenantAccessDeps {
-  const s = settings();
+  const { graphBaseUrl, ...provisioner } = provisionerSettings();
   return {
     credentialFor,
     forget: forgetTenantCredential,
-    graphScope: graphTokenScope(s.GRAPH_BASE_URL),
-    authorityHost: s.AZURE_AUTHORITY_HOST ?? "https://login.microsoftonline.com",
-    provisionerClientId: s.PROVISIONER_CLIENT_ID,
-    redirectUri: consentRedirectUriOf(s),
-    newState: newConsentState,
+    graphScope: graphTokenScope(graphBaseUrl),
+    ...provisioner,
+    // 32 random bytes: nobody can guess the state (src/domain/tenant.ts, consentStateFor).
+    newState: (instanceId) => consentStateFor(instanceId, randomBytes(32)),
   };
 }
 

@@ -6,7 +6,7 @@ import { CreatioCredentialError, getCreatioClient, readSiteCredential, type Crea
 import { FinalError } from "../domain/failure";
 import { defaultIdentityServerUrlFor } from "../domain/site";
 import { getExchangeClient, type ExchangeAdmin } from "../clients/exchange";
-import { settings } from "../settings";
+import { consentRedirectUriOf, settings } from "../settings";
 import type { Lookup } from "../domain/address";
 
 /** What activities talk to. Production uses the memoised clients; unit tests pass recorders. */
@@ -45,6 +45,17 @@ export function defaultDeps(input?: unknown): ActivityDeps {
     creatioAllowLoopback: settings().CREATIO_ALLOW_LOOPBACK,
     exchange: getExchangeClient(tenantId),
     ewsAccess: settings().EWS_ACCESS,
+  };
+}
+
+/** What checkTenantAccess needs of the settings: the provisioner, where Entra is, where consent returns to. */
+export function provisionerSettings(): { provisionerClientId: string | undefined; authorityHost: string; redirectUri: string | undefined; graphBaseUrl: string } {
+  const s = settings();
+  return {
+    provisionerClientId: s.PROVISIONER_CLIENT_ID,
+    authorityHost: s.AZURE_AUTHORITY_HOST ?? "https://login.microsoftonline.com",
+    redirectUri: consentRedirectUriOf(s),
+    graphBaseUrl: s.GRAPH_BASE_URL,
   };
 }
 

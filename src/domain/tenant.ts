@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 
 /**
@@ -39,11 +39,12 @@ export function adminConsentUrl(options: { authorityHost: string; tenantId: stri
 
 /**
  * The `state` of a consent request: the waiting onboarding's instance id (so the callback finds
- * it) and 32 random bytes (so nobody can guess it). Single use: the onboarding stops showing it as
+ * it) and 32 random bytes from the caller (checkTenantAccess: crypto.randomBytes), so nobody can guess it. Single use: the onboarding stops showing it as
  * soon as it receives the callback's event (src/functions/consentCallback.ts).
  */
-export function newConsentState(instanceId: string): string {
-  return `${Buffer.from(instanceId, "utf8").toString("base64url")}.${randomBytes(32).toString("base64url")}`;
+export function consentStateFor(instanceId: string, random: Uint8Array): string {
+  if (random.length !== 32) throw new Error("a consent state takes 32 random bytes");
+  return `${Buffer.from(instanceId, "utf8").toString("base64url")}.${Buffer.from(random).toString("base64url")}`;
 }
 
 /** The instance id a state names, or undefined when it is not one of ours. */

@@ -2,7 +2,8 @@ import type { DurableClient } from "durable-functions";
 import { HttpRequest } from "@azure/functions";
 import { checkTenantAccess, PROVISIONER_GRAPH_ROLES, type CheckTenantAccessDeps } from "../../src/activities/checkTenantAccess";
 import { consentCallback } from "../../src/functions/consentCallback";
-import { adminConsentUrl, entraTenantNameSchema, instanceIdOfConsentState, newConsentState, tenantAccessProblemOf } from "../../src/domain/tenant";
+import { randomBytes } from "node:crypto";
+import { adminConsentUrl, consentStateFor, entraTenantNameSchema, instanceIdOfConsentState, tenantAccessProblemOf } from "../../src/domain/tenant";
 import { ADMIN_CONSENT_EVENT } from "../../src/orchestrators/adminConsent";
 import { recordingContext } from "./rotationFakes";
 
@@ -37,9 +38,9 @@ describe("entraTenantId", () => {
 
 describe("consent state", () => {
   it("names the waiting onboarding and 32 random bytes; two states differ; a state of another kind names nothing", () => {
-    const a = newConsentState(INSTANCE);
+    const a = consentStateFor(INSTANCE, randomBytes(32));
     expect(instanceIdOfConsentState(a)).toBe(INSTANCE);
-    expect(newConsentState(INSTANCE)).not.toBe(a);
+    expect(consentStateFor(INSTANCE, randomBytes(32))).not.toBe(a);
     expect(a.split(".")[1]).toHaveLength(43);
     expect(instanceIdOfConsentState(`${Buffer.from("rotate-acme").toString("base64url")}.${"A".repeat(43)}`)).toBeUndefined();
     expect(instanceIdOfConsentState("garbage")).toBeUndefined();
@@ -103,7 +104,7 @@ describe("checkTenantAccess", () => {
 });
 
 describe("GET /api/consent/callback", () => {
-  const state = newConsentState(INSTANCE);
+  const state = consentStateFor(INSTANCE, randomBytes(32));
   const consentUrl = adminConsentUrl({ authorityHost: "https://login.microsoftonline.com", tenantId: TENANT_B, clientId: "c", redirectUri: "https://a/api/consent/callback", state });
 
   /** A Durable client whose onboarding waits with `state` until an event arrives. */
