@@ -52,6 +52,8 @@ const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 };
+/** Sweep figure: rounds of one bare listing and one sweep each. */
+const ROUNDS = arg("rounds", 9);
 
 /** Runs one part in a child process (fresh settings) and returns its figure lines. */
 export function rotationBenchLines(part: "rotation" | "sweep", extraArgs: string[] = []): Promise<string[]> {
@@ -217,7 +219,9 @@ async function rotationPart(): Promise<void> {
       const ids = set.map((s) => `rotate-${s.host}`);
       for (;;) {
         // The sets are disjoint and each site is rotated once: its instance is new to this sweep.
+        const pollStarted = performance.now();
         const now = await instances();
+        if (process.env.BENCH_TRACE_DIR) console.error(`poll ${(pollStarted - started).toFixed(0)} ms: ${now.size} instances listed in ${(performance.now() - pollStarted).toFixed(0)} ms`);
         const done = ids.filter((id) => ["Completed", "Failed", "Terminated"].includes(now.get(id) ?? ""));
         if (done.length === ids.length) {
           const ms = performance.now() - started;
@@ -243,6 +247,10 @@ async function rotationPart(): Promise<void> {
     await sweep(warm);
 
     const plainMs = await sweep(plain);
+    const trace = (name: string) => {
+      if (process.env.BENCH_TRACE_DIR) require("node:fs").writeFileSync(join(process.env.BENCH_TRACE_DIR, name), host.lines.join("\n"));
+    };
+    trace("host-plain.log");
     // Calls per rotation, from the emulators' own logs (token requests and Key Vault's 401 challenges apart).
     const graphCalls = stack.servers.graph.requests.filter((q) => q.path.startsWith("/v1.0/")).length;
     const kvCalls = stack.servers.keyVault.requests.filter((q) => q.status !== 401).length;
@@ -250,6 +258,7 @@ async function rotationPart(): Promise<void> {
 
     await setFaults(stack.graphUrl, { throttleFraction: THROTTLE_FRACTION, retryAfterSeconds: RETRY_AFTER_S, match: "^(GET|POST|PATCH|DELETE) /v1\\.0/" });
     const throttledMs = await sweep(throttled);
+    trace("host-all.log");
     await fetch(`${stack.graphUrl}/_emulator/faults`, { method: "DELETE" });
     const graphRequests = stack.servers.graph.requests.filter((q) => q.path.startsWith("/v1.0/"));
     const throttles = graphRequests.filter((q) => q.status === 429);
@@ -374,19 +383,67 @@ async function sweepPart(): Promise<void> {
       return performance.now() - t;
     };
     const kvRequests = async () => ((await (await fetch(`${ready.settings.KEY_VAULT_URL}/_emulator/requests`)).json()) as unknown[]).length;
+    // BENCH_TRACE_DIR set: each sweep's phases (end of listing, Exchange reads, record write) on stderr.
+    const marks: [string, number][] = [];
+    const mark = (what: string) => process.env.BENCH_TRACE_DIR && marks.push([what, performance.now()]);
+    const tracedSecrets = new Proxy(secrets, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== "function") return value;
+        if (prop === "listPropertiesOfSecrets") return (...a: unknown[]) => {
+          const it = value.apply(target, a);
+          const byPage = it.byPage.bind(it);
+          it.byPage = (...b: unknown[]) => {
+            const pages = byPage(...b);
+            const next = pages.next.bind(pages);
+            pages.next = async () => {
+              const r = await next();
+              if (r.done) mark("listing done");
+              return r;
+            };
+            return pages;
+          };
+          return it;
+        };
+        return async (...a: unknown[]) => {
+          mark(`${String(prop)} called`);
+          try {
+            return await value.apply(target, a);
+          } finally {
+            mark(`${String(prop)} answered`);
+          }
+        };
+      },
+    });
+    const tracedExchange = new Proxy(exchange, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== "function") return value;
+        return async (...a: unknown[]) => {
+          mark(`exchange ${String(prop)} called`);
+          try {
+            return await value.apply(target, a);
+          } finally {
+            mark(`exchange ${String(prop)} answered`);
+          }
+        };
+      },
+    });
     const run = async () => {
       const before = await kvRequests();
       const t = performance.now();
+      marks.length = 0;
       const summary = await runRotationSweep(durable, context(), {
-        secrets,
+        secrets: process.env.BENCH_TRACE_DIR ? tracedSecrets : secrets,
         now: () => new Date(),
         rotateDaysBeforeExpiry: 30,
         gracePeriodHours: 24,
         concurrency: 8,
-        exchange,
+        exchange: process.env.BENCH_TRACE_DIR ? tracedExchange : exchange,
         ewsAccess: "check",
       });
       const ms = performance.now() - t;
+      if (process.env.BENCH_TRACE_DIR) console.error(`sweep ${ms.toFixed(0)} ms: ${marks.map(([w, at]) => `${w} ${(at - t).toFixed(0)}`).join(", ")}`);
       if (summary.managed !== count || summary.due !== 0) throw new Error(`sweep summary ${JSON.stringify(summary)}`);
       return { ms, kvRequests: (await kvRequests()) - before, summary };
     };
@@ -408,14 +465,17 @@ async function sweepPart(): Promise<void> {
     const bareMs: number[] = [];
     const sweepMs: number[] = [];
     let last: Awaited<ReturnType<typeof run>> | undefined;
-    for (let i = 0; i < 3; i++) {
-      bareMs.push(await bare());
+    const sweepRun = async () => {
       last = await run();
       sweepMs.push(last.ms);
-    }
+    };
+    const bareRun = async () => void bareMs.push(await bare());
+    // Interleaved, and in alternating order (bare first, then sweep first), so neither side is always the one that runs right after the other.
+    for (let i = 0; i < ROUNDS; i++) for (const side of i % 2 === 0 ? [bareRun, sweepRun] : [sweepRun, bareRun]) await side();
+    if (process.env.BENCH_TRACE_DIR) console.error(`bare ${bareMs.map((m) => m.toFixed(0)).join(" ")}\nsweep ${sweepMs.map((m) => m.toFixed(0)).join(" ")}`);
     const ratio = median(sweepMs) / median(bareMs);
-    figure(line(`bare listPropertiesOfSecrets, ${count} secrets (median of 3)`, `${median(bareMs).toFixed(0)} ms`));
-    figure(line(`sweep of ${count} sites, none due (median of 3)`, `${median(sweepMs).toFixed(0)} ms`, `${last!.kvRequests} Key Vault requests, ${last!.summary.mail?.organizationReads ?? 0} organization read, ${last!.summary.mail?.recorded ?? 0} tags written`));
+    figure(line(`bare listPropertiesOfSecrets, ${count} secrets (median of ${ROUNDS})`, `${median(bareMs).toFixed(0)} ms`));
+    figure(line(`sweep of ${count} sites, none due (median of ${ROUNDS})`, `${median(sweepMs).toFixed(0)} ms`, `${last!.kvRequests} Key Vault requests, ${last!.summary.mail?.organizationReads ?? 0} organization read, ${last!.summary.mail?.recorded ?? 0} tags written`));
     const perSite = (ms: number) => ((ms * 1000) / count).toFixed(0);
     figure(line(`  sweep / bare listing`, ratio.toFixed(2), `target <= ${SWEEP_TARGET}: ${verdict(ratio <= SWEEP_TARGET)}`));
     figure(line(`  per site: listing / sweep's own work`, `${perSite(median(bareMs))} / ${perSite(median(sweepMs) - median(bareMs))} us`, "decode of the tags, due rule, one secret.expiry line; no call"));
