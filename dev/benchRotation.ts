@@ -435,7 +435,22 @@ async function sweepPart(): Promise<void> {
     } as unknown as DurableClient;
     let logLines = 0;
     const context = () => new InvocationContext({ functionName: "rotationSweep", logHandler: () => void logLines++ });
+    // CPU time (user + system) of this process, and of the vault's (from /proc on Linux; 10 ms ticks).
+    const cpu = () => {
+      const own = process.cpuUsage();
+      let vaultMs = NaN;
+      try {
+        const f = require("node:fs").readFileSync(`/proc/${vault.pid}/stat`, "utf8").split(") ")[1].split(" ");
+        vaultMs = (Number(f[11]) + Number(f[12])) * 10;
+      } catch {
+        // not Linux: no vault figure
+      }
+      return { own: (own.user + own.system) / 1000, vault: vaultMs };
+    };
+    const bareCpu: { own: number; vault: number }[] = [];
+    const sweepCpu: { own: number; vault: number }[] = [];
     const bare = async () => {
+      const c = cpu();
       const t = performance.now();
       let n = 0;
       let record = 0;
@@ -444,8 +459,11 @@ async function sweepPart(): Promise<void> {
         // The sweep's own record (src/functions/sweepRecord.ts) is there once a sweep has run.
         if (properties.name === SWEEP_RECORD_SECRET) record++;
       }
+      const ms = performance.now() - t;
+      const after = cpu();
+      bareCpu.push({ own: after.own - c.own, vault: after.vault - c.vault });
       if (n - record !== count) throw new Error(`the listing saw ${n - record} sites' secrets, not ${count}`);
-      return performance.now() - t;
+      return ms;
     };
     const kvRequests = async () => ((await (await fetch(`${ready.settings.KEY_VAULT_URL}/_emulator/requests`)).json()) as unknown[]).length;
     // BENCH_TRACE_DIR set: each sweep's phases (end of listing, Exchange reads, record write) on stderr.
@@ -498,6 +516,7 @@ async function sweepPart(): Promise<void> {
       const before = await kvRequests();
       const t = performance.now();
       marks.length = 0;
+      const c = cpu();
       const summary = await runRotationSweep(durable, context(), {
         secrets: process.env.BENCH_TRACE_DIR ? tracedSecrets : secrets,
         now: () => new Date(),
@@ -508,6 +527,8 @@ async function sweepPart(): Promise<void> {
         ewsAccess: "check",
       });
       const ms = performance.now() - t;
+      const after = cpu();
+      sweepCpu.push({ own: after.own - c.own, vault: after.vault - c.vault });
       if (process.env.BENCH_TRACE_DIR) console.error(`sweep ${ms.toFixed(0)} ms: ${marks.map(([w, at]) => `${w} ${(at - t).toFixed(0)}`).join(", ")}`);
       if (summary.managed !== count || summary.due !== 0) throw new Error(`sweep summary ${JSON.stringify(summary)}`);
       return { ms, kvRequests: (await kvRequests()) - before, summary };
@@ -527,6 +548,8 @@ async function sweepPart(): Promise<void> {
       const { profile } = await session.post("Profiler.stop");
       (await import("node:fs")).writeFileSync(process.env.BENCH_PROFILE, JSON.stringify(profile));
     }
+    bareCpu.length = 0;
+    sweepCpu.length = 0;
     const bareMs: number[] = [];
     const sweepMs: number[] = [];
     let last: Awaited<ReturnType<typeof run>> | undefined;
@@ -543,7 +566,10 @@ async function sweepPart(): Promise<void> {
     figure(line(`sweep of ${count} sites, none due (median of ${ROUNDS})`, `${median(sweepMs).toFixed(0)} ms`, `${last!.kvRequests} Key Vault requests, ${last!.summary.mail?.organizationReads ?? 0} organization read, ${last!.summary.mail?.recorded ?? 0} tags written`));
     const perSite = (ms: number) => ((ms * 1000) / count).toFixed(0);
     figure(line(`  sweep / bare listing`, ratio.toFixed(2), `target <= ${SWEEP_TARGET}: ${verdict(ratio <= SWEEP_TARGET)}`));
-    figure(line(`  per site: listing / sweep's own work`, `${perSite(median(bareMs))} / ${perSite(median(sweepMs) - median(bareMs))} us`, "decode of the tags, due rule, one secret.expiry line; no call"));
+    figure(line(`  per site: listing / sweep's own work`, `${perSite(median(bareMs))} / ${perSite(median(sweepMs) - median(bareMs))} us`, "decode of the tags, due rule, one secret.expiry line, EWS verdict; no call"));
+    const ownCpu = (runs: { own: number }[]) => median(runs.map((r) => r.own));
+    const vaultCpu = (runs: { vault: number }[]) => median(runs.map((r) => r.vault));
+    figure(line(`  CPU per site, this process: listing / sweep (median)`, `${perSite(ownCpu(bareCpu))} / ${perSite(ownCpu(sweepCpu))} us`, `the vault's process: ${perSite(vaultCpu(bareCpu))} / ${perSite(vaultCpu(sweepCpu))} us; what the sweep adds is its own work`));
   } finally {
     vault.stdin!.end();
     await new Promise((resolve) => vault.once("exit", resolve));
