@@ -3,6 +3,7 @@
  * This is how tests use the host: a real process they can SIGKILL, and outside jest's module
  * sandbox (which cannot provide `@azure/functions-core` to the app).
  */
+import { StringDecoder } from "node:string_decoder";
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -53,10 +54,15 @@ export async function spawnHost(opts: SpawnHostOptions = {}): Promise<SpawnedHos
 
   const ready = new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`host did not start in time:\n${[...lines, ...errLines].join("\n")}`)), opts.timeoutMs ?? 30000);
-    const onData =
-      (into: string[]) =>
-      (buf: Buffer): void => {
-        for (const line of buf.toString("utf8").split("\n")) {
+    // A chunk of a pipe can end mid-line (and mid-character): the rest is kept for the next chunk,
+    // so every line is seen whole, once.
+    const onData = (into: string[]) => {
+      const decoder = new StringDecoder("utf8");
+      let partial = "";
+      return (buf: Buffer): void => {
+        const parts = (partial + decoder.write(buf)).split("\n");
+        partial = parts.pop() ?? "";
+        for (const line of parts) {
           if (line === "") continue;
           into.push(line);
           opts.onLine?.(line);
@@ -67,8 +73,11 @@ export async function spawnHost(opts: SpawnHostOptions = {}): Promise<SpawnedHos
           }
         }
       };
-    child.stdout?.on("data", onData(lines));
-    child.stderr?.on("data", onData(errLines));
+    };
+    const onOut = onData(lines);
+    const onErr = onData(errLines);
+    child.stdout?.on("data", onOut).on("end", () => onOut(Buffer.from("\n")));
+    child.stderr?.on("data", onErr).on("end", () => onErr(Buffer.from("\n")));
     void exited.then(() => {
       clearTimeout(timer);
       reject(new Error(`host exited before it was ready:\n${[...lines, ...errLines].join("\n")}`));

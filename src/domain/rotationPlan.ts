@@ -137,9 +137,15 @@ export function planRotations(secrets: readonly ManagedSecret[], now: Date, rota
   return secrets.map((s) => planSite(s, now, rotateDaysBeforeExpiry)).sort(bySoonestExpiry);
 }
 
+/** A Date's time without a new Date per comparison (a sweep sorts thousands of plans). */
+function timeOf(value: Date | undefined | string | null): number {
+  if (!value) return Number.POSITIVE_INFINITY;
+  return value instanceof Date ? value.getTime() : new Date(value).getTime();
+}
+
 export function bySoonestExpiry(a: { expiresOn: Date | undefined | string | null; host: string }, b: { expiresOn: Date | undefined | string | null; host: string }): number {
-  const ta = a.expiresOn ? new Date(a.expiresOn).getTime() : Number.POSITIVE_INFINITY;
-  const tb = b.expiresOn ? new Date(b.expiresOn).getTime() : Number.POSITIVE_INFINITY;
+  const ta = timeOf(a.expiresOn);
+  const tb = timeOf(b.expiresOn);
   if (ta !== tb) return ta < tb ? -1 : 1;
   return a.host.localeCompare(b.host);
 }

@@ -89,6 +89,10 @@ export async function listManagedSecrets(secrets: SecretStore, context: Invocati
     const page = await next;
     if (page.done) break;
     next = pages.next();
+    // The request for the next page goes out only after the SDK's pipeline has run through several
+    // awaits (microtasks), which a synchronous decode of this page would hold up until it ends:
+    // let them run first, so the decoding overlaps Key Vault's round trip.
+    await new Promise((resolve) => setImmediate(resolve));
     for (const properties of page.value) {
       const ours = ourSecret(properties);
       if (!ours) continue;
@@ -118,9 +122,11 @@ export async function runRotationSweep(client: DurableClient, context: Invocatio
     summary.offboarded = offboarded;
     const plans = planRotations(managed, now, deps.rotateDaysBeforeExpiry);
     // Starts fan out, at most `concurrency` at once; the lines below keep the plan's order.
-    const outcomes = await mapBounded(plans, deps.concurrency ?? 1, (plan) => (plan.due ? startFor(client, context, plan, deps, summary) : Promise.resolve("ok")));
-    for (const [i, plan] of plans.entries()) {
-      const outcome = outcomes[i]!;
+    const duePlans = plans.filter((plan) => plan.due);
+    const starts = await mapBounded(duePlans, deps.concurrency ?? 1, (plan) => startFor(client, context, plan, deps, summary));
+    const outcomes = new Map(duePlans.map((plan, i) => [plan, starts[i]!]));
+    for (const plan of plans) {
+      const outcome = outcomes.get(plan) ?? "ok";
       if (plan.expired) {
         summary.expired += 1;
         context.warn(
