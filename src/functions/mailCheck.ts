@@ -67,7 +67,9 @@ export async function recheckMailReadiness(client: DurableClient, context: Invoc
   const byTenant = new Map<string, ManagedSecret[]>();
   for (const site of sites) {
     const key = site.tags.tenantId?.toLowerCase() ?? HOME;
-    byTenant.set(key, [...(byTenant.get(key) ?? []), site]);
+    const group = byTenant.get(key);
+    if (group) group.push(site);
+    else byTenant.set(key, [site]);
   }
 
   for (const [tenantKey, groupSites] of byTenant) {
