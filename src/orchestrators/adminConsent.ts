@@ -29,6 +29,10 @@ export const adminConsentEventSchema = z.object({
 });
 export type AdminConsentEvent = z.infer<typeof adminConsentEventSchema>;
 
+/** While waiting: how soon Entra is first asked whether consent came without the callback, and how seldom at most. */
+const FIRST_POLL_MS = 60_000;
+const MAX_POLL_MS = 3_600_000;
+
 /** Role assignments replicate within minutes after consent: about eight minutes of attempts in all. */
 const AFTER_CONSENT_RETRY = retryPolicy(5_000, 8, 120_000);
 
@@ -50,16 +54,31 @@ export function* awaitAdminConsent(
   steps.show(AWAITING_ADMIN_CONSENT, { tenantId: access.tenantId, adminConsentUrl: access.adminConsentUrl, waitingUntil: deadline.toISOString(), lastError: access.reason });
   logEvent(context, EVENTS.onboardingStep, { site, step: AWAITING_ADMIN_CONSENT, instanceId: steps.instanceId, outcome: "started", tenantId: access.tenantId, waitingUntil: deadline.toISOString() });
 
+  // The callback may never come although the administrator consented (they used the Entra admin
+  // center, or the app was down when their browser came back): Entra is asked again now and then,
+  // after 1, 2, 4 ... minutes, at most hourly, so such a consent is noticed within the hour.
   let answer: AdminConsentEvent | undefined;
+  let pollMs = FIRST_POLL_MS;
   while (!answer) {
-    const timer: TimerTask = context.df.createTimer(deadline);
+    const now = context.df.currentUtcDateTime.getTime();
+    const pollAt = now + pollMs < deadline.getTime() ? new Date(now + pollMs) : undefined;
+    const timer: TimerTask = context.df.createTimer(pollAt ?? deadline);
     const event = context.df.waitForExternalEvent(ADMIN_CONSENT_EVENT);
     const winner = (yield context.df.Task.any([event, timer])) as Task;
     if (winner === timer) {
-      throw new StepError(
-        AWAITING_ADMIN_CONSENT,
-        `Step ${steps.current.stepNumber} of ${steps.current.totalSteps} (${AWAITING_ADMIN_CONSENT}) failed: no administrator of tenant ${access.tenantId} consented within ${waitHours} hours (ADMIN_CONSENT_WAIT_HOURS). ${nextAction}`,
-      );
+      if (!pollAt) {
+        throw new StepError(
+          AWAITING_ADMIN_CONSENT,
+          `Step ${steps.current.stepNumber} of ${steps.current.totalSteps} (${AWAITING_ADMIN_CONSENT}) failed: no administrator of tenant ${access.tenantId} consented within ${waitHours} hours (ADMIN_CONSENT_WAIT_HOURS). ${nextAction}`,
+        );
+      }
+      pollMs = Math.min(pollMs * 2, MAX_POLL_MS);
+      if (yield* consentedMeanwhile(context, access.tenantId, steps.instanceId, extraRoles)) {
+        steps.note({ consentReceivedAt: context.df.currentUtcDateTime.toISOString() }, ["adminConsentUrl", "waitingUntil", "lastError"]);
+        logEvent(context, EVENTS.onboardingStep, { site, step: AWAITING_ADMIN_CONSENT, instanceId: steps.instanceId, outcome: "consented", tenantId: access.tenantId, via: "poll" });
+        return;
+      }
+      continue;
     }
     timer.cancel();
     const parsed = adminConsentEventSchema.safeParse(event.result);
@@ -87,5 +106,16 @@ export function* awaitAdminConsent(
       AWAITING_ADMIN_CONSENT,
       `Step ${steps.current.stepNumber} of ${steps.current.totalSteps} (${AWAITING_ADMIN_CONSENT}) failed: the administrator consented, but Entra still refuses the provisioner in tenant ${access.tenantId}: ${publicMessage(error, 300)} ${nextAction}`,
     );
+  }
+}
+
+/** One look at Entra while waiting: true when the provisioner is let in with every role. A failure to ask is not an answer: the wait goes on. */
+function* consentedMeanwhile(context: OrchestrationContext, tenantId: string, instanceId: string, extraRoles: string[]): Generator<Task, boolean, unknown> {
+  try {
+    const input: CheckTenantAccessInput = { tenantId, instanceId, ...(extraRoles.length ? { extraRoles } : {}) };
+    const result = (yield context.df.callActivity(CHECK_TENANT_ACCESS, input)) as CheckTenantAccessResult;
+    return result.access === "granted";
+  } catch {
+    return false;
   }
 }

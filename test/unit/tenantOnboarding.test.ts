@@ -81,9 +81,25 @@ describe("onboardTenant in another tenant", () => {
   });
 
   it("ignores an event that does not carry this run's state and keeps waiting", () => {
-    const { calls, error } = drive({ checkTenantAccess: consentRequired }, { [ADMIN_CONSENT_EVENT]: [{ state: "other.state", consented: true, tenant: TENANT_B }] });
-    expect(calls.filter((c) => c.kind === "event")).toHaveLength(2);
+    const { calls, activities, error } = drive({ checkTenantAccess: consentRequired }, { [ADMIN_CONSENT_EVENT]: [{ state: "other.state", consented: true, tenant: TENANT_B }] });
+    const waits = calls.filter((c) => c.kind === "event");
+    // The foreign event ended the first wait without an answer; the second waits for the same first poll.
+    expect(waits.slice(0, 2).map((c) => c.input)).toEqual(["2026-11-27T12:01:00.000Z", "2026-11-27T12:01:00.000Z"]);
+    expect(activities.filter((c) => c.name === "checkCreatioSite")).toEqual([]);
     expect(String((error as Error).message)).toMatch(/no administrator of tenant 22222222-3333-4444-8555-666666666666 consented within 48 hours \(ADMIN_CONSENT_WAIT_HOURS\)/);
+  });
+
+  it("notices a consent given without the callback (the admin center, or the app down) by asking Entra at growing intervals", () => {
+    const { calls, activities, output } = drive({ checkTenantAccess: [consentRequired, consentRequired, consentRequired, granted] });
+    const waits = calls.filter((c) => c.kind === "event").map((c) => c.input);
+    // Polls after 1, 2 and 4 minutes: the third finds the provisioner let in.
+    expect(waits).toEqual(["2026-11-27T12:01:00.000Z", "2026-11-27T12:03:00.000Z", "2026-11-27T12:07:00.000Z"]);
+    const polls = activities.filter((c) => c.name === "checkTenantAccess").slice(1);
+    expect(polls.map((c) => c.input)).toEqual(Array(3).fill({ tenantId: TENANT_B, instanceId: "onboard-acme.creatio.com" }));
+    const next = activities[4]!;
+    expect(next.name).toBe("checkCreatioSite");
+    expect(next.status).toMatchObject({ step: "checkCreatioSite", stepNumber: 3 });
+    expect(output).toMatchObject({ tenantId: TENANT_B });
   });
 
   it("fails naming Entra's answer when the administrator declines, before anything is created", () => {
@@ -99,9 +115,14 @@ describe("onboardTenant in another tenant", () => {
     expect(status).not.toHaveProperty("adminConsentUrl");
   });
 
-  it("fails naming the wait when nobody consents in time", () => {
-    const { calls, error } = drive({ checkTenantAccess: consentRequired });
-    expect(calls.find((c) => c.kind === "event")!.input).toBe("2026-11-29T12:00:00.000Z");
+  it("fails naming the wait when nobody consents in time, having asked Entra at most hourly", () => {
+    const { calls, activities, error } = drive({ checkTenantAccess: consentRequired });
+    const waits = calls.filter((c) => c.kind === "event").map((c) => Date.parse(c.input));
+    expect(new Date(waits.at(-1)!).toISOString()).toBe("2026-11-29T12:00:00.000Z");
+    const gaps = waits.map((t, i) => t - (i === 0 ? Date.parse("2026-11-27T12:00:00.000Z") : waits[i - 1]!));
+    expect(Math.max(...gaps)).toBe(3_600_000);
+    // One look at Entra per poll (48 h: 1, 2, 4 ... 32 min, then hourly), none after the deadline.
+    expect(activities.filter((c) => c.name === "checkTenantAccess")).toHaveLength(waits.length);
     expect((error as Error).message).toMatch(/^Step 2 of 9 \(awaitingAdminConsent\) failed: no administrator of tenant .* consented within 48 hours/);
   });
 
