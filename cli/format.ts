@@ -318,6 +318,7 @@ export function progressLines(previous: any, next: any): string[] {
   if (next.adminConsentUrl && (!previous || previous.adminConsentUrl !== next.adminConsentUrl)) {
     lines.push(
       `  waiting for admin consent until ${next.waitingUntil ?? "(no deadline given)"}: an administrator of tenant ${next.tenantId ?? "(unknown)"} (Global Administrator or Privileged Role Administrator) opens ${next.adminConsentUrl ?? "(no URL given)"} and accepts; the onboarding then continues`,
+      ...(next.waitingFor ? [`  (${next.waitingFor})`] : []),
     );
   }
   return lines;

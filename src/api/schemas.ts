@@ -132,6 +132,7 @@ export const stepProgressSchema = z
       .optional()
       .meta({ description: "While the step is awaitingAdminConsent: the URL an administrator of the site's tenant opens to consent to the provisioner (single use: it stops working once the callback arrived)." }),
     waitingUntil: z.string().optional().meta({ description: "While awaitingAdminConsent: when the onboarding stops waiting and fails (ADMIN_CONSENT_WAIT_HOURS)." }),
+    waitingFor: z.string().optional().meta({ description: "While awaitingAdminConsent: why consent is needed (nobody consented yet, or the provisioner lacks a role there)." }),
     consentReceivedAt: z.string().optional().meta({ description: "When the consent callback arrived; the run then waits for Entra to show the consent." }),
   })
   .meta({ id: "StepProgress", description: "Custom status of onboardTenant and rotateSecret: step k of n." });

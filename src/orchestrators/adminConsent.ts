@@ -51,7 +51,7 @@ export function* awaitAdminConsent(
 ): Generator<Task, void, unknown> {
   const expectedState = new URL(access.adminConsentUrl).searchParams.get("state") ?? "";
   const deadline = new Date(context.df.currentUtcDateTime.getTime() + waitHours * 3_600_000);
-  steps.show(AWAITING_ADMIN_CONSENT, { tenantId: access.tenantId, adminConsentUrl: access.adminConsentUrl, waitingUntil: deadline.toISOString(), lastError: access.reason });
+  steps.show(AWAITING_ADMIN_CONSENT, { tenantId: access.tenantId, adminConsentUrl: access.adminConsentUrl, waitingUntil: deadline.toISOString(), waitingFor: access.reason });
   logEvent(context, EVENTS.onboardingStep, { site, step: AWAITING_ADMIN_CONSENT, instanceId: steps.instanceId, outcome: "started", tenantId: access.tenantId, waitingUntil: deadline.toISOString() });
 
   // The callback may never come although the administrator consented (they used the Entra admin
@@ -74,7 +74,7 @@ export function* awaitAdminConsent(
       }
       pollMs = Math.min(pollMs * 2, MAX_POLL_MS);
       if (yield* consentedMeanwhile(context, access.tenantId, steps.instanceId, extraRoles)) {
-        steps.note({ consentReceivedAt: context.df.currentUtcDateTime.toISOString() }, ["adminConsentUrl", "waitingUntil", "lastError"]);
+        steps.note({ consentReceivedAt: context.df.currentUtcDateTime.toISOString() }, ["adminConsentUrl", "waitingUntil", "waitingFor"]);
         logEvent(context, EVENTS.onboardingStep, { site, step: AWAITING_ADMIN_CONSENT, instanceId: steps.instanceId, outcome: "consented", tenantId: access.tenantId, via: "poll" });
         return;
       }
@@ -89,14 +89,14 @@ export function* awaitAdminConsent(
 
   if (!answer.consented) {
     const why = [answer.error, answer.errorDescription].filter(Boolean).join(": ") || "no reason given";
-    steps.note({}, ["adminConsentUrl", "waitingUntil"]);
+    steps.note({}, ["adminConsentUrl", "waitingUntil", "waitingFor"]);
     throw new StepError(
       AWAITING_ADMIN_CONSENT,
       `Step ${steps.current.stepNumber} of ${steps.current.totalSteps} (${AWAITING_ADMIN_CONSENT}) failed: the administrator of tenant ${access.tenantId} did not consent (Entra: ${why}). ${nextAction}`,
     );
   }
   // The state is spent: the status no longer shows it, so the callback refuses it from now on.
-  steps.note({ consentReceivedAt: context.df.currentUtcDateTime.toISOString(), lastError: undefined }, ["adminConsentUrl", "waitingUntil", "lastError"]);
+  steps.note({ consentReceivedAt: context.df.currentUtcDateTime.toISOString() }, ["adminConsentUrl", "waitingUntil", "waitingFor"]);
   logEvent(context, EVENTS.onboardingStep, { site, step: AWAITING_ADMIN_CONSENT, instanceId: steps.instanceId, outcome: "consented", tenantId: access.tenantId });
   try {
     const input: CheckTenantAccessInput = { tenantId: access.tenantId, instanceId: steps.instanceId, afterConsent: true, ...(extraRoles.length ? { extraRoles } : {}) };

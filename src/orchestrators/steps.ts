@@ -37,6 +37,8 @@ export interface StepProgress {
   tenantId?: string;
   adminConsentUrl?: string;
   waitingUntil?: string;
+  /** What the step waits for (awaitingAdminConsent: why consent is needed). */
+  waitingFor?: string;
   /** The consent callback arrived: the run now waits for Entra to show the consent (role replication). */
   consentReceivedAt?: string;
 }

@@ -202,6 +202,7 @@ describe("progress of a run", () => {
       "step 2 of 9: awaitingAdminConsent",
       "  waiting for admin consent until 2026-12-09T12:00:00.000Z: an administrator of tenant t-b (Global Administrator or Privileged Role Administrator) opens https://login.example/t-b/adminconsent?state=x and accepts; the onboarding then continues",
     ]);
+    expect(progressLines(undefined, { ...awaiting, waitingFor: "No administrator of tenant t-b has consented to the provisioner yet." })[2]).toBe("  (No administrator of tenant t-b has consented to the provisioner yet.)");
     // Printed once, not at every poll.
     expect(progressLines(awaiting, { ...awaiting, lastError: "still waiting" })).toEqual([]);
     expect(progressLines(undefined, { step: "gracePeriod", stepNumber: 5, totalSteps: 8, graceEndsAt: "2026-12-03T00:00:00Z" })).toContain("  grace period: the old secret stays valid until 2026-12-03T00:00:00Z");

@@ -67,7 +67,7 @@ describe("onboardTenant in another tenant", () => {
       tenantId: TENANT_B,
       adminConsentUrl: CONSENT_URL,
       waitingUntil: "2026-11-29T12:00:00.000Z",
-      lastError: consentRequired.reason,
+      waitingFor: consentRequired.reason,
     });
     const confirm = activities[1]!;
     expect(confirm.name).toBe("checkTenantAccess");
