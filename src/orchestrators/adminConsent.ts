@@ -5,7 +5,7 @@ import { publicMessage } from "../domain/failure";
 import { sameConsentState } from "../domain/tenant";
 import { EVENTS, logEvent } from "../observability";
 import { retryPolicy } from "./retries";
-import { StepError, type StepRunner } from "./steps";
+import type { StepProgress, StepRunner } from "./steps";
 
 /**
  * The admin-consent handshake of a site in another tenant, as a durable wait (docs/architecture.md,
@@ -29,6 +29,9 @@ export const adminConsentEventSchema = z.object({
 });
 export type AdminConsentEvent = z.infer<typeof adminConsentEventSchema>;
 
+/** What the status shows only while the run waits: dropped once the wait ends, so the state is not offered again. */
+const WAITING_FIELDS: (keyof StepProgress)[] = ["adminConsentUrl", "waitingUntil", "waitingFor"];
+
 /** While waiting: how soon Entra is first asked whether consent came without the callback, and how seldom at most. */
 const FIRST_POLL_MS = 60_000;
 const MAX_POLL_MS = 3_600_000;
@@ -38,7 +41,7 @@ const AFTER_CONSENT_RETRY = retryPolicy(5_000, 8, 120_000);
 
 /**
  * Shows the consent URL and waits; on consent, asks Entra again (with backoff) until the provisioner's
- * token carries its roles. Throws StepError naming the cause on a decline or when the wait ends.
+ * token carries its roles. Throws StepError (steps.fail) naming the cause on a decline or when the wait ends.
  */
 export function* awaitAdminConsent(
   context: OrchestrationContext,
@@ -46,13 +49,14 @@ export function* awaitAdminConsent(
   site: string,
   access: Extract<CheckTenantAccessResult, { access: "consentRequired" }>,
   waitHours: number,
-  nextAction: string,
   extraRoles: string[] = [],
 ): Generator<Task, void, unknown> {
   const expectedState = new URL(access.adminConsentUrl).searchParams.get("state") ?? "";
+  const log = (outcome: string, fields: Record<string, unknown> = {}) =>
+    logEvent(context, EVENTS.onboardingStep, { site, step: AWAITING_ADMIN_CONSENT, instanceId: steps.instanceId, outcome, ...fields });
   const deadline = new Date(context.df.currentUtcDateTime.getTime() + waitHours * 3_600_000);
   steps.show(AWAITING_ADMIN_CONSENT, { tenantId: access.tenantId, adminConsentUrl: access.adminConsentUrl, waitingUntil: deadline.toISOString(), waitingFor: access.reason });
-  logEvent(context, EVENTS.onboardingStep, { site, step: AWAITING_ADMIN_CONSENT, instanceId: steps.instanceId, outcome: "started", tenantId: access.tenantId, waitingUntil: deadline.toISOString() });
+  log("started", { tenantId: access.tenantId, waitingUntil: deadline.toISOString() });
 
   // The callback may never come although the administrator consented (they used the Entra admin
   // center, or the app was down when their browser came back): Entra is asked again now and then,
@@ -67,15 +71,12 @@ export function* awaitAdminConsent(
     const winner = (yield context.df.Task.any([event, timer])) as Task;
     if (winner === timer) {
       if (!pollAt) {
-        throw new StepError(
-          AWAITING_ADMIN_CONSENT,
-          `Step ${steps.current.stepNumber} of ${steps.current.totalSteps} (${AWAITING_ADMIN_CONSENT}) failed: no administrator of tenant ${access.tenantId} consented within ${waitHours} hours (ADMIN_CONSENT_WAIT_HOURS). ${nextAction}`,
-        );
+        throw steps.fail(`no administrator of tenant ${access.tenantId} consented within ${waitHours} hours (ADMIN_CONSENT_WAIT_HOURS).`);
       }
       pollMs = Math.min(pollMs * 2, MAX_POLL_MS);
       if (yield* consentedMeanwhile(context, access.tenantId, steps.instanceId, extraRoles)) {
-        steps.note({ consentReceivedAt: context.df.currentUtcDateTime.toISOString() }, ["adminConsentUrl", "waitingUntil", "waitingFor"]);
-        logEvent(context, EVENTS.onboardingStep, { site, step: AWAITING_ADMIN_CONSENT, instanceId: steps.instanceId, outcome: "consented", tenantId: access.tenantId, via: "poll" });
+        steps.note({ consentReceivedAt: context.df.currentUtcDateTime.toISOString() }, WAITING_FIELDS);
+        log("consented", { tenantId: access.tenantId, via: "poll" });
         return;
       }
       continue;
@@ -84,28 +85,22 @@ export function* awaitAdminConsent(
     const parsed = adminConsentEventSchema.safeParse(event.result);
     // Only the callback raises this event, after checking the state; anything else is ignored.
     if (parsed.success && sameConsentState(parsed.data.state, expectedState)) answer = parsed.data;
-    else logEvent(context, EVENTS.onboardingStep, { site, step: AWAITING_ADMIN_CONSENT, instanceId: steps.instanceId, outcome: "ignored", reason: "an event without this run's consent state" });
+    else log("ignored", { reason: "an event without this run's consent state" });
   }
 
   if (!answer.consented) {
     const why = [answer.error, answer.errorDescription].filter(Boolean).join(": ") || "no reason given";
-    steps.note({}, ["adminConsentUrl", "waitingUntil", "waitingFor"]);
-    throw new StepError(
-      AWAITING_ADMIN_CONSENT,
-      `Step ${steps.current.stepNumber} of ${steps.current.totalSteps} (${AWAITING_ADMIN_CONSENT}) failed: the administrator of tenant ${access.tenantId} did not consent (Entra: ${why}). ${nextAction}`,
-    );
+    steps.note({}, WAITING_FIELDS);
+    throw steps.fail(`the administrator of tenant ${access.tenantId} did not consent (Entra: ${why}).`);
   }
   // The state is spent: the status no longer shows it, so the callback refuses it from now on.
-  steps.note({ consentReceivedAt: context.df.currentUtcDateTime.toISOString() }, ["adminConsentUrl", "waitingUntil", "waitingFor"]);
-  logEvent(context, EVENTS.onboardingStep, { site, step: AWAITING_ADMIN_CONSENT, instanceId: steps.instanceId, outcome: "consented", tenantId: access.tenantId });
+  steps.note({ consentReceivedAt: context.df.currentUtcDateTime.toISOString() }, WAITING_FIELDS);
+  log("consented", { tenantId: access.tenantId });
   try {
     const input: CheckTenantAccessInput = { tenantId: access.tenantId, instanceId: steps.instanceId, afterConsent: true, ...(extraRoles.length ? { extraRoles } : {}) };
     yield context.df.callActivityWithRetry(CHECK_TENANT_ACCESS, AFTER_CONSENT_RETRY, input);
   } catch (error) {
-    throw new StepError(
-      AWAITING_ADMIN_CONSENT,
-      `Step ${steps.current.stepNumber} of ${steps.current.totalSteps} (${AWAITING_ADMIN_CONSENT}) failed: the administrator consented, but Entra still refuses the provisioner in tenant ${access.tenantId}: ${publicMessage(error, 300)} ${nextAction}`,
-    );
+    throw steps.fail(`the administrator consented, but Entra still refuses the provisioner in tenant ${access.tenantId}: ${publicMessage(error, 300)}`);
   }
 }
 

@@ -85,14 +85,13 @@ export interface OnboardTenantOutput {
 
 export const onboardTenant: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = onboardTenantInput.parse(context.df.getInput());
-  const nextAction = "Fix the cause, then POST /api/tenants again: it resumes where this run stopped.";
   // A site of another tenant has two steps more: the provisioner's access there, and the consent wait.
   const tenantSteps = input.tenantId ? 2 : 0;
   const steps = stepRunner(context, {
     site: input.host,
     totalSteps: (input.allowUserConsent ? 8 : 7) + tenantSteps,
     event: EVENTS.onboardingStep,
-    nextAction,
+    nextAction: "Fix the cause, then POST /api/tenants again: it resumes where this run stopped.",
   });
   const { instanceId, runId } = steps;
   // Every Graph and Exchange Online step runs in the site's tenant (docs/architecture.md, "Serving several tenants").
@@ -110,7 +109,7 @@ export const onboardTenant: OrchestrationHandler = function* (context: Orchestra
         instanceId,
         ...(input.allowUserConsent ? { extraRoles: [USER_CONSENT_ROLE] } : {}),
       });
-      if (access.access === "consentRequired") yield* awaitAdminConsent(context, steps, input.host, access, input.adminConsentWaitHours, nextAction, input.allowUserConsent ? [USER_CONSENT_ROLE] : []);
+      if (access.access === "consentRequired") yield* awaitAdminConsent(context, steps, input.host, access, input.adminConsentWaitHours, input.allowUserConsent ? [USER_CONSENT_ROLE] : []);
       else steps.skip(AWAITING_ADMIN_CONSENT, { reason: "consented before" });
     }
 

@@ -71,6 +71,8 @@ export interface StepRunner {
   skip(name: string, fields?: Record<string, unknown>): void;
   /** Shows a step that is not an activity (a timer) as running. */
   show(name: string, extra?: Partial<StepProgress>): void;
+  /** The failure of the current step that is not an activity's (a wait), in the words run() uses: "Step k of n (name) failed: … <next action>". */
+  fail(message: string): StepError;
   /** Changes what the current step shows, keeping its number (a wait that moves on). */
   note(extra: Partial<StepProgress>, without?: (keyof StepProgress)[]): void;
   /** Final custom status. */
@@ -97,6 +99,9 @@ export function stepRunner(
   const log = (step: string, outcome: string, fields: Record<string, unknown> = {}) =>
     logEvent(context, options.event, { site: options.site, step, instanceId, outcome, stepNumber: progress.stepNumber, totalSteps: options.totalSteps, ...fields });
 
+  const failureText = (stepNumber: number, name: string, message: string, attempt = 1) =>
+    `Step ${stepNumber} of ${options.totalSteps} (${name}) failed${attempt > 1 ? ` after ${attempt} attempts` : ""}: ${message} ${options.nextAction}`;
+
   return {
     instanceId,
     runId: context.df.currentUtcDateTime.toISOString(),
@@ -115,7 +120,7 @@ export function stepRunner(
         } catch (error) {
           const message = publicMessage(error, 500);
           if (isFinal(message) || attempt >= retry.attempts) {
-            const text = `Step ${stepNumber} of ${options.totalSteps} (${name}) failed${attempt > 1 ? ` after ${attempt} attempts` : ""}: ${message} ${options.nextAction}`;
+            const text = failureText(stepNumber, name, message, attempt);
             log(name, "failed", { attempt, error: text });
             throw new StepError(name, text);
           }
@@ -133,6 +138,9 @@ export function stepRunner(
     },
     show(name: string, extra: Partial<StepProgress> = {}) {
       set({ step: name, stepNumber: progress.stepNumber + 1, totalSteps: options.totalSteps, ...extra });
+    },
+    fail(message: string) {
+      return new StepError(progress.step, failureText(progress.stepNumber, progress.step, message));
     },
     note(extra: Partial<StepProgress>, without: (keyof StepProgress)[] = []) {
       const next: StepProgress = { ...progress, ...extra };
