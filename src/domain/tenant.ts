@@ -18,10 +18,6 @@ export const entraTenantNameSchema = z
   .refine((v) => GUID.test(v) || DOMAIN.test(v), "entraTenantId must be a tenant id (a GUID) or a verified domain of the tenant, e.g. contoso.onmicrosoft.com")
   .transform((v) => v.toLowerCase());
 
-export function isTenantGuid(value: string): boolean {
-  return GUID.test(value);
-}
-
 /**
  * The admin consent request for the provisioner in a customer's tenant
  * (learn.microsoft.com/entra/identity-platform/v2-admin-consent, "Request the permissions from a

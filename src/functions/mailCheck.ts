@@ -93,7 +93,6 @@ export async function recheckMailReadiness(client: DurableClient, context: Invoc
       }
     }
     const tenantId = tenant?.tenantId ?? (tenantKey === HOME ? "home" : tenantKey);
-    const group = { tenant, sites: groupSites };
     if (tenant) {
       try {
         summary.organizationReads += 1;
@@ -109,7 +108,7 @@ export async function recheckMailReadiness(client: DurableClient, context: Invoc
     }
     // One tenant's list serves all its sites: looked up, not scanned per site (thousands of sites, thousands of ids).
     const allowed = config ? new Set(config.EwsAllowedAppIDs.map((id) => id.toLowerCase())) : undefined;
-    for (const site of group.sites) {
+    for (const site of groupSites) {
       const readiness: MailReadiness = ewsRetired(deps.now)
         ? { ews: "retired", checkedAt, reason: `EWS in Exchange Online was shut down on ${EWS_SHUTDOWN_ON}.` }
         : config
@@ -134,7 +133,7 @@ export async function recheckMailReadiness(client: DurableClient, context: Invoc
           site: site.host,
           outcome: readiness.ews,
           level: "warn",
-          tenantId: group.tenant?.tenantId ?? null,
+          tenantId: tenant?.tenantId ?? null,
           appId: site.tags.appId,
           reason: readiness.reason ?? null,
           fix: ewsFix(readiness.ews, site.tags.appId),

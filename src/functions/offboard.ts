@@ -10,7 +10,7 @@ import { offboardingInstanceIdFor, onboardingInstanceIdFor, secretNameFor } from
 import { OFFBOARD_TENANT, type OffboardTenantInput } from "../orchestrators/offboardTenant";
 import { answeringSettingsErrors, badRequest, json, keyVaultUnavailable } from "./responses";
 import { readSiteRequest } from "./requestBody";
-import { conflictMessage, instanceStatus, startExclusive } from "./startExclusive";
+import { conflictMessage, instanceStatus, startExclusive, tenantOfRun } from "./startExclusive";
 import { offboardedWithoutSecretAt, readDeletedSiteSecret } from "./tenants";
 
 /**
@@ -73,8 +73,8 @@ export async function offboardTenantRequest(request: HttpRequest, client: Durabl
     if (doneAt) return alreadyOffboarded(host, doneAt, `To manage it again: POST /api/tenants with its creatioUrl (https://${host}) and creatioCredentialSecretName.`);
     if (!onboarding && !offboarding) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
     // Its app, if any, lives in the tenant the onboarding was started for.
-    const tenantId = (onboarding?.input as { tenantId?: unknown } | undefined)?.tenantId;
-    input = { host, ...(typeof tenantId === "string" ? { tenantId } : {}) };
+    const tenantId = tenantOfRun(onboarding);
+    input = { host, ...(tenantId ? { tenantId } : {}) };
   }
 
   const result = await startExclusive(client, "offboard", OFFBOARD_TENANT, host, input);

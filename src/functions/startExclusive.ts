@@ -28,6 +28,12 @@ export async function instanceStatus(client: DurableClient, instanceId: string):
   }
 }
 
+/** The Entra tenant a run was started for (its input's `tenantId`; issue 10), or undefined for the home tenant. */
+export function tenantOfRun(status: DurableOrchestrationStatus | undefined): string | undefined {
+  const tenantId = (status?.input as { tenantId?: unknown } | null | undefined)?.tenantId;
+  return typeof tenantId === "string" ? tenantId : undefined;
+}
+
 export function isActive(status: DurableOrchestrationStatus | undefined): boolean {
   return status !== undefined && ACTIVE_STATES.has(String(status.runtimeStatus));
 }

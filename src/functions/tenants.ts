@@ -26,7 +26,7 @@ import { checkCreatioLink } from "./creatioLink";
 import { rotationStatus } from "./startRotation";
 import { answeringSettingsErrors, badRequest, json, keyVaultUnavailable, routeHost } from "./responses";
 import { readJsonBody } from "./requestBody";
-import { activeSiteInstance, conflictMessage, instanceStatus, isActive, startExclusive } from "./startExclusive";
+import { activeSiteInstance, conflictMessage, instanceStatus, isActive, startExclusive, tenantOfRun } from "./startExclusive";
 import { settings } from "../settings";
 import { resolveTenantId } from "../clients/entra";
 import { httpTriggerFor } from "../api/openapi";
@@ -342,13 +342,13 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
   const assessed = tags && !offboarded ? assess(host, secretName, tags, properties?.expiresOn, now, window, check) : undefined;
   const permissionProfile = tags ? (tags.permissionProfile ?? DEFAULT_PERMISSION_PROFILE) : (output?.permissionProfile ?? null);
   // A site waiting for consent has no tags yet: its tenant is the one its onboarding was started for.
-  const onboardingTenant = (status?.input as { tenantId?: unknown } | undefined)?.tenantId;
+  const onboardingTenant = tenantOfRun(status);
   const waiting = isActive(status) ? progressOf(status!.customStatus) : null;
-  const adminConsent = waiting?.adminConsentUrl && waiting.waitingUntil ? { url: waiting.adminConsentUrl, tenantId: waiting.tenantId ?? String(onboardingTenant), waitingUntil: waiting.waitingUntil } : null;
+  const adminConsent = waiting?.adminConsentUrl && waiting.waitingUntil ? { url: waiting.adminConsentUrl, tenantId: waiting.tenantId ?? onboardingTenant ?? "", waitingUntil: waiting.waitingUntil } : null;
   const body: TenantStatus = {
     host,
     creatioUrl: `https://${host}`,
-    ...tenantFields(tags?.tenantId ?? (typeof onboardingTenant === "string" ? onboardingTenant : undefined), deps.homeTenantId),
+    ...tenantFields(tags?.tenantId ?? onboardingTenant, deps.homeTenantId),
     adminConsent,
     redirectUri: redirectUriFor(host, findProfile(permissionProfile ?? undefined, deps.permissionProfiles)),
     permissionProfile,
