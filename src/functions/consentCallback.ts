@@ -7,7 +7,7 @@ import { instanceIdOfConsentState, sameConsentState } from "../domain/tenant";
 import { EVENTS, logEvent } from "../observability";
 import { ADMIN_CONSENT_EVENT, AWAITING_ADMIN_CONSENT, type AdminConsentEvent } from "../orchestrators/adminConsent";
 import type { StepProgress } from "../orchestrators/steps";
-import { isActive } from "./startExclusive";
+import { instanceStatus, isActive } from "./startExclusive";
 
 /**
  * GET /api/consent/callback: Entra sends a customer's administrator here after the admin consent
@@ -42,13 +42,13 @@ export async function consentCallback(request: HttpRequest, client: DurableClien
 
   let status: DurableOrchestrationStatus | undefined;
   try {
-    status = await client.getStatus(instanceId);
+    status = await instanceStatus(client, instanceId);
   } catch (error) {
     context.error(`Reading ${instanceId} failed: ${publicMessage(error)}`);
     return page(503, "Try again in a minute", "The app could not read the onboarding's status. Reload this page in a minute; the consent itself is recorded by Entra ID.");
   }
-  const waiting = status && isActive(status) ? waitingFor(status.customStatus) : undefined;
-  if (!waiting || !sameConsentState(waiting.state, state)) {
+  const waiting = awaiting(status, state);
+  if (!waiting) {
     return refuse(
       "This consent request is not (or no longer) awaited: it was already used, the onboarding ended or waited too long, or the link was changed. If you consented with this link a moment ago, that answer was recorded and nothing more is needed.",
       "state not awaited",
@@ -75,9 +75,7 @@ export async function consentCallback(request: HttpRequest, client: DurableClien
   // Until the onboarding takes the event it still shows the state: wait for that, so a second use of
   // the same link, even a second later, is refused.
   for (let waited = 0; waited < deps.settleMs; waited += 250) {
-    const now = await client.getStatus(instanceId).catch(() => undefined);
-    const still = now && isActive(now) ? waitingFor(now.customStatus) : undefined;
-    if (!still || !sameConsentState(still.state, state)) break;
+    if (!awaiting(await instanceStatus(client, instanceId).catch(() => undefined), state)) break;
     await deps.sleep(250);
   }
   return consented
@@ -85,16 +83,17 @@ export async function consentCallback(request: HttpRequest, client: DurableClien
     : page(200, "Consent declined", `Entra ID reported: ${escapeHtml(event.errorDescription ?? event.error ?? "no reason")}. The onboarding stops and says so in its status; POST /api/tenants again to ask for consent once more.`);
 }
 
-/** The consent request a run shows while it waits: its state (from the URL) and tenant. */
-function waitingFor(customStatus: unknown): { state: string; tenantId: string } | undefined {
-  const progress = customStatus as StepProgress | null | undefined;
+/** The tenant a run waits for, when it is running and shows this very state in its consent request; else undefined. */
+function awaiting(status: DurableOrchestrationStatus | undefined, state: string): { tenantId: string } | undefined {
+  const progress = status && isActive(status) ? (status.customStatus as StepProgress | null | undefined) : undefined;
   if (!progress || progress.step !== AWAITING_ADMIN_CONSENT || !progress.adminConsentUrl || !progress.tenantId) return undefined;
+  let shown: string | null;
   try {
-    const state = new URL(progress.adminConsentUrl).searchParams.get("state");
-    return state ? { state, tenantId: progress.tenantId } : undefined;
+    shown = new URL(progress.adminConsentUrl).searchParams.get("state");
   } catch {
     return undefined;
   }
+  return shown && sameConsentState(shown, state) ? { tenantId: progress.tenantId } : undefined;
 }
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

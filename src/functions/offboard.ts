@@ -68,7 +68,7 @@ export async function offboardTenantRequest(request: HttpRequest, client: Durabl
     } catch (error) {
       return keyVaultUnavailable(context, `deleted secret ${secretName}`, error);
     }
-    const [onboarding, offboarding] = await Promise.all([instanceStatus(client, onboardingInstanceIdFor(host)), instanceStatus(client, offboardingInstanceIdFor(host))]);
+    const [onboarding, offboarding] = await Promise.all([instanceStatus(client, onboardingInstanceIdFor(host), { showInput: true }), instanceStatus(client, offboardingInstanceIdFor(host))]);
     const doneAt = offboardedWithoutSecretAt(onboarding, offboarding);
     if (doneAt) return alreadyOffboarded(host, doneAt, `To manage it again: POST /api/tenants with its creatioUrl (https://${host}) and creatioCredentialSecretName.`);
     if (!onboarding && !offboarding) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);

@@ -18,17 +18,20 @@ export type StartResult =
   /** `blockedBy` is the active instance: this site's own id, or another kind's. */
   | { started: false; instanceId: string; blockedBy: string; runtimeStatus: string };
 
-/** getStatus throws on an unknown instance (durable-functions 3); that is "none" here. */
-export async function instanceStatus(client: DurableClient, instanceId: string): Promise<DurableOrchestrationStatus | undefined> {
+/**
+ * getStatus throws on an unknown instance (durable-functions 3); that is "none" here. Without its
+ * input unless `showInput` (tenantOfRun reads the input).
+ */
+export async function instanceStatus(client: DurableClient, instanceId: string, { showInput = false }: { showInput?: boolean } = {}): Promise<DurableOrchestrationStatus | undefined> {
   try {
-    return await client.getStatus(instanceId, { showInput: false });
+    return await client.getStatus(instanceId, { showInput });
   } catch (error) {
     if (/404|could not find|not found/i.test(String((error as Error)?.message))) return undefined;
     throw error;
   }
 }
 
-/** The Entra tenant a run was started for (its input's `tenantId`; issue 10), or undefined for the home tenant. */
+/** The Entra tenant a run was started for (its input's `tenantId`; issue 10), or undefined for the home tenant. Read from a status fetched with showInput. */
 export function tenantOfRun(status: DurableOrchestrationStatus | undefined): string | undefined {
   const tenantId = (status?.input as { tenantId?: unknown } | null | undefined)?.tenantId;
   return typeof tenantId === "string" ? tenantId : undefined;

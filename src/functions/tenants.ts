@@ -320,7 +320,8 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
   const instanceId = onboardingInstanceIdFor(host);
   // The site's three orchestrations, read at once.
   const [status, rotationRun, offboardRun] = await Promise.all([
-    instanceStatus(client, instanceId),
+    // With its input: a site waiting for consent has no tags yet, only its run names its tenant.
+    instanceStatus(client, instanceId, { showInput: true }),
     rotationStatus(client, host),
     instanceStatus(client, offboardingInstanceIdFor(host)),
   ]);

@@ -143,6 +143,8 @@ describe("GET /api/consent/callback", () => {
     const wrong = `${state.split(".")[0]}.${"B".repeat(43)}`;
     expect((await call(client, { admin_consent: "True", tenant: TENANT_B, state: wrong })).status).toBe(400);
     expect((await call(client, { admin_consent: "True", tenant: TENANT_B, state: "nonsense" })).status).toBe(400);
+    // A well-formed state of an instance that does not exist: refused, not "try again".
+    expect((await call(client, { admin_consent: "True", tenant: TENANT_B, state: consentStateFor("onboard-nobody.example", randomBytes(32)) })).status).toBe(400);
     const other = await call(client, { admin_consent: "True", tenant: "11111111-2222-4333-8444-555555555555", state });
     expect(other.status).toBe(400);
     expect(String(other.body)).toMatch(/waits for tenant 22222222/);
