@@ -97,11 +97,16 @@ function isSecretLike(key: string): boolean {
   return known;
 }
 
+/** Written first, in this order (`level` is not written). */
+const FIRST_FIELDS: ReadonlySet<string> = new Set(["site", "step", "instanceId", "outcome", "level"]);
+
 /** The line logEvent writes (exported for tests and for callers that log elsewhere). */
 export function formatEvent(name: EventName, fields: EventFields = {}): string {
-  const { site, step, instanceId, outcome, level: _level, ...extra } = fields;
-  const line: Record<string, unknown> = { event: name, site, step, instanceId, outcome };
-  for (const [key, value] of Object.entries(extra)) {
+  const line: Record<string, unknown> = { event: name, site: fields.site, step: fields.step, instanceId: fields.instanceId, outcome: fields.outcome };
+  // The other fields in their order, without a rest copy of `fields` (a sweep writes a line per site).
+  for (const key of Object.keys(fields)) {
+    if (FIRST_FIELDS.has(key)) continue;
+    const value = fields[key];
     if (value === undefined) continue;
     line[key] = isSecretLike(key) ? "[redacted]" : value instanceof Error ? value.message : value;
   }

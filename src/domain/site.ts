@@ -106,7 +106,7 @@ export function encodeHostForName(host: string): string {
     if (ch === ".") out += "--";
     else if (ch === "-") out += "-0";
     else if (ch === ":") out += "-1";
-    else if (/[a-z0-9]/.test(ch)) out += ch;
+    else if ((ch >= "a" && ch <= "z") || (ch >= "0" && ch <= "9")) out += ch;
     else throw new Error(`Cannot encode character ${JSON.stringify(ch)} of host ${host}`);
   }
   return out;

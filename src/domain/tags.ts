@@ -135,34 +135,48 @@ export function encodeSiteTags(tags: SiteTagsInput): Record<string, string> {
   return out;
 }
 
+/**
+ * What unpack reads, worked out once: it runs for every site of every sweep (issue 12), where
+ * iterating the constant maps afresh per site cost more than validating the result.
+ */
+const PLAIN_TAGS: ReadonlySet<string> = new Set(
+  // instanceId (legacy) now lives in lastRun; packed and JSON tags are read below.
+  [...CODEC_TAG_NAMES].filter((key) => key !== "instanceId" && !(key in PACKED) && !JSON_TAG_NAMES.has(key)),
+);
+const PACKED_TAGS = Object.entries(PACKED).map(([tag, map]) => ({ tag, fields: Object.entries(map) }));
+const JSON_TAGS = Object.entries(JSON_FIELDS).map(([field, tag]) => ({ field, tag }));
+
+/** A tag's JSON object, or undefined when the tag is absent; null when it is not a JSON object. */
+function jsonTag(text: string | undefined): Record<string, unknown> | undefined | null {
+  if (text === undefined) return undefined;
+  try {
+    const value: unknown = JSON.parse(text);
+    if (value && typeof value === "object" && !Array.isArray(value)) return value as Record<string, unknown>;
+  } catch {
+    // reported as unreadable
+  }
+  return null;
+}
+
 /** Key Vault tags → the logical fields, before validation: packed and JSON tags unpacked, legacy names read. */
 function unpack(tags: Record<string, string>): { fields: Record<string, unknown>; unreadable: string[] } {
   const fields: Record<string, unknown> = {};
   const unreadable: string[] = [];
-  for (const [key, value] of Object.entries(tags)) {
-    // instanceId (legacy) now lives in lastRun; packed and JSON tags are read below.
-    if (CODEC_TAG_NAMES.has(key) && key !== "instanceId" && !(key in PACKED) && !JSON_TAG_NAMES.has(key)) fields[key] = value;
+  for (const key of Object.keys(tags)) {
+    if (PLAIN_TAGS.has(key)) fields[key] = tags[key];
   }
-  const json = (tag: string): Record<string, unknown> | undefined => {
-    if (tags[tag] === undefined) return undefined;
-    try {
-      const value: unknown = JSON.parse(tags[tag]);
-      if (value && typeof value === "object" && !Array.isArray(value)) return value as Record<string, unknown>;
-    } catch {
-      // reported as unreadable
-    }
-    unreadable.push(tag);
-    return undefined;
-  };
-  for (const [tag, map] of Object.entries(PACKED)) {
-    const packed = json(tag);
-    for (const [short, field] of Object.entries(map)) {
-      if (packed?.[short] !== undefined) fields[field] = packed[short];
+  for (const { tag, fields: map } of PACKED_TAGS) {
+    const packed = jsonTag(tags[tag]);
+    if (packed === null) unreadable.push(tag);
+    if (!packed) continue;
+    for (const [short, field] of map) {
+      if (packed[short] !== undefined) fields[field] = packed[short];
     }
   }
-  for (const [field, tag] of Object.entries(JSON_FIELDS)) {
-    const value = json(tag);
-    if (value) fields[field] = value;
+  for (const { field, tag } of JSON_TAGS) {
+    const value = jsonTag(tags[tag]);
+    if (value === null) unreadable.push(tag);
+    else if (value) fields[field] = value;
   }
   return { fields, unreadable };
 }

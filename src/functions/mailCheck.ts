@@ -108,35 +108,36 @@ export async function recheckMailReadiness(client: DurableClient, context: Invoc
     }
     // One tenant's list serves all its sites: looked up, not scanned per site (thousands of sites, thousands of ids).
     const allowed = config ? new Set(config.EwsAllowedAppIDs.map((id) => id.toLowerCase())) : undefined;
+    const retired = ewsRetired(deps.now);
     for (const site of groupSites) {
-      const readiness: MailReadiness = ewsRetired(deps.now)
-        ? { ews: "retired", checkedAt, reason: `EWS in Exchange Online was shut down on ${EWS_SHUTDOWN_ON}.` }
+      const verdict: Omit<MailReadiness, "checkedAt"> = retired
+        ? { ews: "retired", reason: `EWS in Exchange Online was shut down on ${EWS_SHUTDOWN_ON}.` }
         : config
-          ? { ...ewsVerdict(config, site.tags.appId, allowed), checkedAt }
-          : { ews: "unknown", checkedAt, reason: (unknownReason ?? "not checked").slice(0, 300) };
-      if (!sameVerdict(site.tags.mailReadiness, readiness)) {
+          ? ewsVerdict(config, site.tags.appId, allowed)
+          : { ews: "unknown", reason: (unknownReason ?? "not checked").slice(0, 300) };
+      if (!sameVerdict(site.tags.mailReadiness, verdict)) {
         if (await busy(client, site.host)) {
           summary.skippedRunning += 1;
           continue;
         }
         try {
-          await store(deps.secrets, site.secretName, readiness);
+          await store(deps.secrets, site.secretName, { ...verdict, checkedAt });
           summary.recorded += 1;
         } catch (error) {
           context.warn(`Could not record the EWS readiness of ${site.host}: ${publicMessage(error, 300)}`);
         }
       }
       summary.checked += 1;
-      if (readiness.ews !== "allowed") {
+      if (verdict.ews !== "allowed") {
         summary.notMailReady += 1;
         logEvent(context, EVENTS.siteNotMailReady, {
           site: site.host,
-          outcome: readiness.ews,
+          outcome: verdict.ews,
           level: "warn",
           tenantId: tenant?.tenantId ?? null,
           appId: site.tags.appId,
-          reason: readiness.reason ?? null,
-          fix: ewsFix(readiness.ews, site.tags.appId),
+          reason: verdict.reason ?? null,
+          fix: ewsFix(verdict.ews, site.tags.appId),
         });
       }
     }
@@ -145,7 +146,7 @@ export async function recheckMailReadiness(client: DurableClient, context: Invoc
 }
 
 /** The stored verdict says what was just found (state and reason; not when). */
-function sameVerdict(stored: MailReadiness | undefined, found: MailReadiness): boolean {
+function sameVerdict(stored: MailReadiness | undefined, found: Omit<MailReadiness, "checkedAt">): boolean {
   return stored !== undefined && stored.ews === found.ews && (stored.reason ?? "") === (found.reason ?? "");
 }
 

@@ -136,12 +136,14 @@ export async function runRotationSweep(client: DurableClient, context: Invocatio
       if (plan.due) summary.due += 1;
       // expiresOn and daysLeft are those of the secret Creatio holds: the day its mail stops, which the
       // 7-day alert reads (infra/app/alerts.bicep); creatioConfigured false means it holds none.
+      const currentExpiresOn = plan.currentExpiresOn?.toISOString() ?? null;
       logEvent(context, EVENTS.secretExpiry, {
         site: plan.host,
         outcome,
-        expiresOn: plan.expiresOn?.toISOString() ?? null,
+        // Mostly the same date as the current version's (Creatio holds it): formatted once.
+        expiresOn: plan.expiresOn === plan.currentExpiresOn ? currentExpiresOn : (plan.expiresOn?.toISOString() ?? null),
         daysLeft: plan.daysLeft,
-        currentExpiresOn: plan.currentExpiresOn?.toISOString() ?? null,
+        currentExpiresOn,
         creatioConfigured: plan.creatioConfigured,
         expired: plan.expired,
         reason: plan.reason,

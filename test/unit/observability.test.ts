@@ -1,7 +1,7 @@
 // Issue 14: failures are logged at error level, warnings at warning level, in the one-JSON-line
 // format infra/app/alerts.bicep parses from Message.
 import { InvocationContext } from "@azure/functions";
-import { EVENTS, eventLevel, logEvent } from "../../src/observability";
+import { EVENTS, eventLevel, formatEvent, logEvent } from "../../src/observability";
 
 function recording() {
   const lines: { level: string; text: string }[] = [];
@@ -31,5 +31,12 @@ describe("logEvent levels", () => {
     logEvent({ log: (line: unknown) => lines.push(String(line)), df: { isReplaying: true } }, EVENTS.onboardingFinished, { outcome: "failed" });
     expect(lines).toHaveLength(1);
     expect(eventLevel({ outcome: "expired" })).toBe("warn");
+  });
+});
+
+describe("formatEvent", () => {
+  it("writes event, site, step, instanceId and outcome first, then the other fields in their order; drops undefined and level, redacts secret-like names", () => {
+    const line = formatEvent(EVENTS.secretExpiry, { daysLeft: 3, outcome: "ok", level: "warn", nothing: undefined, clientSecret: "s3cr3t", site: "acme.creatio.com", error: new Error("boom") });
+    expect(line).toBe('{"event":"secret.expiry","site":"acme.creatio.com","outcome":"ok","daysLeft":3,"clientSecret":"[redacted]","error":"boom"}');
   });
 });
