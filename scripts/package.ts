@@ -56,6 +56,7 @@ export const DEFERRED_MODULES = [
   "@microsoft/microsoft-graph-client",
   "@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials",
   "axios",
+  "moment",
   "zod/v4/locales",
 ] as const;
 
@@ -70,24 +71,30 @@ export const DEFERRED_MODULES = [
 const ZOD_LOCALES = "zod/v4/locales";
 
 /**
- * durable-functions requires `axios` and `validator` when it loads, for its durable client
- * (durable-functions 3.x, lib/src/durableClient/DurableClient.js and getClient.js):
+ * durable-functions requires `axios`, `validator` and `moment` when it loads (durable-functions 3.x,
+ * lib/src/durableClient/DurableClient.js and getClient.js for the durable client;
+ * orchestrations/DurableOrchestrationContext.js, task/LongTimerTask.js and
+ * task/CallHttpWithPollingTask.js for timers):
  * - axios (with form-data, mime-db, follow-redirects: about as long to load as the rest of
  *   durable-functions) is used only through `axios_1.default`, when a client binding is first
  *   used: it gets a module whose `default` loads the real axios (from sdk.js) on first access.
  * - of validator's hundred validators it uses `isURL` only: it gets a module holding that one.
+ * - moment is called only while an orchestration runs, as `moment(date)` and `moment.duration(...)`
+ *   (its only uses there): it gets a function with those two entry points, which load the real
+ *   moment (from sdk.js) on first call.
  * Same functions, same behaviour; only when their code loads changes.
  */
 const DURABLE_SHIMS: Record<string, string> = {
   axios: `module.exports = { get default() { return require("axios").default; } };`,
   validator: `module.exports = { isURL: require("validator/lib/isURL").default };`,
+  moment: `const real = () => require("moment"); function moment(...args) { return real()(...args); } moment.duration = (...args) => real().duration(...args); module.exports = moment;`,
 };
 
 /** index.js: durable-functions' shims, and every deferred module as a forward to sdk.js. */
 export const splitDeferredModules: Plugin = {
   name: "split-deferred-modules",
   setup(b) {
-    b.onResolve({ filter: /^(axios|validator)$/ }, (args) => {
+    b.onResolve({ filter: /^(axios|validator|moment)$/ }, (args) => {
       if (!/[\\/]node_modules[\\/]durable-functions[\\/]/.test(args.importer)) return undefined;
       return { path: args.path, namespace: "durable-shim", pluginData: { resolveDir: args.resolveDir } };
     });

@@ -6,7 +6,7 @@
  * temporary folder, so no module can be resolved from the repository's node_modules by accident),
  * serves the API and onboards a site against the emulators, which runs every deferred module.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { BUNDLE, buildPackage, EXTERNAL, productionDependencyDirs, SDK_BUNDLE, SDK_ENTRY, type BuiltPackage } from "../../scripts/package";
@@ -67,6 +67,21 @@ test("leaves out only what scripts/package.ts lists (EXTERNAL) and sdk.js, which
   // Node's built-in modules stay external too.
   const notBuiltin = [...externals].filter((p) => !p.startsWith("node:") && !require("node:module").builtinModules.includes(p));
   expect(notBuiltin.sort()).toEqual([...EXTERNAL, `./${SDK_BUNDLE}`].sort());
+});
+
+test("durable-functions uses moment only as the shim in index.js offers it: moment(date) and moment.duration(...)", () => {
+  const lib = path.join(REPO_ROOT, "node_modules", "durable-functions", "lib");
+  const uses = new Set<string>();
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const file = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(file);
+      else if (entry.name.endsWith(".js")) for (const m of readFileSync(file, "utf8").matchAll(/\bmoment\b(\s*\(|\.\w+)?/g)) uses.add(m[1]?.replace(/\s/g, "") ?? "moment");
+    }
+  };
+  walk(lib);
+  // "moment" alone: the require and the variable it is assigned to.
+  expect([...uses].sort()).toEqual(["(", ".duration", "moment"]);
 });
 
 test("registers the same functions from the package as from the repository", () => {
