@@ -214,7 +214,7 @@ export class DurableEngine {
       ["upsert", this.store.inboxEntity(id, startMsg), "Replace"],
       ...stale.filter((rk) => rk !== startMsg.rowKey).map((rk) => ["delete", { partitionKey: pk, rowKey: rk }] as TransactionAction),
     ]);
-    await this.store.wake();
+    this.store.wake();
   }
 
   async raiseEvent(instanceId: string, eventName: string, data: string | null): Promise<"ok" | "notfound" | "gone"> {
@@ -252,8 +252,7 @@ export class DurableEngine {
   // ---- episodes --------------------------------------------------------------------------
 
   private async processInstance(instanceId: string): Promise<void> {
-    const inst = await this.store.getInstance(instanceId);
-    const inbox = await this.store.listInbox(instanceId);
+    const { inst, inbox } = await this.store.readInstanceAndInbox(instanceId);
     const nowIso = new Date().toISOString();
     const visible = inbox.filter((m) => m.visibleAt <= nowIso);
     if (visible.length === 0) return;
@@ -445,7 +444,7 @@ export class DurableEngine {
       this.o.logger.host("information", `Orchestration '${row.instanceId}' (${row.name}) ${row.status}.`);
       await this.notifyParent(row);
     }
-    await this.store.wake();
+    this.store.wake();
   }
 
   private finishFailed(inst: InstanceRow, history: HistoryEvent[], episodeEvents: HistoryEvent[], now: Date, message: string, consumed: TransactionAction[], customStatus: string | null | undefined): Promise<void> {
@@ -491,7 +490,7 @@ export class DurableEngine {
       .map((rk) => ["delete", { partitionKey: pk, rowKey: rk }]);
     const row: InstanceRow = { ...inst, executionId, episode: 0, input, output: null, customStatus, status: "Running", lastUpdatedTime: new Date().toISOString() };
     await this.store.commit([["update", this.store.instanceEntity(row), "Replace", { etag: inst.etag }], ["upsert", this.store.inboxEntity(inst.instanceId, startMsg), "Replace"], ...consumed, ...stale]);
-    await this.store.wake();
+    this.store.wake();
   }
 
   /** Tells a parent orchestration that its sub-orchestration finished (idempotent). */

@@ -219,18 +219,26 @@ export class DurableStore {
   /** Adds one inbox message (idempotent: same row key = same message). */
   async enqueue(instanceId: string, m: InboxRow): Promise<void> {
     await this.instances.upsertEntity(this.inboxEntity(instanceId, m), "Replace");
-    await this.wake();
+    this.wake();
   }
 
-  async listInbox(instanceId: string): Promise<InboxRow[]> {
+  /**
+   * The status row and the inbox of one instance, in one partition query (one round trip instead
+   * of two; both live in the instance's partition). Inbox sorted by enqueue time.
+   */
+  async readInstanceAndInbox(instanceId: string): Promise<{ inst: InstanceRow | undefined; inbox: InboxRow[] }> {
     const pk = encodeKey(instanceId);
-    const out: InboxRow[] = [];
+    let inst: InstanceRow | undefined;
+    const inbox: InboxRow[] = [];
     const it = this.instances.listEntities<Record<string, unknown>>({
-      queryOptions: { filter: odata`PartitionKey eq ${pk} and RowKey ge 'p-' and RowKey lt 'p.'` },
+      queryOptions: { filter: odata`PartitionKey eq ${pk} and (RowKey eq ${INSTANCE_RK} or (RowKey ge 'p-' and RowKey lt 'p.'))` },
     });
-    for await (const e of it) out.push(this.toInbox(e));
-    out.sort((a, b) => (a.enqueuedAt === b.enqueuedAt ? (a.rowKey < b.rowKey ? -1 : 1) : a.enqueuedAt < b.enqueuedAt ? -1 : 1));
-    return out;
+    for await (const e of it) {
+      if (e.rowKey === INSTANCE_RK) inst = this.toInstance(e);
+      else inbox.push(this.toInbox(e));
+    }
+    inbox.sort((a, b) => (a.enqueuedAt === b.enqueuedAt ? (a.rowKey < b.rowKey ? -1 : 1) : a.enqueuedAt < b.enqueuedAt ? -1 : 1));
+    return { inst, inbox };
   }
 
   /** Instance ids with at least one inbox message visible at `now`. */
@@ -292,7 +300,7 @@ export class DurableStore {
       if ((e as { statusCode?: number }).statusCode === 404) return false;
       throw e;
     }
-    await this.wake();
+    this.wake();
     return true;
   }
 
@@ -361,14 +369,14 @@ export class DurableStore {
     this.wakeListener = fn;
   }
 
-  /** Tells dispatchers (this process at once, others through the queue) that work is waiting. */
-  async wake(): Promise<void> {
+  /**
+   * Tells dispatchers (this process at once, others through the queue) that work is waiting. The
+   * queue send is not awaited: it is only a hint (the tables are scanned anyway), so it stays off
+   * the critical path; a failed send is ignored, never an unhandled rejection.
+   */
+  wake(): void {
     this.wakeListener?.();
-    try {
-      await this.queue.sendMessage("wake", { messageTimeToLive: 60 });
-    } catch {
-      // Only a hint; the tables are scanned anyway.
-    }
+    this.queue.sendMessage("wake", { messageTimeToLive: 60 }).catch(() => undefined);
   }
 
   /** Drains wake-up messages; true if there were any. */
