@@ -14,6 +14,13 @@
  *
  * Activities are at-least-once, as in Azure: one interrupted mid-run (host killed) runs again
  * after restart; its result is applied to history once.
+ *
+ * Dispatch: work this process commits is started at once, in process (an activity result runs the
+ * instance's next episode; an episode's new activities start from the rows it just committed; a
+ * start, raised event or terminate runs an episode). At most one episode per instance runs at a
+ * time; work arriving meanwhile runs another right after. Only after a commit, so a crash loses
+ * nothing: the table scan (on start, every idle tick, on wake-ups from other processes and when
+ * a timer comes due) finds whatever is committed and not running, as before.
  */
 import { randomUUID } from "node:crypto";
 import type { TransactionAction } from "@azure/data-tables";
@@ -57,13 +64,23 @@ export class DurableEngine {
   private readonly busyInstances = new Set<string>();
   /** Instances whose episode failed inside the host: retried with backoff, not every tick. */
   private readonly backoff = new Map<string, { failures: number; until: number }>();
+  /** Instances that got new work while an episode of theirs ran: processed again right after. */
+  private readonly rerunInstances = new Set<string>();
   private readonly runningActivities = new Map<string, Promise<void>>();
+  /**
+   * Activities whose work item this process has deleted (completed), with the number of the scan
+   * that was the latest to start at that time: a scan that started earlier may still list the row,
+   * and must not run the activity again. Forgotten once a scan that started later has finished.
+   */
+  private readonly finishedActivities = new Map<string, number>();
+  private scansStarted = 0;
+  /** An activity was left for the scan because maxConcurrentActivities was reached. */
+  private activitiesWaiting = false;
   private readonly inflight = new Set<Promise<void>>();
   readonly store: DurableStore;
 
   constructor(private readonly o: EngineOptions) {
     this.store = o.store;
-    this.store.onWake(() => this.wake());
   }
 
   start(): void {
@@ -124,38 +141,74 @@ export class DurableEngine {
     void p.finally(() => this.inflight.delete(p));
   }
 
-  /** One scan of the tables; returns the next future timer time, if any. */
+  /**
+   * One scan of the tables; returns the next future timer time, if any. This process dispatches
+   * its own work directly (dispatchInstance, startActivity); the scan is the safety net for work
+   * found on start, written by other processes, timers come due and activities left waiting for a
+   * free slot.
+   */
   private async tick(): Promise<string | undefined> {
     const { due, nextVisibleAt } = await this.store.instancesWithDueWork(new Date());
-    for (const id of due) {
-      if (this.busyInstances.has(id)) continue;
-      const b = this.backoff.get(id);
-      if (b && b.until > Date.now()) continue;
-      this.busyInstances.add(id);
-      this.track(
-        this.processInstance(id)
-          .then(() => void this.backoff.delete(id))
-          .catch((e) => {
-            const failures = (b?.failures ?? 0) + 1;
-            this.backoff.set(id, { failures, until: Date.now() + Math.min(30000, 200 * 2 ** failures) });
-            this.o.logger.host("error", `Orchestration episode for '${id}' failed in the host (attempt ${failures}, retrying): ${errStack(e)}`);
-          })
-          .finally(() => {
-            this.busyInstances.delete(id);
-            this.wake();
-          }),
-      );
-    }
-    const max = this.o.maxConcurrentActivities ?? 16;
-    for (const a of await this.store.listActivities()) {
-      const key = `${a.instanceId}\u0000${a.rowKey}`;
-      if (this.runningActivities.has(key) || this.runningActivities.size >= max) continue;
-      const p = this.runActivity(a)
-        .catch((e) => this.o.logger.host("error", `Activity '${a.name}' could not be recorded: ${errMessage(e)}`))
-        .finally(() => this.runningActivities.delete(key));
-      this.runningActivities.set(key, p);
-    }
+    for (const id of due) this.dispatchInstance(id);
+    const scan = ++this.scansStarted;
+    this.activitiesWaiting = false;
+    for (const a of await this.store.listActivities()) this.startActivity(a);
+    for (const [key, lastScanThen] of this.finishedActivities) if (lastScanThen < scan) this.finishedActivities.delete(key);
     return nextVisibleAt;
+  }
+
+  /**
+   * Runs an episode of one instance now, unless one is running (then it runs again right after,
+   * so what arrived meanwhile is processed promptly) or the instance is backing off after a failure.
+   */
+  private dispatchInstance(id: string): void {
+    if (!this.running) return; // the scan after the next start finds it
+    if (this.busyInstances.has(id)) {
+      this.rerunInstances.add(id);
+      return;
+    }
+    const b = this.backoff.get(id);
+    if (b && b.until > Date.now()) return;
+    this.busyInstances.add(id);
+    this.track(
+      this.processInstance(id)
+        .then(() => void this.backoff.delete(id))
+        .catch((e) => {
+          const failures = (b?.failures ?? 0) + 1;
+          this.backoff.set(id, { failures, until: Date.now() + Math.min(30000, 200 * 2 ** failures) });
+          this.o.logger.host("error", `Orchestration episode for '${id}' failed in the host (attempt ${failures}, retrying): ${errStack(e)}`);
+        })
+        .finally(() => {
+          this.busyInstances.delete(id);
+          if (this.rerunInstances.delete(id)) this.dispatchInstance(id);
+        }),
+    );
+  }
+
+  /**
+   * Runs a committed activity work item unless it is already running here, or was completed here
+   * and a scan that started before that is listing it again (at-least-once, but not needlessly
+   * twice). At maxConcurrentActivities it is left for the next scan.
+   */
+  private startActivity(a: ActivityRow): void {
+    if (!this.running) return;
+    const key = `${a.instanceId}\u0000${a.rowKey}`;
+    if (this.runningActivities.has(key) || this.finishedActivities.has(key)) return;
+    if (this.runningActivities.size >= (this.o.maxConcurrentActivities ?? 16)) {
+      this.activitiesWaiting = true;
+      return;
+    }
+    const p = this.runActivity(a)
+      .then((applied) => {
+        this.finishedActivities.set(key, this.scansStarted);
+        if (applied) this.dispatchInstance(a.instanceId);
+      })
+      .catch((e) => this.o.logger.host("error", `Activity '${a.name}' could not be recorded: ${errMessage(e)}`))
+      .finally(() => {
+        this.runningActivities.delete(key);
+        if (this.activitiesWaiting) this.wake(); // a slot is free: let the scan start the next one
+      });
+    this.runningActivities.set(key, p);
   }
 
   // ---- client operations -----------------------------------------------------------------
@@ -214,7 +267,8 @@ export class DurableEngine {
       ["upsert", this.store.inboxEntity(id, startMsg), "Replace"],
       ...stale.filter((rk) => rk !== startMsg.rowKey).map((rk) => ["delete", { partitionKey: pk, rowKey: rk }] as TransactionAction),
     ]);
-    this.store.wake();
+    this.store.wakeOthers();
+    this.dispatchInstance(id);
   }
 
   async raiseEvent(instanceId: string, eventName: string, data: string | null): Promise<"ok" | "notfound" | "gone"> {
@@ -242,6 +296,7 @@ export class DurableEngine {
       enqueuedAt: now.toISOString(),
       ...body(now),
     });
+    this.dispatchInstance(instanceId);
     return "ok";
   }
 
@@ -333,13 +388,25 @@ export class DurableEngine {
     // Still running: record new work.
     const workEvents: HistoryEvent[] = [];
     const workRows: TransactionAction[] = [];
+    const activities: ActivityRow[] = [];
     for (const w of replay.newWork) {
       workEvents.push(this.scheduledEvent(w, now));
+      if (w.kind === "activity") {
+        const a: ActivityRow = { rowKey: `a-${inst.executionId}-${w.id}`, instanceId: inst.instanceId, executionId: inst.executionId, taskId: w.id, name: w.name, input: w.input };
+        activities.push(a);
+        workRows.push(["upsert", this.store.activityEntity(a), "Replace"]);
+        continue;
+      }
       const row = await this.workRow(inst, w, now);
       if (row) workRows.push(row);
     }
     const events = [...episodeEvents, ...workEvents, ev(EventType.OrchestratorCompleted, now)];
     await this.commitEpisode({ ...inst, status: "Running", customStatus }, events, consumed, workRows);
+    // Committed: start the new activities from the rows just written instead of waiting for a scan.
+    for (const a of activities) this.startActivity(a);
+    // Timers and immediate inbox rows (a sub-orchestration that could not start): the scan
+    // recomputes when to wake for the next timer; an immediate row is visible at once.
+    if (workRows.length > activities.length) this.wake();
   }
 
   private scheduledEvent(w: NewWork, now: Date): HistoryEvent {
@@ -356,18 +423,7 @@ export class DurableEngine {
   private async workRow(inst: InstanceRow, w: NewWork, now: Date): Promise<TransactionAction | undefined> {
     switch (w.kind) {
       case "activity":
-        return [
-          "upsert",
-          this.store.activityEntity({
-            rowKey: `a-${inst.executionId}-${w.id}`,
-            instanceId: inst.instanceId,
-            executionId: inst.executionId,
-            taskId: w.id,
-            name: w.name,
-            input: w.input,
-          }),
-          "Replace",
-        ];
+        throw new Error("activity work rows are built in processInstance");
       case "timer":
         return [
           "upsert",
@@ -440,11 +496,11 @@ export class DurableEngine {
     if (pre.length) await this.store.commit(pre);
     await this.store.commit(batch);
     if (post.length) await this.store.commit(post);
+    this.store.wakeOthers();
     if (TERMINAL.includes(row.status)) {
       this.o.logger.host("information", `Orchestration '${row.instanceId}' (${row.name}) ${row.status}.`);
       await this.notifyParent(row);
     }
-    this.store.wake();
   }
 
   private finishFailed(inst: InstanceRow, history: HistoryEvent[], episodeEvents: HistoryEvent[], now: Date, message: string, consumed: TransactionAction[], customStatus: string | null | undefined): Promise<void> {
@@ -490,7 +546,8 @@ export class DurableEngine {
       .map((rk) => ["delete", { partitionKey: pk, rowKey: rk }]);
     const row: InstanceRow = { ...inst, executionId, episode: 0, input, output: null, customStatus, status: "Running", lastUpdatedTime: new Date().toISOString() };
     await this.store.commit([["update", this.store.instanceEntity(row), "Replace", { etag: inst.etag }], ["upsert", this.store.inboxEntity(inst.instanceId, startMsg), "Replace"], ...consumed, ...stale]);
-    this.store.wake();
+    this.store.wakeOthers();
+    this.dispatchInstance(inst.instanceId); // busy now: the new execution starts right after
   }
 
   /** Tells a parent orchestration that its sub-orchestration finished (idempotent). */
@@ -512,6 +569,7 @@ export class DurableEngine {
             Details: child.output ?? "",
           }),
     });
+    this.dispatchInstance(child.parentInstanceId);
     const fresh = await this.store.getInstance(child.instanceId);
     if (fresh) await this.store.instances.updateEntity({ ...this.store.instanceEntity({ ...fresh, parentNotified: true }) }, "Replace", { etag: fresh.etag }).catch(() => undefined);
   }
@@ -572,7 +630,8 @@ export class DurableEngine {
 
   // ---- activities ------------------------------------------------------------------------
 
-  private async runActivity(a: ActivityRow): Promise<void> {
+  /** Runs an activity and records its result; false if its work item was gone (result dropped). */
+  private async runActivity(a: ActivityRow): Promise<boolean> {
     const fn = this.o.registry.get(a.name);
     const now = (): Date => new Date();
     let event: HistoryEvent;
@@ -604,7 +663,7 @@ export class DurableEngine {
       }
     }
     const t = now().toISOString();
-    await this.store.completeActivity(a, {
+    return this.store.completeActivity(a, {
       rowKey: `p-${a.executionId}-task-${a.taskId}`,
       executionId: a.executionId,
       visibleAt: t,
