@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
-import { FIXTURE_APP, startTestAzurite, waitForStatus, type TestStorage } from "./helpers";
+import { FIXTURE_APP, getStatus, startTestAzurite, waitFor, waitForStatus, type TestStorage } from "./helpers";
 
 let storage: TestStorage;
 const hosts: SpawnedHost[] = [];
@@ -98,4 +98,20 @@ test("activities dispatched directly are not run again by scans running all the 
       .map((r) => r.step);
     expect(steps).toEqual([...Array(15).keys()]);
   }
+});
+
+test("two hosts on one task hub: an episode committed by the other host is not missed by the history kept in memory", async () => {
+  // Neither host scans (idle scan a minute away): each runs only the work it dispatches itself.
+  const a = (await launch("SharedHub", 60000)).host;
+  const b = (await launch("SharedHub", 60000)).host;
+  await start(a, "twoEvents", "shared-1");
+  await waitForStatus(a.url, "shared-1", ["Running"]); // episode 1 on host a, which keeps its history
+  const raise = (h: SpawnedHost, name: string, data: unknown) =>
+    fetch(`${h.url}/runtime/webhooks/durabletask/instances/shared-1/raiseEvent/${name}`, { method: "POST", body: JSON.stringify(data) });
+  expect((await raise(b, "first", 1)).status).toBe(202); // episode 2 on host b
+  await waitFor("host b's episode", async () => ((await getStatus(a.url, "shared-1")).body?.customStatus === "got first" ? true : undefined));
+  expect((await raise(a, "second", 2)).status).toBe(202); // episode 3 on host a: must read episode 2
+  const s = await waitForStatus(a.url, "shared-1", ["Completed", "Failed"], 10000);
+  expect(s.runtimeStatus).toBe("Completed");
+  expect(s.output).toEqual({ first: 1, second: 2 });
 });

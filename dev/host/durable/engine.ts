@@ -3,7 +3,9 @@
  * (the app's own orchestrationTrigger function) and activities, with all state in DurableStore.
  *
  * Episode (one "orchestration work item" in DTF terms):
- *   1. read the status row, committed history and visible inbox messages of one instance;
+ *   1. read the status row and visible inbox messages of one instance (one partition query) and
+ *      its committed history (kept in memory from this process's last commit while the status
+ *      row's execution id and episode count match, else read from the History table);
  *   2. drop inbox messages already reflected in history (dedupe by event key) or meant for an
  *      older execution; append OrchestratorStarted + the remaining events;
  *   3. invoke the orchestrator with the trigger payload the extension sends
@@ -76,6 +78,8 @@ export class DurableEngine {
   private scansStarted = 0;
   /** An activity was left for the scan because maxConcurrentActivities was reached. */
   private activitiesWaiting = false;
+  /** Committed history per instance (see committedHistory). */
+  private readonly historyCache = new Map<string, { executionId: string; episode: number; events: HistoryEvent[] }>();
   private readonly inflight = new Set<Promise<void>>();
   readonly store: DurableStore;
 
@@ -304,6 +308,26 @@ export class DurableEngine {
     return this.store.loadHistory(inst.instanceId, inst.executionId, inst.episode);
   }
 
+  /** Deletes everything about an instance (Durable HTTP API purge). */
+  async purge(instanceId: string): Promise<number> {
+    this.historyCache.delete(instanceId);
+    return this.store.purge(instanceId);
+  }
+
+  /**
+   * The committed history of the instance's current execution. Episodes of an instance run one at
+   * a time in this process, so the history this process committed last is kept in memory; it is
+   * used only while the status row still names that execution and episode count (anything else,
+   * e.g. another process having committed meanwhile, reads the table again). Treat as read-only.
+   */
+  private async committedHistory(inst: InstanceRow): Promise<HistoryEvent[]> {
+    const c = this.historyCache.get(inst.instanceId);
+    if (c && c.executionId === inst.executionId && c.episode === inst.episode) return c.events;
+    const events = await this.getHistory(inst);
+    this.historyCache.set(inst.instanceId, { executionId: inst.executionId, episode: inst.episode, events });
+    return events;
+  }
+
   // ---- episodes --------------------------------------------------------------------------
 
   private async processInstance(instanceId: string): Promise<void> {
@@ -320,7 +344,7 @@ export class DurableEngine {
       return;
     }
     const fn = this.o.registry.get(inst.name);
-    const history = await this.getHistory(inst);
+    const history = await this.committedHistory(inst);
     const seen = new Set(history.map(completionKey).filter((k): k is string => k !== undefined));
     const scheduledIds = new Set(
       history.filter((e) => e.EventType === EventType.TaskScheduled || e.EventType === EventType.TimerCreated || e.EventType === EventType.SubOrchestrationInstanceCreated).map((e) => e.EventId),
@@ -401,7 +425,7 @@ export class DurableEngine {
       if (row) workRows.push(row);
     }
     const events = [...episodeEvents, ...workEvents, ev(EventType.OrchestratorCompleted, now)];
-    await this.commitEpisode({ ...inst, status: "Running", customStatus }, events, consumed, workRows);
+    await this.commitEpisode({ ...inst, status: "Running", customStatus }, events, consumed, workRows, history);
     // Committed: start the new activities from the rows just written instead of waiting for a scan.
     for (const a of activities) this.startActivity(a);
     // Timers and immediate inbox rows (a sub-orchestration that could not start): the scan
@@ -469,7 +493,8 @@ export class DurableEngine {
     }
   }
 
-  private async commitEpisode(next: InstanceRow, events: HistoryEvent[], consumed: TransactionAction[], work: TransactionAction[]): Promise<void> {
+  /** Writes the history episode row, then commits; `history` (the committed history before this episode) keeps the cache current. */
+  private async commitEpisode(next: InstanceRow, events: HistoryEvent[], consumed: TransactionAction[], work: TransactionAction[], history?: HistoryEvent[]): Promise<void> {
     const episode = next.episode + 1;
     const now = new Date().toISOString();
     await this.store.writeHistoryEpisode(next.instanceId, next.executionId, episode, events);
@@ -494,7 +519,13 @@ export class DurableEngine {
     const post = [...consumed, ...cleanup];
     while (post.length > 0 && batch.length < 100) batch.push(post.shift() as TransactionAction);
     if (pre.length) await this.store.commit(pre);
+    this.historyCache.delete(row.instanceId); // until the commit is known to have applied
     await this.store.commit(batch);
+    if (history && !TERMINAL.includes(row.status)) {
+      // As loadHistory would read it back (JSON round trip), so the cache never differs from the table.
+      const written = JSON.parse(JSON.stringify(events)) as HistoryEvent[];
+      this.historyCache.set(row.instanceId, { executionId: row.executionId, episode, events: [...history, ...written] });
+    }
     if (post.length) await this.store.commit(post);
     this.store.wakeOthers();
     if (TERMINAL.includes(row.status)) {
@@ -545,6 +576,7 @@ export class DurableEngine {
       .filter((rk) => rk !== INSTANCE_RK && !consumedKeys.has(rk))
       .map((rk) => ["delete", { partitionKey: pk, rowKey: rk }]);
     const row: InstanceRow = { ...inst, executionId, episode: 0, input, output: null, customStatus, status: "Running", lastUpdatedTime: new Date().toISOString() };
+    this.historyCache.delete(inst.instanceId);
     await this.store.commit([["update", this.store.instanceEntity(row), "Replace", { etag: inst.etag }], ["upsert", this.store.inboxEntity(inst.instanceId, startMsg), "Replace"], ...consumed, ...stale]);
     this.store.wakeOthers();
     this.dispatchInstance(inst.instanceId); // busy now: the new execution starts right after
