@@ -323,7 +323,8 @@ export class DurableEngine {
   private async committedHistory(inst: InstanceRow): Promise<HistoryEvent[]> {
     const c = this.historyCache.get(inst.instanceId);
     if (c && c.executionId === inst.executionId && c.episode === inst.episode) return c.events;
-    const events = await this.getHistory(inst);
+    // No episode committed yet: nothing to read (rows of a crashed first episode are ignored anyway).
+    const events = inst.episode === 0 ? [] : await this.getHistory(inst);
     this.historyCache.set(inst.instanceId, { executionId: inst.executionId, episode: inst.episode, events });
     return events;
   }
@@ -444,10 +445,9 @@ export class DurableEngine {
     }
   }
 
-  private async workRow(inst: InstanceRow, w: NewWork, now: Date): Promise<TransactionAction | undefined> {
+  /** The row for new work other than an activity (those are built in processInstance, to be started after the commit). */
+  private async workRow(inst: InstanceRow, w: Exclude<NewWork, { kind: "activity" }>, now: Date): Promise<TransactionAction | undefined> {
     switch (w.kind) {
-      case "activity":
-        throw new Error("activity work rows are built in processInstance");
       case "timer":
         return [
           "upsert",
