@@ -4,10 +4,10 @@
  * scan; the scan remains as the safety net. What can go wrong: work that waits for a scan that does
  * not come, and an activity run twice because a scan lists a work item the direct dispatch runs.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
-import { FIXTURE_APP, getStatus, startTestAzurite, waitFor, waitForStatus, type TestStorage } from "./helpers";
+import { FIXTURE_APP, REPO_ROOT, getStatus, startTestAzurite, waitFor, waitForStatus, type TestStorage } from "./helpers";
 
 let storage: TestStorage;
 const hosts: SpawnedHost[] = [];
@@ -21,10 +21,10 @@ afterAll(async () => {
   await storage?.stop();
 });
 
-async function launch(hub: string, pollIntervalMs: number): Promise<{ host: SpawnedHost; outDir: string }> {
+async function launch(hub: string, pollIntervalMs: number, appDir = FIXTURE_APP): Promise<{ host: SpawnedHost; outDir: string }> {
   const outDir = path.join(storage.dir, `out-${hub}`);
   const host = await spawnHost({
-    appDir: FIXTURE_APP,
+    appDir,
     runTimers: false,
     pollIntervalMs,
     env: { AzureWebJobsStorage: storage.azurite.connectionString, FIXTURE_HUB: hub, FIXTURE_OUT_DIR: outDir, TICK_SCHEDULE: "0 0 3 * * *" },
@@ -114,4 +114,22 @@ test("two hosts on one task hub: an episode committed by the other host is not m
   const s = await waitForStatus(a.url, "shared-1", ["Completed", "Failed"], 10000);
   expect(s.runtimeStatus).toBe("Completed");
   expect(s.output).toEqual({ first: 1, second: 2 });
+});
+
+test("activities started directly respect maxConcurrentActivityFunctions", async () => {
+  // The fixture app with host.json maxConcurrentActivityFunctions = 2: ten 150 ms activities of one
+  // fan-out take at least five rounds; the ones left over are started as slots free up.
+  const appDir = path.join(storage.dir, "capped-app");
+  mkdirSync(appDir);
+  for (const f of ["package.json", "index.js"]) copyFileSync(path.join(FIXTURE_APP, f), path.join(appDir, f));
+  writeFileSync(path.join(appDir, "host.json"), JSON.stringify({ version: "2.0", extensions: { durableTask: { hubName: "%FIXTURE_HUB%", maxConcurrentActivityFunctions: 2 } } }));
+  symlinkSync(path.join(REPO_ROOT, "node_modules"), path.join(appDir, "node_modules"));
+  const { host } = await launch("CappedHub", 100, appDir);
+  const delays = Array(10).fill(150);
+  const t0 = Date.now();
+  await start(host, "fanOutStaggered", "capped-1", { delays });
+  const s = await waitForStatus(host.url, "capped-1", ["Completed", "Failed"], 15000);
+  expect(s.runtimeStatus).toBe("Completed");
+  expect(s.output).toEqual(delays.map((_, i) => i * 10));
+  expect(Date.now() - t0).toBeGreaterThanOrEqual(5 * 150);
 });
