@@ -14,6 +14,8 @@ export interface SpawnHostOptions {
   port?: number;
   runTimers?: boolean;
   storageConnectionString?: string;
+  /** The Durable dispatcher's idle scan interval (default 100 ms). */
+  pollIntervalMs?: number;
   /** Added to the child's environment (settings for the app, AzureWebJobsStorage, ...). */
   env?: Record<string, string>;
   /** Called with each stdout/stderr line as it arrives. */
@@ -43,6 +45,7 @@ export async function spawnHost(opts: SpawnHostOptions = {}): Promise<SpawnedHos
   if (opts.appDir) args.push("--app", opts.appDir);
   if (opts.runTimers === false) args.push("--no-timers");
   if (opts.storageConnectionString) args.push("--storage", opts.storageConnectionString);
+  if (opts.pollIntervalMs !== undefined) args.push("--poll-ms", String(opts.pollIntervalMs));
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
   delete env.JEST_WORKER_ID;
   const child = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "pipe"] });

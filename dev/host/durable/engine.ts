@@ -3,7 +3,9 @@
  * (the app's own orchestrationTrigger function) and activities, with all state in DurableStore.
  *
  * Episode (one "orchestration work item" in DTF terms):
- *   1. read the status row, committed history and visible inbox messages of one instance;
+ *   1. read the status row and visible inbox messages of one instance (one partition query) and
+ *      its committed history (kept in memory from this process's last commit while the status
+ *      row's execution id and episode count match, else read from the History table);
  *   2. drop inbox messages already reflected in history (dedupe by event key) or meant for an
  *      older execution; append OrchestratorStarted + the remaining events;
  *   3. invoke the orchestrator with the trigger payload the extension sends
@@ -14,6 +16,13 @@
  *
  * Activities are at-least-once, as in Azure: one interrupted mid-run (host killed) runs again
  * after restart; its result is applied to history once.
+ *
+ * Dispatch: work this process commits is started at once, in process (an activity result runs the
+ * instance's next episode; an episode's new activities start from the rows it just committed; a
+ * start, raised event or terminate runs an episode). At most one episode per instance runs at a
+ * time; work arriving meanwhile runs another right after. Only after a commit, so a crash loses
+ * nothing: the table scan (on start, every idle tick, on wake-ups from other processes and when
+ * a timer comes due) finds whatever is committed and not running, as before.
  */
 import { randomUUID } from "node:crypto";
 import type { TransactionAction } from "@azure/data-tables";
@@ -57,13 +66,25 @@ export class DurableEngine {
   private readonly busyInstances = new Set<string>();
   /** Instances whose episode failed inside the host: retried with backoff, not every tick. */
   private readonly backoff = new Map<string, { failures: number; until: number }>();
+  /** Instances that got new work while an episode of theirs ran: processed again right after. */
+  private readonly rerunInstances = new Set<string>();
   private readonly runningActivities = new Map<string, Promise<void>>();
+  /**
+   * Activities whose work item this process has deleted (completed), with the number of the scan
+   * that was the latest to start at that time: a scan that started earlier may still list the row,
+   * and must not run the activity again. Forgotten once a scan that started later has finished.
+   */
+  private readonly finishedActivities = new Map<string, number>();
+  private scansStarted = 0;
+  /** An activity was left for the scan because maxConcurrentActivities was reached. */
+  private activitiesWaiting = false;
+  /** Committed history per instance (see committedHistory). */
+  private readonly historyCache = new Map<string, { executionId: string; episode: number; events: HistoryEvent[] }>();
   private readonly inflight = new Set<Promise<void>>();
   readonly store: DurableStore;
 
   constructor(private readonly o: EngineOptions) {
     this.store = o.store;
-    this.store.onWake(() => this.wake());
   }
 
   start(): void {
@@ -124,38 +145,74 @@ export class DurableEngine {
     void p.finally(() => this.inflight.delete(p));
   }
 
-  /** One scan of the tables; returns the next future timer time, if any. */
+  /**
+   * One scan of the tables; returns the next future timer time, if any. This process dispatches
+   * its own work directly (dispatchInstance, startActivity); the scan is the safety net for work
+   * found on start, written by other processes, timers come due and activities left waiting for a
+   * free slot.
+   */
   private async tick(): Promise<string | undefined> {
     const { due, nextVisibleAt } = await this.store.instancesWithDueWork(new Date());
-    for (const id of due) {
-      if (this.busyInstances.has(id)) continue;
-      const b = this.backoff.get(id);
-      if (b && b.until > Date.now()) continue;
-      this.busyInstances.add(id);
-      this.track(
-        this.processInstance(id)
-          .then(() => void this.backoff.delete(id))
-          .catch((e) => {
-            const failures = (b?.failures ?? 0) + 1;
-            this.backoff.set(id, { failures, until: Date.now() + Math.min(30000, 200 * 2 ** failures) });
-            this.o.logger.host("error", `Orchestration episode for '${id}' failed in the host (attempt ${failures}, retrying): ${errStack(e)}`);
-          })
-          .finally(() => {
-            this.busyInstances.delete(id);
-            this.wake();
-          }),
-      );
-    }
-    const max = this.o.maxConcurrentActivities ?? 16;
-    for (const a of await this.store.listActivities()) {
-      const key = `${a.instanceId}\u0000${a.rowKey}`;
-      if (this.runningActivities.has(key) || this.runningActivities.size >= max) continue;
-      const p = this.runActivity(a)
-        .catch((e) => this.o.logger.host("error", `Activity '${a.name}' could not be recorded: ${errMessage(e)}`))
-        .finally(() => this.runningActivities.delete(key));
-      this.runningActivities.set(key, p);
-    }
+    for (const id of due) this.dispatchInstance(id);
+    const scan = ++this.scansStarted;
+    this.activitiesWaiting = false;
+    for (const a of await this.store.listActivities()) this.startActivity(a);
+    for (const [key, lastScanThen] of this.finishedActivities) if (lastScanThen < scan) this.finishedActivities.delete(key);
     return nextVisibleAt;
+  }
+
+  /**
+   * Runs an episode of one instance now, unless one is running (then it runs again right after,
+   * so what arrived meanwhile is processed promptly) or the instance is backing off after a failure.
+   */
+  private dispatchInstance(id: string): void {
+    if (!this.running) return; // the scan after the next start finds it
+    if (this.busyInstances.has(id)) {
+      this.rerunInstances.add(id);
+      return;
+    }
+    const b = this.backoff.get(id);
+    if (b && b.until > Date.now()) return;
+    this.busyInstances.add(id);
+    this.track(
+      this.processInstance(id)
+        .then(() => void this.backoff.delete(id))
+        .catch((e) => {
+          const failures = (b?.failures ?? 0) + 1;
+          this.backoff.set(id, { failures, until: Date.now() + Math.min(30000, 200 * 2 ** failures) });
+          this.o.logger.host("error", `Orchestration episode for '${id}' failed in the host (attempt ${failures}, retrying): ${errStack(e)}`);
+        })
+        .finally(() => {
+          this.busyInstances.delete(id);
+          if (this.rerunInstances.delete(id)) this.dispatchInstance(id);
+        }),
+    );
+  }
+
+  /**
+   * Runs a committed activity work item unless it is already running here, or was completed here
+   * and a scan that started before that is listing it again (at-least-once, but not needlessly
+   * twice). At maxConcurrentActivities it is left for the next scan.
+   */
+  private startActivity(a: ActivityRow): void {
+    if (!this.running) return;
+    const key = `${a.instanceId}\u0000${a.rowKey}`;
+    if (this.runningActivities.has(key) || this.finishedActivities.has(key)) return;
+    if (this.runningActivities.size >= (this.o.maxConcurrentActivities ?? 16)) {
+      this.activitiesWaiting = true;
+      return;
+    }
+    const p = this.runActivity(a)
+      .then((applied) => {
+        this.finishedActivities.set(key, this.scansStarted);
+        if (applied) this.dispatchInstance(a.instanceId);
+      })
+      .catch((e) => this.o.logger.host("error", `Activity '${a.name}' could not be recorded: ${errMessage(e)}`))
+      .finally(() => {
+        this.runningActivities.delete(key);
+        if (this.activitiesWaiting) this.wake(); // a slot is free: let the scan start the next one
+      });
+    this.runningActivities.set(key, p);
   }
 
   // ---- client operations -----------------------------------------------------------------
@@ -214,7 +271,8 @@ export class DurableEngine {
       ["upsert", this.store.inboxEntity(id, startMsg), "Replace"],
       ...stale.filter((rk) => rk !== startMsg.rowKey).map((rk) => ["delete", { partitionKey: pk, rowKey: rk }] as TransactionAction),
     ]);
-    await this.store.wake();
+    this.store.wakeOthers();
+    this.dispatchInstance(id);
   }
 
   async raiseEvent(instanceId: string, eventName: string, data: string | null): Promise<"ok" | "notfound" | "gone"> {
@@ -242,6 +300,7 @@ export class DurableEngine {
       enqueuedAt: now.toISOString(),
       ...body(now),
     });
+    this.dispatchInstance(instanceId);
     return "ok";
   }
 
@@ -249,11 +308,31 @@ export class DurableEngine {
     return this.store.loadHistory(inst.instanceId, inst.executionId, inst.episode);
   }
 
+  /** Deletes everything about an instance (Durable HTTP API purge). */
+  async purge(instanceId: string): Promise<number> {
+    this.historyCache.delete(instanceId);
+    return this.store.purge(instanceId);
+  }
+
+  /**
+   * The committed history of the instance's current execution. Episodes of an instance run one at
+   * a time in this process, so the history this process committed last is kept in memory; it is
+   * used only while the status row still names that execution and episode count (anything else,
+   * e.g. another process having committed meanwhile, reads the table again). Treat as read-only.
+   */
+  private async committedHistory(inst: InstanceRow): Promise<HistoryEvent[]> {
+    const c = this.historyCache.get(inst.instanceId);
+    if (c && c.executionId === inst.executionId && c.episode === inst.episode) return c.events;
+    // No episode committed yet: nothing to read (rows of a crashed first episode are ignored anyway).
+    const events = inst.episode === 0 ? [] : await this.getHistory(inst);
+    this.historyCache.set(inst.instanceId, { executionId: inst.executionId, episode: inst.episode, events });
+    return events;
+  }
+
   // ---- episodes --------------------------------------------------------------------------
 
   private async processInstance(instanceId: string): Promise<void> {
-    const inst = await this.store.getInstance(instanceId);
-    const inbox = await this.store.listInbox(instanceId);
+    const { inst, inbox } = await this.store.readInstanceAndInbox(instanceId);
     const nowIso = new Date().toISOString();
     const visible = inbox.filter((m) => m.visibleAt <= nowIso);
     if (visible.length === 0) return;
@@ -266,7 +345,7 @@ export class DurableEngine {
       return;
     }
     const fn = this.o.registry.get(inst.name);
-    const history = await this.getHistory(inst);
+    const history = await this.committedHistory(inst);
     const seen = new Set(history.map(completionKey).filter((k): k is string => k !== undefined));
     const scheduledIds = new Set(
       history.filter((e) => e.EventType === EventType.TaskScheduled || e.EventType === EventType.TimerCreated || e.EventType === EventType.SubOrchestrationInstanceCreated).map((e) => e.EventId),
@@ -334,13 +413,25 @@ export class DurableEngine {
     // Still running: record new work.
     const workEvents: HistoryEvent[] = [];
     const workRows: TransactionAction[] = [];
+    const activities: ActivityRow[] = [];
     for (const w of replay.newWork) {
       workEvents.push(this.scheduledEvent(w, now));
+      if (w.kind === "activity") {
+        const a: ActivityRow = { rowKey: `a-${inst.executionId}-${w.id}`, instanceId: inst.instanceId, executionId: inst.executionId, taskId: w.id, name: w.name, input: w.input };
+        activities.push(a);
+        workRows.push(["upsert", this.store.activityEntity(a), "Replace"]);
+        continue;
+      }
       const row = await this.workRow(inst, w, now);
       if (row) workRows.push(row);
     }
     const events = [...episodeEvents, ...workEvents, ev(EventType.OrchestratorCompleted, now)];
-    await this.commitEpisode({ ...inst, status: "Running", customStatus }, events, consumed, workRows);
+    await this.commitEpisode({ ...inst, status: "Running", customStatus }, events, consumed, workRows, history);
+    // Committed: start the new activities from the rows just written instead of waiting for a scan.
+    for (const a of activities) this.startActivity(a);
+    // Timers and immediate inbox rows (a sub-orchestration that could not start): the scan
+    // recomputes when to wake for the next timer; an immediate row is visible at once.
+    if (workRows.length > activities.length) this.wake();
   }
 
   private scheduledEvent(w: NewWork, now: Date): HistoryEvent {
@@ -354,21 +445,9 @@ export class DurableEngine {
     }
   }
 
-  private async workRow(inst: InstanceRow, w: NewWork, now: Date): Promise<TransactionAction | undefined> {
+  /** The row for new work other than an activity (those are built in processInstance, to be started after the commit). */
+  private async workRow(inst: InstanceRow, w: Exclude<NewWork, { kind: "activity" }>, now: Date): Promise<TransactionAction | undefined> {
     switch (w.kind) {
-      case "activity":
-        return [
-          "upsert",
-          this.store.activityEntity({
-            rowKey: `a-${inst.executionId}-${w.id}`,
-            instanceId: inst.instanceId,
-            executionId: inst.executionId,
-            taskId: w.id,
-            name: w.name,
-            input: w.input,
-          }),
-          "Replace",
-        ];
       case "timer":
         return [
           "upsert",
@@ -414,7 +493,8 @@ export class DurableEngine {
     }
   }
 
-  private async commitEpisode(next: InstanceRow, events: HistoryEvent[], consumed: TransactionAction[], work: TransactionAction[]): Promise<void> {
+  /** Writes the history episode row, then commits; `history` (the committed history before this episode) keeps the cache current. */
+  private async commitEpisode(next: InstanceRow, events: HistoryEvent[], consumed: TransactionAction[], work: TransactionAction[], history?: HistoryEvent[]): Promise<void> {
     const episode = next.episode + 1;
     const now = new Date().toISOString();
     await this.store.writeHistoryEpisode(next.instanceId, next.executionId, episode, events);
@@ -439,13 +519,19 @@ export class DurableEngine {
     const post = [...consumed, ...cleanup];
     while (post.length > 0 && batch.length < 100) batch.push(post.shift() as TransactionAction);
     if (pre.length) await this.store.commit(pre);
+    this.historyCache.delete(row.instanceId); // until the commit is known to have applied
     await this.store.commit(batch);
+    if (history && !TERMINAL.includes(row.status)) {
+      // As loadHistory would read it back (JSON round trip), so the cache never differs from the table.
+      const written = JSON.parse(JSON.stringify(events)) as HistoryEvent[];
+      this.historyCache.set(row.instanceId, { executionId: row.executionId, episode, events: [...history, ...written] });
+    }
     if (post.length) await this.store.commit(post);
+    this.store.wakeOthers();
     if (TERMINAL.includes(row.status)) {
       this.o.logger.host("information", `Orchestration '${row.instanceId}' (${row.name}) ${row.status}.`);
       await this.notifyParent(row);
     }
-    await this.store.wake();
   }
 
   private finishFailed(inst: InstanceRow, history: HistoryEvent[], episodeEvents: HistoryEvent[], now: Date, message: string, consumed: TransactionAction[], customStatus: string | null | undefined): Promise<void> {
@@ -490,8 +576,10 @@ export class DurableEngine {
       .filter((rk) => rk !== INSTANCE_RK && !consumedKeys.has(rk))
       .map((rk) => ["delete", { partitionKey: pk, rowKey: rk }]);
     const row: InstanceRow = { ...inst, executionId, episode: 0, input, output: null, customStatus, status: "Running", lastUpdatedTime: new Date().toISOString() };
+    this.historyCache.delete(inst.instanceId);
     await this.store.commit([["update", this.store.instanceEntity(row), "Replace", { etag: inst.etag }], ["upsert", this.store.inboxEntity(inst.instanceId, startMsg), "Replace"], ...consumed, ...stale]);
-    await this.store.wake();
+    this.store.wakeOthers();
+    this.dispatchInstance(inst.instanceId); // busy now: the new execution starts right after
   }
 
   /** Tells a parent orchestration that its sub-orchestration finished (idempotent). */
@@ -513,6 +601,7 @@ export class DurableEngine {
             Details: child.output ?? "",
           }),
     });
+    this.dispatchInstance(child.parentInstanceId);
     const fresh = await this.store.getInstance(child.instanceId);
     if (fresh) await this.store.instances.updateEntity({ ...this.store.instanceEntity({ ...fresh, parentNotified: true }) }, "Replace", { etag: fresh.etag }).catch(() => undefined);
   }
@@ -573,7 +662,8 @@ export class DurableEngine {
 
   // ---- activities ------------------------------------------------------------------------
 
-  private async runActivity(a: ActivityRow): Promise<void> {
+  /** Runs an activity and records its result; false if its work item was gone (result dropped). */
+  private async runActivity(a: ActivityRow): Promise<boolean> {
     const fn = this.o.registry.get(a.name);
     const now = (): Date => new Date();
     let event: HistoryEvent;
@@ -605,7 +695,7 @@ export class DurableEngine {
       }
     }
     const t = now().toISOString();
-    await this.store.completeActivity(a, {
+    return this.store.completeActivity(a, {
       rowKey: `p-${a.executionId}-task-${a.taskId}`,
       executionId: a.executionId,
       visibleAt: t,

@@ -125,7 +125,7 @@ export async function handleDurableApi(engine: DurableEngine, req: IncomingMessa
     const filter = await listFilter(engine, q);
     if (method === "DELETE") {
       let n = 0;
-      for (const inst of filter) if (TERMINAL.includes(inst.status)) n += await engine.store.purge(inst.instanceId);
+      for (const inst of filter) if (TERMINAL.includes(inst.status)) n += await engine.purge(inst.instanceId);
       return n === 0 ? send(res, 404) : send(res, 200, { instancesDeleted: n });
     }
     if (method !== "GET") return send(res, 405);
@@ -154,7 +154,7 @@ export async function handleDurableApi(engine: DurableEngine, req: IncomingMessa
     }
     if (method === "DELETE") {
       if (!inst) return send(res, 404);
-      const n = await engine.store.purge(id);
+      const n = await engine.purge(id);
       return send(res, 200, { instancesDeleted: n });
     }
     return send(res, 405);

@@ -11,13 +11,15 @@
  *   single entity-group transactions.
  * - `{hub}History`: one row per episode (events as JSON), written before the commit; a row whose
  *   episode number is above the committed counter is a leftover of a crashed episode and ignored.
- * - `{hub}-workitems` queue: only a wake-up signal. The tables are the source of truth; the
+ * - `{hub}-workitems` queue: only a wake-up signal for other processes (sent without waiting for
+ *   it; a process dispatches its own new work directly). The tables are the source of truth; the
  *   dispatcher scans them on start and on every idle tick, so restart resumes in milliseconds
  *   instead of waiting out a queue message's visibility timeout.
  *
  * Inbox row keys are deterministic per event (e.g. "p-{execution}-task-{id}") so a result written
  * twice is one row, and the episode drops any event whose key is already in history.
  */
+import { randomUUID } from "node:crypto";
 import { TableClient, TableServiceClient, type TableEntityResult, type TransactionAction, odata } from "@azure/data-tables";
 import { QueueClient } from "@azure/storage-queue";
 import type { HistoryEvent } from "./history";
@@ -219,18 +221,26 @@ export class DurableStore {
   /** Adds one inbox message (idempotent: same row key = same message). */
   async enqueue(instanceId: string, m: InboxRow): Promise<void> {
     await this.instances.upsertEntity(this.inboxEntity(instanceId, m), "Replace");
-    await this.wake();
+    this.wakeOthers();
   }
 
-  async listInbox(instanceId: string): Promise<InboxRow[]> {
+  /**
+   * The status row and the inbox of one instance, in one partition query (one round trip instead
+   * of two; both live in the instance's partition). Inbox sorted by enqueue time.
+   */
+  async readInstanceAndInbox(instanceId: string): Promise<{ inst: InstanceRow | undefined; inbox: InboxRow[] }> {
     const pk = encodeKey(instanceId);
-    const out: InboxRow[] = [];
+    let inst: InstanceRow | undefined;
+    const inbox: InboxRow[] = [];
     const it = this.instances.listEntities<Record<string, unknown>>({
-      queryOptions: { filter: odata`PartitionKey eq ${pk} and RowKey ge 'p-' and RowKey lt 'p.'` },
+      queryOptions: { filter: odata`PartitionKey eq ${pk} and (RowKey eq ${INSTANCE_RK} or (RowKey ge 'p-' and RowKey lt 'p.'))` },
     });
-    for await (const e of it) out.push(this.toInbox(e));
-    out.sort((a, b) => (a.enqueuedAt === b.enqueuedAt ? (a.rowKey < b.rowKey ? -1 : 1) : a.enqueuedAt < b.enqueuedAt ? -1 : 1));
-    return out;
+    for await (const e of it) {
+      if (e.rowKey === INSTANCE_RK) inst = this.toInstance(e);
+      else inbox.push(this.toInbox(e));
+    }
+    inbox.sort((a, b) => (a.enqueuedAt === b.enqueuedAt ? (a.rowKey < b.rowKey ? -1 : 1) : a.enqueuedAt < b.enqueuedAt ? -1 : 1));
+    return { inst, inbox };
   }
 
   /** Instance ids with at least one inbox message visible at `now`. */
@@ -292,7 +302,7 @@ export class DurableStore {
       if ((e as { statusCode?: number }).statusCode === 404) return false;
       throw e;
     }
-    await this.wake();
+    this.wakeOthers();
     return true;
   }
 
@@ -356,27 +366,24 @@ export class DurableStore {
 
   // ---- wake-up queue ---------------------------------------------------------------------
 
-  private wakeListener: (() => void) | undefined;
-  onWake(fn: () => void): void {
-    this.wakeListener = fn;
+  /** Tags this store's own wake-ups, so that draining them does not count as news from elsewhere. */
+  private readonly wakeTag = `wake-${randomUUID()}`;
+
+  /**
+   * Tells dispatchers in OTHER processes that work is waiting (this process dispatches its own
+   * work directly; see engine.ts). Not awaited: it is only a hint (the tables are scanned anyway),
+   * so it stays off the critical path; a failed send is ignored, never an unhandled rejection.
+   */
+  wakeOthers(): void {
+    this.queue.sendMessage(this.wakeTag, { messageTimeToLive: 60 }).catch(() => undefined);
   }
 
-  /** Tells dispatchers (this process at once, others through the queue) that work is waiting. */
-  async wake(): Promise<void> {
-    this.wakeListener?.();
-    try {
-      await this.queue.sendMessage("wake", { messageTimeToLive: 60 });
-    } catch {
-      // Only a hint; the tables are scanned anyway.
-    }
-  }
-
-  /** Drains wake-up messages; true if there were any. */
+  /** Drains wake-up messages; true if any came from another process. */
   async drainWakeups(): Promise<boolean> {
     try {
       const r = await this.queue.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 5 });
       await Promise.all(r.receivedMessageItems.map((m) => this.queue.deleteMessage(m.messageId, m.popReceipt).catch(() => undefined)));
-      return r.receivedMessageItems.length > 0;
+      return r.receivedMessageItems.some((m) => m.messageText !== this.wakeTag);
     } catch {
       return false;
     }
