@@ -4,10 +4,10 @@
  * scan; the scan remains as the safety net. What can go wrong: work that waits for a scan that does
  * not come, and an activity run twice because a scan lists a work item the direct dispatch runs.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
-import { FIXTURE_APP, REPO_ROOT, getStatus, startTestAzurite, waitFor, waitForStatus, type TestStorage } from "./helpers";
+import { FIXTURE_APP, REPO_ROOT, fixtureRuns, getStatus, startTestAzurite, waitFor, waitForStatus, type TestStorage } from "./helpers";
 
 let storage: TestStorage;
 const hosts: SpawnedHost[] = [];
@@ -42,15 +42,7 @@ async function start(host: SpawnedHost, name: string, id: string, input?: unknow
   expect(r.status).toBe(202);
 }
 
-function runs(outDir: string): { instanceId: string; step: number }[] {
-  const f = path.join(outDir, "runs.jsonl");
-  if (!existsSync(f)) return [];
-  return readFileSync(f, "utf8")
-    .trim()
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { instanceId: string; step: number });
-}
+const runs = (outDir: string) => fixtureRuns<{ instanceId: string; step: number }>(outDir);
 
 let direct: SpawnedHost;
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { startAzurite, type AzuriteHandle } from "../../dev/azurite";
@@ -70,4 +70,15 @@ export async function waitForStatus(baseUrl: string, id: string, statuses: strin
     },
     timeoutMs,
   );
+}
+
+/** The fixture app's activity runs (one JSON line per run in `<outDir>/runs.jsonl`), oldest first. */
+export function fixtureRuns<T = { instanceId: string; step: number; pid: number }>(outDir: string): T[] {
+  const f = path.join(outDir, "runs.jsonl");
+  if (!existsSync(f)) return [];
+  return readFileSync(f, "utf8")
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as T);
 }

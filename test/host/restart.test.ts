@@ -5,10 +5,10 @@
  * Activities are at-least-once (as in Azure): the one killed mid-run runs again; its effect is
  * idempotent (keyed by instance and step), its result enters history once.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import path from "node:path";
 import { spawnHost, type SpawnedHost } from "../../dev/host/spawn";
-import { FIXTURE_APP, startTestAzurite, waitFor, waitForStatus, type TestStorage } from "./helpers";
+import { FIXTURE_APP, fixtureRuns, startTestAzurite, waitFor, waitForStatus, type TestStorage } from "./helpers";
 
 let storage: TestStorage;
 let host: SpawnedHost | undefined;
@@ -27,15 +27,7 @@ function env(): Record<string, string> {
   return { AzureWebJobsStorage: storage.azurite.connectionString, FIXTURE_HUB: "RestartHub", FIXTURE_OUT_DIR: outDir, TICK_SCHEDULE: "0 0 3 * * *" };
 }
 
-function runs(): { instanceId: string; step: number; pid: number }[] {
-  const f = path.join(outDir, "runs.jsonl");
-  if (!existsSync(f)) return [];
-  return readFileSync(f, "utf8")
-    .trim()
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { instanceId: string; step: number; pid: number });
-}
+const runs = () => fixtureRuns(outDir);
 
 beforeAll(async () => {
   storage = await startTestAzurite();
