@@ -8,7 +8,7 @@ import { ourSecret } from "../domain/managedSecret";
 import { restoreAdvice } from "../domain/offboarding";
 import { offboardingInstanceIdFor, onboardingInstanceIdFor, secretNameFor } from "../domain/site";
 import { OFFBOARD_TENANT, type OffboardTenantInput } from "../orchestrators/offboardTenant";
-import { answeringSettingsErrors, badRequest, json, keyVaultUnavailable } from "./responses";
+import { answeringSettingsErrors, badRequest, json, keyVaultUnavailable, siteNotManaged } from "./responses";
 import { readSiteRequest } from "./requestBody";
 import { conflictMessage, instanceStatus, startExclusive, tenantOfRun } from "./startExclusive";
 import { offboardedWithoutSecretAt, readDeletedSiteSecret } from "./tenants";
@@ -71,7 +71,7 @@ export async function offboardTenantRequest(request: HttpRequest, client: Durabl
     const [onboarding, offboarding] = await Promise.all([instanceStatus(client, onboardingInstanceIdFor(host), { showInput: true }), instanceStatus(client, offboardingInstanceIdFor(host))]);
     const doneAt = offboardedWithoutSecretAt(onboarding, offboarding);
     if (doneAt) return alreadyOffboarded(host, doneAt, `To manage it again: POST /api/tenants with its creatioUrl (https://${host}) and creatioCredentialSecretName.`);
-    if (!onboarding && !offboarding) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
+    if (!onboarding && !offboarding) return siteNotManaged(host);
     // Its app, if any, lives in the tenant the onboarding was started for.
     const tenantId = tenantOfRun(onboarding);
     input = { host, ...(tenantId ? { tenantId } : {}) };

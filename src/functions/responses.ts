@@ -94,3 +94,10 @@ export function routeHost(request: HttpRequest): { ok: true; host: string } | { 
   if (!parsed.ok) return { ok: false, response: badRequest("Invalid host", [{ path: "host", message: `host ${parsed.problem}` }]) };
   return { ok: true, host: parsed.site.host };
 }
+
+/** 404 for a site key no secret, run or offboarding knows, with where to look next. */
+export function siteNotManaged(host: string): HttpResponseInit {
+  return json(404, {
+    error: `No Creatio site ${host} is managed here. GET /api/tenants lists the managed sites (the site key is the Creatio URL's host, with :port when not 443); POST /api/tenants onboards one.`,
+  } satisfies ErrorResponse);
+}

@@ -9,7 +9,7 @@ import { ourSecret } from "../domain/managedSecret";
 import { offboardingRequested } from "../domain/offboarding";
 import { settings } from "../settings";
 import { startRotation } from "./startRotation";
-import { answeringSettingsErrors, json, keyVaultUnavailable } from "./responses";
+import { answeringSettingsErrors, json, keyVaultUnavailable, siteNotManaged } from "./responses";
 import { readSiteRequest } from "./requestBody";
 import { conflictMessage } from "./startExclusive";
 
@@ -41,7 +41,7 @@ export async function rotateTenant(request: HttpRequest, client: DurableClient, 
   let tenantId: string | undefined;
   try {
     const properties = await currentSecretProperties(deps.secrets, secretName);
-    if (!properties) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
+    if (!properties) return siteNotManaged(host);
     const tags = ourSecret(properties)?.tags;
     if (!tags) {
       return json(404, { error: `Key Vault secret ${secretName} exists but is not a managed site's secret` } satisfies ErrorResponse);

@@ -24,7 +24,7 @@ import { publicMessage } from "../domain/failure";
 import type { StepProgress } from "../orchestrators/steps";
 import { checkCreatioLink } from "./creatioLink";
 import { rotationStatus } from "./startRotation";
-import { answeringSettingsErrors, badRequest, json, keyVaultUnavailable, routeHost } from "./responses";
+import { answeringSettingsErrors, badRequest, json, keyVaultUnavailable, routeHost, siteNotManaged } from "./responses";
 import { readJsonBody } from "./requestBody";
 import { activeSiteInstance, conflictMessage, instanceStatus, isActive, startExclusive, tenantOfRun } from "./startExclusive";
 import { settings } from "../settings";
@@ -325,7 +325,7 @@ export async function getTenant(request: HttpRequest, client: DurableClient, con
     rotationStatus(client, host),
     instanceStatus(client, offboardingInstanceIdFor(host)),
   ]);
-  if (!properties && !deleted && !status && !offboardRun) return json(404, { error: `No Creatio site ${host} is managed here` } satisfies ErrorResponse);
+  if (!properties && !deleted && !status && !offboardRun) return siteNotManaged(host);
 
   const decoded = properties ? decodeSiteTags(properties.tags) : deleted ? decodeSiteTags(deleted.tags) : undefined;
   const tags = decoded?.ok ? decoded.tags : undefined;
