@@ -95,6 +95,8 @@ export function decodeKey(k: string): string {
 }
 
 const INSTANCE_RK = "instance";
+/** Wake-up messages to other processes: at most one per this many ms from one store (wakeOthers). */
+const WAKE_INTERVAL_MS = 100;
 const pad = (n: number): string => String(n).padStart(10, "0");
 
 type Entity = TableEntityResult<Record<string, unknown>>;
@@ -375,8 +377,15 @@ export class DurableStore {
    * so it stays off the critical path; a failed send is ignored, never an unhandled rejection.
    */
   wakeOthers(): void {
+    // At most one message per interval: every commit asks, and with hundreds of instances running
+    // (the 500-rotation bench) one message per commit outran the idle loop's draining (32 per tick),
+    // so the queue grew until Azurite spent more CPU on it than on the tables.
+    const now = Date.now();
+    if (now - this.lastWakeSentAt < WAKE_INTERVAL_MS) return;
+    this.lastWakeSentAt = now;
     this.queue.sendMessage(this.wakeTag, { messageTimeToLive: 60 }).catch(() => undefined);
   }
+  private lastWakeSentAt = 0;
 
   /** Drains wake-up messages; true if any came from another process. */
   async drainWakeups(): Promise<boolean> {
