@@ -278,7 +278,7 @@ describe("onboarding through the local host", () => {
       const peeked = await queues.getQueueClient(q.name).peekMessages({ numberOfMessages: 32 });
       for (const m of peeked.peekedMessageItems) persisted.push(m.messageText);
     }
-    // The host's Durable store keeps everything in tables and one queue (dev/host/durable/store.ts); no blobs.
+    // The host's Durable store keeps everything in tables (dev/host/durable/store.ts); queues are scanned too, in case; no blobs.
     expect(persisted.join("\n")).toMatch(/onboardTenant/); // the scan did read Durable state
 
     const haystacks = { durable: persisted.join("\n"), hostOutput: host.lines.join("\n"), responses: responses.join("\n") };

@@ -21,8 +21,8 @@
  * instance's next episode; an episode's new activities start from the rows it just committed; a
  * start, raised event or terminate runs an episode). At most one episode per instance runs at a
  * time; work arriving meanwhile runs another right after. Only after a commit, so a crash loses
- * nothing: the table scan (on start, every idle tick, on wake-ups from other processes and when
- * a timer comes due) finds whatever is committed and not running, as before.
+ * nothing: the table scan (on start, every idle tick and when a timer comes due) finds whatever is
+ * committed and not running, as before, including work another process committed.
  */
 import { randomUUID } from "node:crypto";
 import type { TransactionAction } from "@azure/data-tables";
@@ -136,7 +136,6 @@ export class DurableEngine {
         };
       });
       this.wakeResolve = undefined;
-      if (!this.wakeRequested && (await this.store.drainWakeups())) this.wakeRequested = true;
     }
   }
 
@@ -271,7 +270,6 @@ export class DurableEngine {
       ["upsert", this.store.inboxEntity(id, startMsg), "Replace"],
       ...stale.filter((rk) => rk !== startMsg.rowKey).map((rk) => ["delete", { partitionKey: pk, rowKey: rk }] as TransactionAction),
     ]);
-    this.store.wakeOthers();
     this.dispatchInstance(id);
   }
 
@@ -527,7 +525,6 @@ export class DurableEngine {
       this.historyCache.set(row.instanceId, { executionId: row.executionId, episode, events: [...history, ...written] });
     }
     if (post.length) await this.store.commit(post);
-    this.store.wakeOthers();
     if (TERMINAL.includes(row.status)) {
       this.o.logger.host("information", `Orchestration '${row.instanceId}' (${row.name}) ${row.status}.`);
       await this.notifyParent(row);
@@ -578,7 +575,6 @@ export class DurableEngine {
     const row: InstanceRow = { ...inst, executionId, episode: 0, input, output: null, customStatus, status: "Running", lastUpdatedTime: new Date().toISOString() };
     this.historyCache.delete(inst.instanceId);
     await this.store.commit([["update", this.store.instanceEntity(row), "Replace", { etag: inst.etag }], ["upsert", this.store.inboxEntity(inst.instanceId, startMsg), "Replace"], ...consumed, ...stale]);
-    this.store.wakeOthers();
     this.dispatchInstance(inst.instanceId); // busy now: the new execution starts right after
   }
 

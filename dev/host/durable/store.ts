@@ -11,17 +11,14 @@
  *   single entity-group transactions.
  * - `{hub}History`: one row per episode (events as JSON), written before the commit; a row whose
  *   episode number is above the committed counter is a leftover of a crashed episode and ignored.
- * - `{hub}-workitems` queue: only a wake-up signal for other processes (sent without waiting for
- *   it; a process dispatches its own new work directly). The tables are the source of truth; the
- *   dispatcher scans them on start and on every idle tick, so restart resumes in milliseconds
- *   instead of waiting out a queue message's visibility timeout.
+ * - No queue: the tables are the source of truth. The dispatcher scans them on start and on every
+ *   idle tick, so restart resumes in milliseconds and work another process committed is found
+ *   within one tick (a process dispatches its own new work directly, see engine.ts).
  *
  * Inbox row keys are deterministic per event (e.g. "p-{execution}-task-{id}") so a result written
  * twice is one row, and the episode drops any event whose key is already in history.
  */
-import { randomUUID } from "node:crypto";
 import { TableClient, TableServiceClient, type TableEntityResult, type TransactionAction, odata } from "@azure/data-tables";
-import { QueueClient } from "@azure/storage-queue";
 import type { HistoryEvent } from "./history";
 
 export type RuntimeStatus = "Pending" | "Running" | "Completed" | "Failed" | "Terminated" | "ContinuedAsNew" | "Canceled" | "Suspended";
@@ -95,8 +92,6 @@ export function decodeKey(k: string): string {
 }
 
 const INSTANCE_RK = "instance";
-/** Wake-up messages to other processes: at most one per this many ms from one store (wakeOthers). */
-const WAKE_INTERVAL_MS = 100;
 const pad = (n: number): string => String(n).padStart(10, "0");
 
 type Entity = TableEntityResult<Record<string, unknown>>;
@@ -104,7 +99,6 @@ type Entity = TableEntityResult<Record<string, unknown>>;
 export class DurableStore {
   readonly instances: TableClient;
   readonly history: TableClient;
-  readonly queue: QueueClient;
   private readonly service: TableServiceClient;
 
   constructor(
@@ -115,7 +109,6 @@ export class DurableStore {
     this.service = TableServiceClient.fromConnectionString(connectionString, opts);
     this.instances = TableClient.fromConnectionString(connectionString, `${hubName}Instances`, opts);
     this.history = TableClient.fromConnectionString(connectionString, `${hubName}History`, opts);
-    this.queue = new QueueClient(connectionString, `${hubName.toLowerCase().replace(/[^a-z0-9-]/g, "")}-workitems`);
   }
 
   async init(): Promise<void> {
@@ -126,7 +119,6 @@ export class DurableStore {
         if ((e as { statusCode?: number }).statusCode !== 409) throw e;
       }
     }
-    await this.queue.createIfNotExists();
   }
 
   // ---- instances -------------------------------------------------------------------------
@@ -223,7 +215,6 @@ export class DurableStore {
   /** Adds one inbox message (idempotent: same row key = same message). */
   async enqueue(instanceId: string, m: InboxRow): Promise<void> {
     await this.instances.upsertEntity(this.inboxEntity(instanceId, m), "Replace");
-    this.wakeOthers();
   }
 
   /**
@@ -304,7 +295,6 @@ export class DurableStore {
       if ((e as { statusCode?: number }).statusCode === 404) return false;
       throw e;
     }
-    this.wakeOthers();
     return true;
   }
 
@@ -364,38 +354,6 @@ export class DurableStore {
       await this.history.submitTransaction(hist.slice(i, i + 100).map((rk) => ["delete", { partitionKey: pk, rowKey: rk }] as TransactionAction));
     }
     return 1;
-  }
-
-  // ---- wake-up queue ---------------------------------------------------------------------
-
-  /** Tags this store's own wake-ups, so that draining them does not count as news from elsewhere. */
-  private readonly wakeTag = `wake-${randomUUID()}`;
-
-  /**
-   * Tells dispatchers in OTHER processes that work is waiting (this process dispatches its own
-   * work directly; see engine.ts). Not awaited: it is only a hint (the tables are scanned anyway),
-   * so it stays off the critical path; a failed send is ignored, never an unhandled rejection.
-   */
-  wakeOthers(): void {
-    // At most one message per interval: every commit asks, and with hundreds of instances running
-    // (the 500-rotation bench) one message per commit outran the idle loop's draining (32 per tick),
-    // so the queue grew until Azurite spent more CPU on it than on the tables.
-    const now = Date.now();
-    if (now - this.lastWakeSentAt < WAKE_INTERVAL_MS) return;
-    this.lastWakeSentAt = now;
-    this.queue.sendMessage(this.wakeTag, { messageTimeToLive: 60 }).catch(() => undefined);
-  }
-  private lastWakeSentAt = 0;
-
-  /** Drains wake-up messages; true if any came from another process. */
-  async drainWakeups(): Promise<boolean> {
-    try {
-      const r = await this.queue.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 5 });
-      await Promise.all(r.receivedMessageItems.map((m) => this.queue.deleteMessage(m.messageId, m.popReceipt).catch(() => undefined)));
-      return r.receivedMessageItems.some((m) => m.messageText !== this.wakeTag);
-    } catch {
-      return false;
-    }
   }
 }
 
